@@ -1,0 +1,305 @@
+//! The credentials URL: tokens that unlock it, and the temporary STS credentials it serves.
+//!
+//! A token is 256 random bits, shown once, stored only as its SHA-256 and compared in constant
+//! time. Sessions are cached per grant and re-minted when under 20 minutes remain, so an SDK's
+//! fetch is answered from memory well within its 2-second timeout. Every fetch re-reads the
+//! grant from the database first, so a revoked or expired grant stops at the next refresh.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lakegate_domain::audit::AuditAction;
+use lakegate_domain::iam_policy::session_policy;
+use lakegate_domain::naming::{TAG_REQUEST, session_name, source_identity};
+use lakegate_domain::ports::{SessionCredentials, SessionSpec};
+use lakegate_domain::{Principal, RequestId, RequestStatus};
+use lakegate_store::audit::{self, NewAuditEvent};
+use lakegate_store::requests;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+
+use crate::requests::actor;
+use crate::{AppError, Services};
+
+/// Tokens start with this, so they are recognisable in a leak scanner.
+const TOKEN_PREFIX: &str = "lgt_";
+/// STS limits: sessions last at least 15 minutes; a broker on role credentials is capped at 1 h.
+const MIN_SESSION: Duration = Duration::seconds(900);
+const MAX_SESSION: Duration = Duration::seconds(3600);
+/// Re-mint when a cached session has less than this left (SDKs refresh 10–15 min early).
+const REMINT_BELOW: Duration = Duration::minutes(20);
+
+/// A freshly issued token, to be shown once.
+#[derive(Clone)]
+pub struct IssuedToken {
+    pub request: RequestId,
+    pub token: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("request", &self.request)
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn new_token() -> Result<String, AppError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AppError::Unavailable(format!("no randomness available: {e}")))?;
+    Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// Issues a new token for the requester's active grant; the previous token stops working.
+#[tracing::instrument(skip_all, fields(request_id = %id))]
+pub async fn issue_token(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+) -> Result<IssuedToken, AppError> {
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    let request = requests::find(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    svc.settings.policy.check_view(who, &request)?;
+    svc.settings.policy.check_credentials(who, &request)?;
+    let Some(expires_at) = request.expires_at.filter(|_| request.is_usable_at(now)) else {
+        return Err(AppError::NotUsable(format!(
+            "credentials are only available while access is active; this request is {}",
+            request.status
+        )));
+    };
+    let token = new_token()?;
+    if !requests::set_credentials_token(&mut tx, id, &hash_token(&token), now).await? {
+        return Err(AppError::NotUsable("access is no longer active".into()));
+    }
+    audit::append(
+        &mut tx,
+        NewAuditEvent {
+            at: now,
+            request: Some(id),
+            actor: Some(&actor(who)),
+            action: AuditAction::CredentialsTokenIssued,
+            detail: json!({ "replaces_previous": request.has_credentials_token }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    // Sessions minted under the old token are not handed out again.
+    svc.sessions.forget(id);
+    Ok(IssuedToken {
+        request: id,
+        token,
+        expires_at,
+    })
+}
+
+/// Accepts what SDKs send (the raw token) and `Bearer <token>`.
+pub fn token_from_header(value: &str) -> &str {
+    let v = value.trim();
+    match v.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => v,
+    }
+}
+
+#[derive(Clone)]
+struct CachedSession {
+    token_hash: [u8; 32],
+    credentials: SessionCredentials,
+}
+
+/// One grant's cached session; the async lock makes concurrent fetches mint only once.
+type Slot = Arc<tokio::sync::Mutex<Option<CachedSession>>>;
+
+/// Minted sessions, per grant, in this replica's memory only (never persisted).
+#[derive(Clone, Default)]
+pub struct SessionCache {
+    inner: Arc<Mutex<HashMap<RequestId, Slot>>>,
+}
+
+impl SessionCache {
+    fn slot(&self, id: RequestId) -> Slot {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id).or_default().clone()
+    }
+
+    /// Drops a grant's cached session (revoked, new token).
+    pub fn forget(&self, id: RequestId) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&id);
+    }
+
+    /// Drops sessions that have expired.
+    fn prune(&self, now: OffsetDateTime) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, slot| match slot.try_lock() {
+            Ok(guard) => guard
+                .as_ref()
+                .is_some_and(|c| c.credentials.expiration > now),
+            Err(_) => true,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How long to ask STS for: what the grant has left, within STS's bounds.
+pub fn session_duration(now: OffsetDateTime, expires_at: OffsetDateTime) -> Duration {
+    (expires_at - now).clamp(MIN_SESSION, MAX_SESSION)
+}
+
+/// Credentials for the grant, answering the credentials URL.
+#[tracing::instrument(skip_all, fields(request_id = %id))]
+pub async fn mint(
+    svc: &Services,
+    id: RequestId,
+    presented: &str,
+) -> Result<SessionCredentials, AppError> {
+    let now = svc.clock.now();
+    let view = {
+        let mut conn = svc.db.acquire().await?;
+        requests::credentials_view(&mut conn, id)
+            .await?
+            .ok_or(AppError::NotFound)?
+    };
+    let presented_hash = hash_token(presented);
+    let token_ok = view
+        .token_hash
+        .as_deref()
+        .is_some_and(|stored| bool::from(stored.ct_eq(&presented_hash)));
+    if presented.is_empty() {
+        return Err(AppError::Unauthorized(
+            "the Authorization header with the grant's token is missing",
+        ));
+    }
+    if !token_ok {
+        // Also what a revoked or ended grant answers: revoking clears the token.
+        if view.status != RequestStatus::Active {
+            svc.sessions.forget(id);
+            return Err(AppError::NotUsable(format!("access is {}", view.status)));
+        }
+        return Err(AppError::Unauthorized(
+            "the token is not valid for this grant",
+        ));
+    }
+    let (Some(expires_at), Some(role_arn)) = (view.expires_at, view.role_arn.clone()) else {
+        return Err(AppError::NotUsable(format!("access is {}", view.status)));
+    };
+    if view.status != RequestStatus::Active || now >= expires_at {
+        svc.sessions.forget(id);
+        return Err(AppError::NotUsable(
+            if view.status == RequestStatus::Active {
+                "access has expired".to_owned()
+            } else {
+                format!("access is {}", view.status)
+            },
+        ));
+    }
+
+    svc.sessions.prune(now);
+    let slot = svc.sessions.slot(id);
+    let mut cached = slot.lock().await;
+    if let Some(c) = cached.as_ref() {
+        let left = c.credentials.expiration - now;
+        if c.token_hash == presented_hash && left >= REMINT_BELOW.min(expires_at - now) {
+            return Ok(c.credentials.clone());
+        }
+    }
+    let duration = session_duration(now, expires_at);
+    let spec = SessionSpec {
+        role_arn,
+        session_name: session_name(&view.requester.email, id),
+        duration_seconds: i32::try_from(duration.whole_seconds()).unwrap_or(900),
+        session_policy: session_policy(expires_at),
+        source_identity: source_identity(&view.requester.email),
+        tags: vec![(TAG_REQUEST.to_owned(), id.to_string())],
+    };
+    let mut credentials = svc.cloud.assume_role(&spec).await?;
+    // Never promise more than the grant has left; the session policy enforces the same.
+    credentials.expiration = credentials.expiration.min(expires_at);
+
+    let mut tx = svc.db.begin().await?;
+    audit::append(
+        &mut tx,
+        NewAuditEvent {
+            at: now,
+            request: Some(id),
+            actor: None,
+            action: AuditAction::CredentialsMinted,
+            detail: json!({
+                "access_key_id": credentials.access_key_id,
+                "session_name": spec.session_name,
+                "expiration": credentials.expiration.unix_timestamp(),
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    *cached = Some(CachedSession {
+        token_hash: presented_hash,
+        credentials: credentials.clone(),
+    });
+    Ok(credentials)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_prefixed() {
+        let a = new_token().unwrap();
+        let b = new_token().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("lgt_"));
+        assert_eq!(a.len(), 4 + 43, "256 bits in unpadded base64url");
+        assert!(!a.contains('\n'));
+    }
+
+    #[test]
+    fn authorization_header_forms() {
+        assert_eq!(token_from_header("lgt_abc"), "lgt_abc");
+        assert_eq!(token_from_header("Bearer lgt_abc"), "lgt_abc");
+        assert_eq!(token_from_header("bearer   lgt_abc "), "lgt_abc");
+        assert_eq!(token_from_header(""), "");
+    }
+
+    #[test]
+    fn session_duration_is_clamped_to_sts_bounds() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        assert_eq!(
+            session_duration(now, now + Duration::hours(5)),
+            Duration::hours(1)
+        );
+        assert_eq!(
+            session_duration(now, now + Duration::minutes(30)),
+            Duration::minutes(30)
+        );
+        assert_eq!(
+            session_duration(now, now + Duration::minutes(2)),
+            Duration::minutes(15)
+        );
+    }
+}

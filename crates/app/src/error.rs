@@ -1,0 +1,43 @@
+//! The one error type of the verbs. Each variant maps to one kind of answer at the edge.
+
+use lakegate_domain::ports::CloudError;
+use lakegate_domain::{PolicyError, TransitionError, ValidationError};
+use lakegate_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    /// Bad input; the message says what to fix.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Forbidden(#[from] PolicyError),
+    /// The request is not in a state that allows this.
+    #[error(transparent)]
+    Conflict(#[from] TransitionError),
+    /// A credentials token that is missing or wrong.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The grant exists but credentials cannot be handed out (not active, expired).
+    #[error("{0}")]
+    NotUsable(String),
+    /// AWS could not answer now; the person may try again.
+    #[error("AWS is not available right now: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cloud(CloudError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<CloudError> for AppError {
+    fn from(e: CloudError) -> Self {
+        match e {
+            CloudError::Transient(m) => Self::Unavailable(m),
+            other => Self::Cloud(other),
+        }
+    }
+}

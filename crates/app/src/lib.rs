@@ -1,0 +1,87 @@
+//! lakegate's verbs, shared by the web handlers and the background worker: submit, approve,
+//! deny, cancel, revoke, issue a credentials token, mint credentials, provision and tear down.
+//! Each state change and its audit row are written in one transaction; AWS is never called
+//! while a transaction is open.
+#![forbid(unsafe_code)]
+
+pub mod credentials;
+pub mod error;
+pub mod requests;
+pub mod worker;
+
+use std::sync::Arc;
+
+use lakegate_domain::policy::Policy;
+use lakegate_domain::ports::{Clock, CloudAccess};
+use lakegate_domain::target::ResultsLocation;
+use sqlx::PgPool;
+use time::Duration;
+use tokio::sync::Notify;
+
+pub use error::AppError;
+
+/// Deployment settings the verbs need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub policy: Policy,
+    pub results: ResultsLocation,
+    pub permissions_boundary_arn: String,
+    pub worker: WorkerSettings,
+}
+
+/// How the background worker paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How long a claimed request is reserved for one worker.
+    pub lease: Duration,
+    /// Longest sleep between two looks at the database, even when nothing seems due.
+    pub max_idle: Duration,
+    /// First retry delay after a failed step; doubles each time.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// Provisioning attempts before the request is marked failed and cleaned up.
+    pub max_provision_attempts: i32,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::minutes(5),
+            max_idle: Duration::seconds(30),
+            retry_base: Duration::seconds(2),
+            retry_cap: Duration::minutes(5),
+            max_provision_attempts: 12,
+        }
+    }
+}
+
+/// Everything a verb needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub db: PgPool,
+    pub cloud: Arc<dyn CloudAccess>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    /// Wakes the worker when new work appears (an approval, a revoke).
+    pub wake: Arc<Notify>,
+    pub sessions: credentials::SessionCache,
+}
+
+impl Services {
+    pub fn new(
+        db: PgPool,
+        cloud: Arc<dyn CloudAccess>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            db,
+            cloud,
+            clock,
+            settings: Arc::new(settings),
+            wake: Arc::new(Notify::new()),
+            sessions: credentials::SessionCache::default(),
+        }
+    }
+}

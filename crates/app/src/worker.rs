@@ -1,0 +1,498 @@
+//! The background worker, one in every replica: provisions approved requests, expires active
+//! grants when their time is up, and tears down revoking ones (AWS.md §4). It claims work with
+//! `for update skip locked` under a lease, records each step before taking it, and treats every
+//! step as idempotent, so a crash anywhere is repaired by the next pass of any replica.
+
+use lakegate_domain::audit::AuditAction;
+use lakegate_domain::iam_policy::{access_policy, session_policy, trust_policy};
+use lakegate_domain::naming::{
+    ACCESS_POLICY_NAME, GrantResources, ROLE_PATH, TAG_OWNER, TAG_REQUEST, session_name,
+    source_identity,
+};
+use lakegate_domain::ports::{CloudError, RoleSpec, SessionSpec, WorkgroupSpec};
+use lakegate_domain::steps::{ProvisionStep, RevokeStep};
+use lakegate_domain::{EndState, RequestId, RequestStatus};
+use lakegate_store::audit::{self, NewAuditEvent};
+use lakegate_store::requests;
+use lakegate_store::work::{self, WorkItem};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use tokio_util::sync::CancellationToken;
+
+use crate::{AppError, Services};
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkReport {
+    pub activated: Vec<RequestId>,
+    pub ended: Vec<(RequestId, EndState)>,
+    /// Requests whose step failed this pass and will be retried.
+    pub retrying: Vec<RequestId>,
+}
+
+impl WorkReport {
+    pub fn is_empty(&self) -> bool {
+        self.activated.is_empty() && self.ended.is_empty() && self.retrying.is_empty()
+    }
+}
+
+enum Outcome {
+    /// Every step done.
+    Done,
+    /// The request moved on under us (revoked while provisioning): let go.
+    Superseded,
+    /// A step failed; retry later.
+    Failed {
+        step: &'static str,
+        error: CloudError,
+    },
+}
+
+/// Exponential backoff: base × 2^attempts, capped.
+fn backoff(svc: &Services, attempts: i32) -> Duration {
+    let w = &svc.settings.worker;
+    let factor = 1i64 << attempts.clamp(0, 20);
+    let secs = w.retry_base.whole_seconds().saturating_mul(factor);
+    Duration::seconds(secs).min(w.retry_cap)
+}
+
+/// One pass: claims what is due now and works on it.
+pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppError> {
+    let mut report = WorkReport::default();
+    loop {
+        let now = svc.clock.now();
+        let claimed = {
+            let mut tx = svc.db.begin().await?;
+            let c = work::claim_due(&mut tx, now, owner, svc.settings.worker.lease, 10).await?;
+            tx.commit().await?;
+            c
+        };
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+        for (id, status) in claimed {
+            if let Err(e) = work_on(svc, id, status, &mut report).await {
+                // Database trouble: leave the lease to run out and carry on with the rest.
+                tracing::error!(request_id = %id, error = %e, "work on request failed");
+            }
+        }
+    }
+}
+
+async fn work_on(
+    svc: &Services,
+    id: RequestId,
+    status: RequestStatus,
+    report: &mut WorkReport,
+) -> Result<(), AppError> {
+    match status {
+        RequestStatus::Approved => provision(svc, id, report).await,
+        RequestStatus::Active => {
+            expire(svc, id).await?;
+            teardown(svc, id, report).await
+        }
+        RequestStatus::Revoking => teardown(svc, id, report).await,
+        other => {
+            tracing::warn!(request_id = %id, status = %other, "claimed a request with nothing to do");
+            let mut conn = svc.db.acquire().await?;
+            work::release(&mut conn, id).await?;
+            Ok(())
+        }
+    }
+}
+
+/// active → revoking, because its time is up.
+async fn expire(svc: &Services, id: RequestId) -> Result<(), AppError> {
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    if requests::begin_revoke(
+        &mut tx,
+        id,
+        RequestStatus::Active,
+        EndState::Expired,
+        "the requested time ran out",
+        RevokeStep::first().as_str(),
+        now,
+    )
+    .await?
+    {
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                at: now,
+                request: Some(id),
+                actor: None,
+                action: AuditAction::RevokeRequested,
+                detail: json!({ "end_state": "expired", "reason": "the requested time ran out", "from": "active" }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    svc.sessions.forget(id);
+    Ok(())
+}
+
+async fn load(svc: &Services, id: RequestId) -> Result<Option<WorkItem>, AppError> {
+    let mut conn = svc.db.acquire().await?;
+    Ok(work::load(&mut conn, id).await?)
+}
+
+async fn provision(svc: &Services, id: RequestId, report: &mut WorkReport) -> Result<(), AppError> {
+    let Some(item) = load(svc, id).await? else {
+        return Ok(());
+    };
+    if item.status != RequestStatus::Approved {
+        return release(svc, id).await;
+    }
+    let start = item
+        .step
+        .as_deref()
+        .and_then(ProvisionStep::parse)
+        .unwrap_or(ProvisionStep::first());
+    match run_provision_steps(svc, &item, start).await? {
+        Outcome::Done => {
+            let now = svc.clock.now();
+            let expires_at = now + item.duration;
+            let mut tx = svc.db.begin().await?;
+            if requests::activate(&mut tx, id, now, expires_at).await? {
+                audit::append(
+                    &mut tx,
+                    NewAuditEvent {
+                        at: now,
+                        request: Some(id),
+                        actor: None,
+                        action: AuditAction::GrantActivated,
+                        detail: json!({
+                            "role_arn": item.role_arn,
+                            "workgroup": item.workgroup,
+                            "expires_at": expires_at.unix_timestamp(),
+                        }),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::info!(request_id = %id, "grant active");
+                report.activated.push(id);
+            } else {
+                drop(tx);
+                release(svc, id).await?;
+            }
+            Ok(())
+        }
+        Outcome::Superseded => release(svc, id).await,
+        Outcome::Failed { step, error } => {
+            let now = svc.clock.now();
+            let give_up = !error.is_retryable()
+                || item.attempts + 1 >= svc.settings.worker.max_provision_attempts;
+            let mut tx = svc.db.begin().await?;
+            let attempts = work::record_failure(
+                &mut tx,
+                id,
+                RequestStatus::Approved,
+                &format!("{step}: {error}"),
+                now + backoff(svc, item.attempts),
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                NewAuditEvent {
+                    at: now,
+                    request: Some(id),
+                    actor: None,
+                    action: AuditAction::ProvisioningStepFailed,
+                    detail: json!({ "step": step, "error": error.to_string(), "attempt": attempts, "giving_up": give_up }),
+                },
+            )
+            .await?;
+            if give_up {
+                let reason = format!("provisioning failed at {step}: {error}");
+                if requests::begin_revoke(
+                    &mut tx,
+                    id,
+                    RequestStatus::Approved,
+                    EndState::Failed,
+                    &reason,
+                    RevokeStep::first().as_str(),
+                    now,
+                )
+                .await?
+                {
+                    audit::append(
+                        &mut tx,
+                        NewAuditEvent {
+                            at: now,
+                            request: Some(id),
+                            actor: None,
+                            action: AuditAction::RevokeRequested,
+                            detail: json!({ "end_state": "failed", "reason": reason, "from": "approved" }),
+                        },
+                    )
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            tracing::warn!(request_id = %id, step, %error, give_up, "provisioning step failed");
+            report.retrying.push(id);
+            Ok(())
+        }
+    }
+}
+
+async fn run_provision_steps(
+    svc: &Services,
+    item: &WorkItem,
+    start: ProvisionStep,
+) -> Result<Outcome, AppError> {
+    let g = GrantResources::derive(item.id, svc.cloud.identity(), &svc.settings.results);
+    let mut step = Some(start);
+    while let Some(s) = step {
+        if !record_step(svc, item.id, RequestStatus::Approved, s.as_str()).await? {
+            return Ok(Outcome::Superseded);
+        }
+        if let Err(error) = provision_step(svc, item, &g, s).await {
+            return Ok(Outcome::Failed {
+                step: s.as_str(),
+                error,
+            });
+        }
+        step = s.next();
+    }
+    Ok(Outcome::Done)
+}
+
+/// Writes the step about to be taken, extending the lease. `false`: stop, the request moved on.
+async fn record_step(
+    svc: &Services,
+    id: RequestId,
+    status: RequestStatus,
+    step: &str,
+) -> Result<bool, AppError> {
+    let lease_until = svc.clock.now() + svc.settings.worker.lease;
+    let mut conn = svc.db.acquire().await?;
+    Ok(work::set_step(&mut conn, id, status, step, lease_until).await?)
+}
+
+async fn provision_step(
+    svc: &Services,
+    item: &WorkItem,
+    g: &GrantResources,
+    step: ProvisionStep,
+) -> Result<(), CloudError> {
+    let cloud = &svc.cloud;
+    match step {
+        ProvisionStep::CreateRole => {
+            cloud
+                .create_role(&RoleSpec {
+                    name: item.role_name.clone(),
+                    path: ROLE_PATH.to_owned(),
+                    trust_policy: trust_policy(&cloud.identity().broker_principal_arn),
+                    permissions_boundary_arn: svc.settings.permissions_boundary_arn.clone(),
+                    max_session_seconds: 3600,
+                    tags: vec![
+                        (TAG_REQUEST.to_owned(), item.id.to_string()),
+                        (TAG_OWNER.to_owned(), item.requester.email.clone()),
+                    ],
+                })
+                .await
+        }
+        ProvisionStep::PutAccessPolicy => {
+            let mut databases: Vec<String> =
+                item.resources.iter().map(|r| r.database.clone()).collect();
+            databases.sort();
+            databases.dedup();
+            cloud
+                .put_role_policy(
+                    &item.role_name,
+                    ACCESS_POLICY_NAME,
+                    &access_policy(g, &databases),
+                )
+                .await
+        }
+        ProvisionStep::CreateWorkgroup => {
+            cloud
+                .create_workgroup(&WorkgroupSpec {
+                    name: item.workgroup.clone(),
+                    output_location: item.results_uri.clone(),
+                    bytes_scanned_cutoff: svc.settings.policy.scan_cutoff_bytes,
+                    tags: vec![
+                        (TAG_REQUEST.to_owned(), item.id.to_string()),
+                        (TAG_OWNER.to_owned(), item.requester.email.clone()),
+                    ],
+                })
+                .await
+        }
+        ProvisionStep::GrantLakeFormation => cloud.grant_lake_formation(&item.lf_grants).await,
+        ProvisionStep::AwaitPropagation => {
+            // The gate: only a role that STS lets us assume is handed out (AWS.md §4.1 step 5).
+            let now = svc.clock.now();
+            cloud
+                .assume_role(&SessionSpec {
+                    role_arn: item.role_arn.clone(),
+                    session_name: session_name("lakegate-check", item.id),
+                    duration_seconds: 900,
+                    session_policy: session_policy(now + Duration::minutes(15)),
+                    source_identity: source_identity(&item.requester.email),
+                    tags: vec![(TAG_REQUEST.to_owned(), item.id.to_string())],
+                })
+                .await
+                .map(drop)
+        }
+    }
+}
+
+async fn teardown(svc: &Services, id: RequestId, report: &mut WorkReport) -> Result<(), AppError> {
+    let Some(item) = load(svc, id).await? else {
+        return Ok(());
+    };
+    if item.status != RequestStatus::Revoking {
+        return release(svc, id).await;
+    }
+    let mut step = Some(
+        item.step
+            .as_deref()
+            .and_then(RevokeStep::parse)
+            .unwrap_or(RevokeStep::first()),
+    );
+    while let Some(s) = step {
+        if !record_step(svc, id, RequestStatus::Revoking, s.as_str()).await? {
+            return release(svc, id).await;
+        }
+        if let Err(error) = revoke_step(svc, &item, s).await {
+            let now = svc.clock.now();
+            let mut tx = svc.db.begin().await?;
+            let attempts = work::record_failure(
+                &mut tx,
+                id,
+                RequestStatus::Revoking,
+                &format!("{}: {error}", s.as_str()),
+                now + backoff(svc, item.attempts),
+            )
+            .await?;
+            audit::append(
+                &mut tx,
+                NewAuditEvent {
+                    at: now,
+                    request: Some(id),
+                    actor: None,
+                    action: AuditAction::RevokeStepFailed,
+                    detail: json!({ "step": s.as_str(), "error": error.to_string(), "attempt": attempts }),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::warn!(request_id = %id, step = s.as_str(), %error, "revoke step failed; will retry");
+            report.retrying.push(id);
+            return Ok(());
+        }
+        step = s.next();
+    }
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    if let Some(end) = requests::finish(&mut tx, id, now).await? {
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                at: now,
+                request: Some(id),
+                actor: None,
+                action: AuditAction::GrantEnded,
+                detail: json!({ "end_state": end.as_str() }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(request_id = %id, end_state = end.as_str(), "grant torn down");
+        report.ended.push((id, end));
+    }
+    Ok(())
+}
+
+async fn revoke_step(svc: &Services, item: &WorkItem, step: RevokeStep) -> Result<(), CloudError> {
+    let cloud = &svc.cloud;
+    match step {
+        RevokeStep::DenySessions => {
+            let at = item.revoke_started_at.unwrap_or_else(|| svc.clock.now());
+            // `false`: the role is already gone (never created, or deleted by an earlier pass);
+            // the later steps still run, each treating "already gone" as done.
+            cloud
+                .deny_sessions_issued_before(&item.role_name, at)
+                .await
+                .map(drop)
+        }
+        RevokeStep::StopQueries => cloud.stop_running_queries(&item.workgroup).await.map(drop),
+        RevokeStep::DeleteWorkgroup => cloud.delete_workgroup(&item.workgroup).await,
+        RevokeStep::RevokeLakeFormation => cloud.revoke_lake_formation(&item.lf_grants).await,
+        RevokeStep::DeleteRole => cloud.delete_role(&item.role_name).await,
+    }
+}
+
+async fn release(svc: &Services, id: RequestId) -> Result<(), AppError> {
+    let mut conn = svc.db.acquire().await?;
+    work::release(&mut conn, id).await?;
+    Ok(())
+}
+
+/// Runs until cancelled: a pass, then sleep until the next thing is due (the earliest expiry or
+/// retry), a wake-up (approval, revoke), or `max_idle` at the most.
+pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
+    tracing::info!(%owner, "worker started");
+    loop {
+        match work_once(&svc, &owner).await {
+            Ok(report) if !report.is_empty() => tracing::debug!(?report, "worker pass"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "worker pass failed"),
+        }
+        let now = svc.clock.now();
+        let next = match svc.db.acquire().await {
+            Ok(mut conn) => work::next_due_at(&mut conn, now).await.ok().flatten(),
+            Err(_) => None,
+        };
+        let sleep = sleep_until(now, next, svc.settings.worker.max_idle);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = svc.wake.notified() => {}
+            () = tokio::time::sleep(sleep) => {}
+        }
+    }
+    tracing::info!("worker stopped");
+}
+
+/// How long to sleep: until `next` (plus a beat, so the row is due when we look), at most `max`.
+fn sleep_until(
+    now: OffsetDateTime,
+    next: Option<OffsetDateTime>,
+    max: Duration,
+) -> std::time::Duration {
+    let wait = next.map_or(max, |n| (n - now + Duration::milliseconds(50)).min(max));
+    std::time::Duration::try_from(wait.max(Duration::ZERO)).unwrap_or(std::time::Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn sleeps_until_the_next_due_time_within_bounds() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let max = Duration::seconds(30);
+        assert_eq!(
+            sleep_until(now, None, max),
+            std::time::Duration::from_secs(30)
+        );
+        assert_eq!(
+            sleep_until(now, Some(now + Duration::seconds(5)), max),
+            std::time::Duration::from_millis(5_050)
+        );
+        assert_eq!(
+            sleep_until(now, Some(now - Duration::seconds(5)), max),
+            std::time::Duration::ZERO
+        );
+        assert_eq!(
+            sleep_until(now, Some(now + Duration::hours(5)), max),
+            std::time::Duration::from_secs(30)
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! lakegate's AWS side: [`CloudAccess`] implemented with the official SDK crates. Every
+//! operation is idempotent: "already exists" and "already gone" are success (AWS.md §4), and
+//! errors are classified into what the caller should do next (retry, give up, skip).
+#![forbid(unsafe_code)]
+
+mod athena;
+mod error;
+mod glue;
+mod iam;
+mod lake_formation;
+mod sts;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use lakegate_domain::lake_formation::LfGrant;
+use lakegate_domain::naming::CloudIdentity;
+use lakegate_domain::ports::{
+    CloudAccess, CloudError, RoleSpec, SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
+};
+use time::OffsetDateTime;
+
+pub use aws_config;
+
+/// The AWS clients lakegate uses, and who it is.
+#[derive(Clone, Debug)]
+pub struct AwsCloudAccess {
+    identity: CloudIdentity,
+    iam: aws_sdk_iam::Client,
+    sts: aws_sdk_sts::Client,
+    lf: aws_sdk_lakeformation::Client,
+    athena: aws_sdk_athena::Client,
+    glue: aws_sdk_glue::Client,
+}
+
+impl AwsCloudAccess {
+    /// Builds the clients and asks STS who we are. `broker_principal_arn` overrides the
+    /// principal named in the roles' trust policies (needed when the broker runs as a role
+    /// with a path, which its session ARN does not show).
+    pub async fn from_conf(
+        conf: &SdkConfig,
+        broker_principal_arn: Option<String>,
+    ) -> Result<Self, CloudError> {
+        let sts = aws_sdk_sts::Client::new(conf);
+        let me = sts::caller_identity(&sts).await?;
+        let region = conf.region().map(ToString::to_string).ok_or_else(|| {
+            CloudError::Rejected("no AWS region configured (set AWS_REGION)".into())
+        })?;
+        let broker_principal_arn =
+            broker_principal_arn.unwrap_or_else(|| sts::principal_of(&me.account, &me.arn));
+        tracing::info!(account = %me.account, %region, broker = %broker_principal_arn, "AWS identity");
+        Ok(Self {
+            identity: CloudIdentity {
+                account_id: me.account,
+                region,
+                broker_principal_arn,
+            },
+            iam: aws_sdk_iam::Client::new(conf),
+            sts,
+            lf: aws_sdk_lakeformation::Client::new(conf),
+            athena: aws_sdk_athena::Client::new(conf),
+            glue: aws_sdk_glue::Client::new(conf),
+        })
+    }
+}
+
+#[async_trait]
+impl CloudAccess for AwsCloudAccess {
+    fn identity(&self) -> &CloudIdentity {
+        &self.identity
+    }
+
+    async fn describe_table(&self, database: &str, table: &str) -> Result<TableLookup, CloudError> {
+        glue::describe_table(&self.glue, database, table).await
+    }
+
+    async fn create_role(&self, spec: &RoleSpec) -> Result<(), CloudError> {
+        iam::create_role(&self.iam, spec).await
+    }
+
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &str,
+    ) -> Result<(), CloudError> {
+        iam::put_role_policy(&self.iam, role, name, document).await
+    }
+
+    async fn create_workgroup(&self, spec: &WorkgroupSpec) -> Result<(), CloudError> {
+        athena::create_workgroup(&self.athena, spec).await
+    }
+
+    async fn grant_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {
+        lake_formation::grant(&self.lf, &self.identity.account_id, grants).await
+    }
+
+    async fn assume_role(&self, spec: &SessionSpec) -> Result<SessionCredentials, CloudError> {
+        sts::assume_role(&self.sts, spec).await
+    }
+
+    async fn deny_sessions_issued_before(
+        &self,
+        role: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, CloudError> {
+        iam::deny_sessions_issued_before(&self.iam, role, at).await
+    }
+
+    async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError> {
+        athena::stop_running_queries(&self.athena, workgroup).await
+    }
+
+    async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError> {
+        athena::delete_workgroup(&self.athena, workgroup).await
+    }
+
+    async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {
+        lake_formation::revoke(&self.lf, &self.identity.account_id, grants).await
+    }
+
+    async fn delete_role(&self, role: &str) -> Result<(), CloudError> {
+        iam::delete_role(&self.iam, role).await
+    }
+}

@@ -1,0 +1,546 @@
+//! The AWS adapter against moto in server mode, over the real wire protocol, retries disabled.
+//! `scripts/test` starts moto and sets LAKEGATE_TEST_AWS_ENDPOINT. moto's state is shared by
+//! all tests, so every test works under names derived from a fresh request id.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::config::Credentials;
+use lakegate_aws::AwsCloudAccess;
+use lakegate_domain::iam_policy::{access_policy, session_policy, trust_policy};
+use lakegate_domain::lake_formation::{LfGrant, plan_grants};
+use lakegate_domain::naming::{
+    ACCESS_POLICY_NAME, GrantResources, REVOKE_POLICY_NAME, ROLE_PATH, TAG_REQUEST,
+};
+use lakegate_domain::ports::{
+    CloudAccess, CloudError, RoleSpec, SessionSpec, TableLookup, WorkgroupSpec,
+};
+use lakegate_domain::{RequestId, ResourceSpec, ResultsLocation};
+use time::{Duration, OffsetDateTime};
+
+const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/lakegate-boundary";
+
+fn endpoint() -> String {
+    std::env::var("LAKEGATE_TEST_AWS_ENDPOINT").expect(
+        "LAKEGATE_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test, which starts moto",
+    )
+}
+
+async fn sdk_config(credentials: Credentials) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await
+}
+
+async fn conf() -> SdkConfig {
+    sdk_config(Credentials::new("testing", "testing", None, None, "static")).await
+}
+
+async fn cloud() -> AwsCloudAccess {
+    AwsCloudAccess::from_conf(&conf().await, None)
+        .await
+        .expect("moto answers GetCallerIdentity")
+}
+
+/// A database and table of our own, so tests do not depend on the dev seed.
+async fn seed_table(conf: &SdkConfig) -> (String, String) {
+    use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
+    let glue = aws_sdk_glue::Client::new(conf);
+    let db = format!("db_{}", uuid::Uuid::new_v4().simple());
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(&db).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let col = |n: &str, t: &str| Column::builder().name(n).r#type(t).build().unwrap();
+    glue.create_table()
+        .database_name(&db)
+        .table_input(
+            TableInput::builder()
+                .name("orders")
+                .storage_descriptor(
+                    StorageDescriptor::builder()
+                        .columns(col("order_id", "bigint"))
+                        .columns(col("email", "string"))
+                        .columns(col("amount", "decimal(10,2)"))
+                        .location("s3://datalake/orders/")
+                        .build(),
+                )
+                .partition_keys(col("dt", "string"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (db, "orders".into())
+}
+
+struct Fixture {
+    cloud: AwsCloudAccess,
+    conf: SdkConfig,
+    g: GrantResources,
+    grants: Vec<LfGrant>,
+    db: String,
+}
+
+async fn fixture() -> Fixture {
+    let conf = conf().await;
+    let cloud = cloud().await;
+    let (db, table) = seed_table(&conf).await;
+    let id = RequestId::new_random();
+    let g = GrantResources::derive(
+        id,
+        cloud.identity(),
+        &ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
+    );
+    let resources = vec![ResourceSpec {
+        database: db.clone(),
+        table,
+        columns: Some(vec!["order_id".into(), "amount".into()]),
+    }];
+    let grants = plan_grants(&g.account_id, &g.role_arn, &resources);
+    Fixture {
+        cloud,
+        conf,
+        g,
+        grants,
+        db,
+    }
+}
+
+impl Fixture {
+    fn role_spec(&self) -> RoleSpec {
+        RoleSpec {
+            name: self.g.role_name.clone(),
+            path: ROLE_PATH.into(),
+            trust_policy: trust_policy(&self.cloud.identity().broker_principal_arn),
+            permissions_boundary_arn: BOUNDARY.into(),
+            max_session_seconds: 3600,
+            tags: vec![(TAG_REQUEST.into(), self.g.request.to_string())],
+        }
+    }
+
+    fn workgroup_spec(&self) -> WorkgroupSpec {
+        WorkgroupSpec {
+            name: self.g.workgroup.clone(),
+            output_location: self.g.results_uri(),
+            bytes_scanned_cutoff: 10_000_000_000,
+            tags: vec![(TAG_REQUEST.into(), self.g.request.to_string())],
+        }
+    }
+
+    async fn provision(&self) {
+        let c = &self.cloud;
+        c.create_role(&self.role_spec()).await.unwrap();
+        c.put_role_policy(
+            &self.g.role_name,
+            ACCESS_POLICY_NAME,
+            &access_policy(&self.g, std::slice::from_ref(&self.db)),
+        )
+        .await
+        .unwrap();
+        c.create_workgroup(&self.workgroup_spec()).await.unwrap();
+        c.grant_lake_formation(&self.grants).await.unwrap();
+    }
+
+    async fn teardown(&self) {
+        let c = &self.cloud;
+        c.deny_sessions_issued_before(&self.g.role_name, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        c.stop_running_queries(&self.g.workgroup).await.unwrap();
+        c.delete_workgroup(&self.g.workgroup).await.unwrap();
+        c.revoke_lake_formation(&self.grants).await.unwrap();
+        c.delete_role(&self.g.role_name).await.unwrap();
+    }
+
+    fn session(&self, seconds: i32) -> SessionSpec {
+        SessionSpec {
+            role_arn: self.g.role_arn.clone(),
+            session_name: "alice-test".into(),
+            duration_seconds: seconds,
+            session_policy: session_policy(OffsetDateTime::now_utc() + Duration::hours(1)),
+            source_identity: "alice@example.com".into(),
+            tags: vec![(TAG_REQUEST.into(), self.g.request.to_string())],
+        }
+    }
+
+    /// Lake Formation permissions held by this fixture's role, listed unfiltered (moto cannot
+    /// filter on TableWithColumns) and matched client-side.
+    async fn lf_permissions(&self) -> Vec<String> {
+        let lf = aws_sdk_lakeformation::Client::new(&self.conf);
+        let out = lf.list_permissions().send().await.unwrap();
+        out.principal_resource_permissions()
+            .iter()
+            .filter(|p| {
+                p.principal()
+                    .and_then(|p| p.data_lake_principal_identifier())
+                    == Some(self.g.role_arn.as_str())
+            })
+            .map(|p| {
+                let r = p.resource().unwrap();
+                let perms: Vec<&str> = p.permissions().iter().map(|p| p.as_str()).collect();
+                if let Some(d) = r.database() {
+                    format!("{} on database {}", perms.join(","), d.name())
+                } else if let Some(t) = r.table_with_columns() {
+                    format!(
+                        "{} on {}.{} columns {:?} wildcard {}",
+                        perms.join(","),
+                        t.database_name(),
+                        t.name(),
+                        t.column_names(),
+                        t.column_wildcard().is_some()
+                    )
+                } else {
+                    format!("{perms:?} on {r:?}")
+                }
+            })
+            .collect()
+    }
+
+    async fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let iam = aws_sdk_iam::Client::new(&self.conf);
+        if iam
+            .get_role()
+            .role_name(&self.g.role_name)
+            .send()
+            .await
+            .is_ok()
+        {
+            left.push("role".to_owned());
+        }
+        let athena = aws_sdk_athena::Client::new(&self.conf);
+        let wg = athena
+            .get_work_group()
+            .work_group(&self.g.workgroup)
+            .send()
+            .await
+            .unwrap();
+        if wg.work_group().is_some() {
+            left.push("workgroup".to_owned());
+        }
+        left.extend(self.lf_permissions().await);
+        left
+    }
+}
+
+#[tokio::test]
+async fn identity_comes_from_sts() {
+    let c = cloud().await;
+    assert_eq!(c.identity().account_id, "123456789012");
+    assert_eq!(c.identity().region, "us-east-1");
+    // moto names its default caller `arn:aws:sts::123456789012:user/moto`.
+    assert!(c.identity().broker_principal_arn.contains(":123456789012:"));
+}
+
+#[tokio::test]
+async fn describe_table_tells_missing_database_table_and_columns() {
+    let f = fixture().await;
+    match f.cloud.describe_table(&f.db, "orders").await.unwrap() {
+        TableLookup::Found(t) => {
+            let cols: Vec<&str> = t.column_names().collect();
+            assert_eq!(cols, ["order_id", "email", "amount", "dt"]);
+            assert_eq!(t.partition_keys[0].name, "dt");
+            assert_eq!(t.columns[2].data_type, "decimal(10,2)");
+        }
+        other => panic!("expected the table, got {other:?}"),
+    }
+    assert_eq!(
+        f.cloud.describe_table(&f.db, "nope").await.unwrap(),
+        TableLookup::NoSuchTable
+    );
+    assert_eq!(
+        f.cloud
+            .describe_table("no_such_db_here", "orders")
+            .await
+            .unwrap(),
+        TableLookup::NoSuchDatabase
+    );
+}
+
+#[tokio::test]
+async fn provisioning_creates_exactly_the_described_resources() {
+    let f = fixture().await;
+    f.provision().await;
+
+    let iam = aws_sdk_iam::Client::new(&f.conf);
+    let role = iam
+        .get_role()
+        .role_name(&f.g.role_name)
+        .send()
+        .await
+        .unwrap();
+    let role = role.role().unwrap();
+    assert_eq!(role.path(), ROLE_PATH);
+    assert_eq!(role.arn(), f.g.role_arn);
+    assert_eq!(role.max_session_duration(), Some(3600));
+    assert_eq!(
+        role.permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(BOUNDARY)
+    );
+    assert!(
+        role.tags()
+            .iter()
+            .any(|t| t.key() == TAG_REQUEST && t.value() == f.g.request.to_string())
+    );
+    let trust = urlencoding_decode(role.assume_role_policy_document().unwrap());
+    assert!(
+        trust.contains(&f.cloud.identity().broker_principal_arn),
+        "{trust}"
+    );
+
+    let policies = iam
+        .list_role_policies()
+        .role_name(&f.g.role_name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(policies.policy_names(), [ACCESS_POLICY_NAME]);
+    let doc = iam
+        .get_role_policy()
+        .role_name(&f.g.role_name)
+        .policy_name(ACCESS_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&urlencoding_decode(doc.policy_document())).unwrap();
+    let athena_stmt = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "AthenaOwnWorkgroup")
+        .unwrap();
+    assert_eq!(athena_stmt["Resource"], f.g.workgroup_arn);
+
+    let athena = aws_sdk_athena::Client::new(&f.conf);
+    let wg = athena
+        .get_work_group()
+        .work_group(&f.g.workgroup)
+        .send()
+        .await
+        .unwrap();
+    let conf = wg.work_group().unwrap().configuration().unwrap();
+    assert_eq!(conf.bytes_scanned_cutoff_per_query(), Some(10_000_000_000));
+    assert_eq!(conf.enforce_work_group_configuration(), Some(true));
+    assert_eq!(
+        conf.result_configuration()
+            .and_then(|r| r.output_location()),
+        Some(f.g.results_uri().as_str())
+    );
+
+    let mut perms = f.lf_permissions().await;
+    perms.sort();
+    let mut expected = vec![
+        format!("DESCRIBE on database {}", f.db),
+        "DESCRIBE on database default".to_owned(),
+        format!(
+            "SELECT on {}.orders columns [\"amount\", \"order_id\"] wildcard false",
+            f.db
+        ),
+    ];
+    expected.sort();
+    assert_eq!(perms, expected);
+
+    f.teardown().await;
+}
+
+/// IAM returns policy documents URL-encoded.
+fn urlencoding_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn sessions_of_the_role_are_the_role() {
+    let f = fixture().await;
+    f.provision().await;
+    let creds = f.cloud.assume_role(&f.session(3600)).await.unwrap();
+    assert!(creds.access_key_id.starts_with("ASIA"));
+    let left = creds.expiration - OffsetDateTime::now_utc();
+    assert!(
+        left > Duration::minutes(59) && left <= Duration::hours(1),
+        "{left}"
+    );
+    assert!(!format!("{creds:?}").contains(&creds.secret_access_key));
+
+    let as_session = sdk_config(Credentials::new(
+        creds.access_key_id.clone(),
+        creds.secret_access_key.clone(),
+        Some(creds.session_token.clone()),
+        None,
+        "session",
+    ))
+    .await;
+    let me = aws_sdk_sts::Client::new(&as_session)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.arn(),
+        Some(
+            format!(
+                "arn:aws:sts::123456789012:assumed-role/{}/alice-test",
+                f.g.role_name
+            )
+            .as_str()
+        )
+    );
+    f.teardown().await;
+}
+
+#[tokio::test]
+async fn provisioning_twice_is_harmless() {
+    let f = fixture().await;
+    f.provision().await;
+    let before = f.lf_permissions().await;
+    f.provision().await;
+    assert_eq!(f.lf_permissions().await, before, "re-granting adds nothing");
+    f.teardown().await;
+    assert_eq!(f.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn someone_elses_role_of_the_same_name_is_refused() {
+    let f = fixture().await;
+    let mut spec = f.role_spec();
+    spec.tags = vec![(TAG_REQUEST.into(), "another-request".into())];
+    f.cloud.create_role(&spec).await.unwrap();
+    let err = f.cloud.create_role(&f.role_spec()).await.unwrap_err();
+    assert!(matches!(err, CloudError::Rejected(_)), "{err:?}");
+    f.cloud.delete_role(&f.g.role_name).await.unwrap();
+}
+
+#[tokio::test]
+async fn teardown_removes_everything_and_twice_is_harmless() {
+    let f = fixture().await;
+    f.provision().await;
+    assert_eq!(
+        f.leftovers().await.len(),
+        2 + 3,
+        "role, workgroup and three grants exist"
+    );
+
+    f.teardown().await;
+    assert_eq!(f.leftovers().await, Vec::<String>::new());
+    // Every step again, with everything already gone.
+    f.teardown().await;
+    assert!(
+        !f.cloud
+            .deny_sessions_issued_before(&f.g.role_name, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    assert_eq!(f.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn deny_older_sessions_is_written_to_the_role() {
+    let f = fixture().await;
+    f.provision().await;
+    assert!(
+        f.cloud
+            .deny_sessions_issued_before(&f.g.role_name, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+    );
+    let iam = aws_sdk_iam::Client::new(&f.conf);
+    let doc = iam
+        .get_role_policy()
+        .role_name(&f.g.role_name)
+        .policy_name(REVOKE_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    let doc = urlencoding_decode(doc.policy_document());
+    assert!(
+        doc.contains("aws:TokenIssueTime") && doc.contains("Deny"),
+        "{doc}"
+    );
+    f.teardown().await;
+    assert_eq!(f.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn running_queries_are_stopped() {
+    let f = fixture().await;
+    f.provision().await;
+    let athena = aws_sdk_athena::Client::new(&f.conf);
+    // Hold queries in QUEUED/RUNNING (moto's state manager; global, and only this test starts queries).
+    reqwest_free_post(
+        &format!("{}/moto-api/state-manager/set-transition", endpoint()),
+        r#"{"model_name":"athena::execution","transition":{"progression":"manual","times":1000}}"#,
+    )
+    .await;
+    let q = athena
+        .start_query_execution()
+        .query_string(format!("SELECT order_id FROM {}.orders", f.db))
+        .work_group(&f.g.workgroup)
+        .send()
+        .await
+        .unwrap();
+    let qid = q.query_execution_id().unwrap().to_owned();
+    let stopped = f.cloud.stop_running_queries(&f.g.workgroup).await.unwrap();
+    reqwest_free_post(
+        &format!("{}/moto-api/state-manager/unset-transition", endpoint()),
+        r#"{"model_name":"athena::execution"}"#,
+    )
+    .await;
+    assert_eq!(stopped, 1);
+    let state = athena
+        .get_query_execution()
+        .query_execution_id(&qid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        state
+            .query_execution()
+            .and_then(|q| q.status())
+            .and_then(|s| s.state())
+            .map(|s| s.as_str()),
+        Some("CANCELLED")
+    );
+    f.teardown().await;
+}
+
+/// A tiny HTTP POST over a plain TCP stream (moto's control API); keeps reqwest out of this crate.
+async fn reqwest_free_post(url: &str, body: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let req = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 2") || resp.starts_with("HTTP/1.0 2"),
+        "{resp}"
+    );
+}

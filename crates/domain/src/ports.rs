@@ -1,0 +1,185 @@
+//! The seams lakegate's logic is tested through: the cloud it provisions in, and the clock.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::lake_formation::LfGrant;
+use crate::naming::CloudIdentity;
+
+/// A column as the Glue catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub data_type: String,
+    pub comment: Option<String>,
+}
+
+/// A table as the Glue catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub database: String,
+    pub name: String,
+    pub columns: Vec<ColumnInfo>,
+    pub partition_keys: Vec<ColumnInfo>,
+}
+
+impl TableInfo {
+    /// Every column name, partition keys included (they can be selected like columns).
+    pub fn column_names(&self) -> impl Iterator<Item = &str> {
+        self.columns
+            .iter()
+            .chain(&self.partition_keys)
+            .map(|c| c.name.as_str())
+    }
+}
+
+/// What the catalog says about a requested table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableLookup {
+    Found(TableInfo),
+    NoSuchDatabase,
+    NoSuchTable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSpec {
+    pub name: String,
+    pub path: String,
+    pub trust_policy: String,
+    pub permissions_boundary_arn: String,
+    pub max_session_seconds: i32,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkgroupSpec {
+    pub name: String,
+    pub output_location: String,
+    pub bytes_scanned_cutoff: i64,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSpec {
+    pub role_arn: String,
+    pub session_name: String,
+    pub duration_seconds: i32,
+    pub session_policy: String,
+    pub source_identity: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Temporary credentials of one STS session. `Debug` never shows the secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub expiration: OffsetDateTime,
+}
+
+impl fmt::Debug for SessionCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"[redacted]")
+            .field("session_token", &"[redacted]")
+            .field("expiration", &self.expiration)
+            .finish()
+    }
+}
+
+/// How a cloud call failed, classified for what the caller should do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    /// Throttling, concurrent modification, a timeout, a 5xx: try again later.
+    #[error("temporarily unavailable: {0}")]
+    Transient(String),
+    /// The broker is not allowed to do this (yet: IAM changes propagate slowly).
+    #[error("access denied: {0}")]
+    Denied(String),
+    /// The thing asked about does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// AWS refused the request as invalid; retrying the same call will not help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CloudError {
+    /// Whether the same call may succeed later. Denials count: right after CreateRole, IAM and
+    /// Lake Formation may not see the role yet (AWS.md §1.6).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient(_) | Self::Denied(_) | Self::Other(_))
+    }
+}
+
+/// Everything lakegate does in AWS. Every method is idempotent: "already done" is success, so
+/// any step can be run again after a crash (AWS.md §4).
+#[async_trait]
+pub trait CloudAccess: Send + Sync + 'static {
+    /// The account, region and broker principal this client works as.
+    fn identity(&self) -> &CloudIdentity;
+
+    /// The table as the Glue catalog describes it.
+    async fn describe_table(&self, database: &str, table: &str) -> Result<TableLookup, CloudError>;
+
+    /// Creates the role, or confirms that the role of that name is lakegate's (tagged with the
+    /// same request).
+    async fn create_role(&self, spec: &RoleSpec) -> Result<(), CloudError>;
+
+    /// Writes (or overwrites) an inline policy of the role.
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &str,
+    ) -> Result<(), CloudError>;
+
+    /// Creates the workgroup, or confirms it exists.
+    async fn create_workgroup(&self, spec: &WorkgroupSpec) -> Result<(), CloudError>;
+
+    /// Grants every entry; re-granting is harmless.
+    async fn grant_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError>;
+
+    /// One STS session of the role.
+    async fn assume_role(&self, spec: &SessionSpec) -> Result<SessionCredentials, CloudError>;
+
+    /// Writes the deny-older-sessions policy. `Ok(false)` when the role no longer exists.
+    async fn deny_sessions_issued_before(
+        &self,
+        role: &str,
+        revoke_started_at: OffsetDateTime,
+    ) -> Result<bool, CloudError>;
+
+    /// Stops every queued or running query of the workgroup; returns how many were stopped.
+    async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError>;
+
+    /// Deletes the workgroup with its history; a missing workgroup is success.
+    async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError>;
+
+    /// Revokes exactly these entries; an entry already gone is success.
+    async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError>;
+
+    /// Deletes the role's inline policies, then the role; a missing role is success.
+    async fn delete_role(&self, role: &str) -> Result<(), CloudError>;
+}
+
+/// The time, behind a trait so tests can move it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}

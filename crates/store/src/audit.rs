@@ -1,0 +1,116 @@
+//! The append-only audit trail. Rows are only ever inserted (a trigger refuses the rest).
+
+use lakegate_domain::RequestId;
+use lakegate_domain::audit::AuditAction;
+use serde_json::Value;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// Who did it: a person, or lakegate itself (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub subject: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent<'a> {
+    pub at: OffsetDateTime,
+    pub request: Option<RequestId>,
+    pub actor: Option<&'a Actor>,
+    pub action: AuditAction,
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub request: Option<RequestId>,
+    pub actor: Option<Actor>,
+    pub action: AuditAction,
+    pub detail: Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    event_id: i64,
+    occurred_at: OffsetDateTime,
+    request_id: Option<Uuid>,
+    actor_subject: Option<String>,
+    actor_email: Option<String>,
+    action: String,
+    detail: Value,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: r.event_id,
+            at: r.occurred_at,
+            request: r.request_id.map(RequestId),
+            actor: match (r.actor_subject, r.actor_email) {
+                (Some(subject), Some(email)) => Some(Actor { subject, email }),
+                _ => None,
+            },
+            action: AuditAction::parse(&r.action)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown audit action {}", r.action)))?,
+            detail: r.detail,
+        })
+    }
+}
+
+pub async fn append(conn: &mut PgConnection, e: NewAuditEvent<'_>) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "insert into audit_event (occurred_at, request_id, actor_subject, actor_email, action, detail)
+         values ($1, $2, $3, $4, $5, $6)
+         returning event_id",
+    )
+    .bind(e.at)
+    .bind(e.request.map(|r| r.0))
+    .bind(e.actor.map(|a| a.subject.as_str()))
+    .bind(e.actor.map(|a| a.email.as_str()))
+    .bind(e.action.as_str())
+    .bind(&e.detail)
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
+}
+
+/// One request's events, oldest first.
+pub async fn list_for_request(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    sqlx::query_as::<_, AuditRow>(
+        "select event_id, occurred_at, request_id, actor_subject, actor_email, action, detail
+         from audit_event where request_id = $1 order by event_id",
+    )
+    .bind(request.0)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(AuditEvent::try_from)
+    .collect()
+}
+
+/// How many events a request has, by action (used by tests and health checks).
+pub async fn count_for_request(
+    conn: &mut PgConnection,
+    request: RequestId,
+    action: AuditAction,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar(
+            "select count(*) from audit_event where request_id = $1 and action = $2",
+        )
+        .bind(request.0)
+        .bind(action.as_str())
+        .fetch_one(conn)
+        .await?,
+    )
+}

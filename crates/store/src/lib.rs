@@ -1,0 +1,15 @@
+//! lakegate's storage in PostgreSQL: every query lives here. Functions take a
+//! `&mut PgConnection`, so the caller (a use case in lakegate-app) owns the transaction and can
+//! put a state change and its audit row into the same one.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod error;
+pub mod requests;
+pub mod work;
+
+pub use error::StoreError;
+pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+/// The schema migrations, embedded into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -1,0 +1,499 @@
+//! Access requests: insert, read, and guarded state transitions. Every transition is an
+//! `update … where status = <expected>`; `Ok(false)` means the request was not in that state
+//! (someone else got there first) and nothing was written.
+
+use lakegate_domain::lake_formation::LfGrant;
+use lakegate_domain::request::Requester;
+use lakegate_domain::{AccessRequest, EndState, RequestId, RequestStatus, ResourceSpec};
+use sqlx::PgConnection;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::audit::Actor;
+use crate::error::StoreError;
+
+pub struct NewRequest<'a> {
+    pub id: RequestId,
+    pub requester: &'a Requester,
+    pub resources: &'a [ResourceSpec],
+    pub duration: Duration,
+    pub reason: &'a str,
+    pub at: OffsetDateTime,
+}
+
+/// What lakegate will create in AWS for an approved request, recorded before any of it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantPlan {
+    pub role_name: String,
+    pub role_arn: String,
+    pub workgroup: String,
+    pub results_uri: String,
+    pub lf_grants: Vec<LfGrant>,
+    pub first_step: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub actor: Actor,
+    pub decision: Decision,
+    pub comment: Option<String>,
+    pub at: OffsetDateTime,
+}
+
+/// What the credentials URL needs to decide, in one indexed read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsView {
+    pub status: RequestStatus,
+    pub expires_at: Option<OffsetDateTime>,
+    pub token_hash: Option<Vec<u8>>,
+    pub token_issued_at: Option<OffsetDateTime>,
+    pub role_arn: Option<String>,
+    pub requester: Requester,
+}
+
+const REQUEST_COLUMNS: &str =
+    "request_id, requester_subject, requester_email, requester_name, reason,
+    duration_seconds, status, end_state, end_reason, created_at, decided_at, activated_at,
+    expires_at, ended_at, last_error, credentials_token_hash is not null as has_token";
+
+#[derive(sqlx::FromRow)]
+struct RequestRow {
+    request_id: Uuid,
+    requester_subject: String,
+    requester_email: String,
+    requester_name: Option<String>,
+    reason: String,
+    duration_seconds: i32,
+    status: String,
+    end_state: Option<String>,
+    end_reason: Option<String>,
+    created_at: OffsetDateTime,
+    decided_at: Option<OffsetDateTime>,
+    activated_at: Option<OffsetDateTime>,
+    expires_at: Option<OffsetDateTime>,
+    ended_at: Option<OffsetDateTime>,
+    last_error: Option<String>,
+    has_token: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct ResourceRow {
+    request_id: Uuid,
+    database_name: String,
+    table_name: String,
+    columns: Option<Vec<String>>,
+}
+
+pub(crate) fn parse_status(s: &str) -> Result<RequestStatus, StoreError> {
+    RequestStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s}")))
+}
+
+pub(crate) fn parse_end_state(s: Option<&str>) -> Result<Option<EndState>, StoreError> {
+    s.map(|s| {
+        EndState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown end state {s}")))
+    })
+    .transpose()
+}
+
+impl RequestRow {
+    fn into_domain(self, resources: Vec<ResourceSpec>) -> Result<AccessRequest, StoreError> {
+        Ok(AccessRequest {
+            id: RequestId(self.request_id),
+            requester: Requester {
+                subject: self.requester_subject,
+                email: self.requester_email,
+                name: self.requester_name,
+            },
+            resources,
+            duration: Duration::seconds(i64::from(self.duration_seconds)),
+            reason: self.reason,
+            status: parse_status(&self.status)?,
+            end_state: parse_end_state(self.end_state.as_deref())?,
+            end_reason: self.end_reason,
+            created_at: self.created_at,
+            decided_at: self.decided_at,
+            activated_at: self.activated_at,
+            expires_at: self.expires_at,
+            ended_at: self.ended_at,
+            last_error: self.last_error,
+            has_credentials_token: self.has_token,
+        })
+    }
+}
+
+pub async fn insert(conn: &mut PgConnection, r: NewRequest<'_>) -> Result<(), StoreError> {
+    let seconds = i32::try_from(r.duration.whole_seconds())
+        .map_err(|_| StoreError::Corrupt("duration out of range".into()))?;
+    sqlx::query(
+        "insert into access_request
+            (request_id, requester_subject, requester_email, requester_name, reason, duration_seconds, status, created_at)
+         values ($1, $2, $3, $4, $5, $6, 'pending', $7)",
+    )
+    .bind(r.id.0)
+    .bind(&r.requester.subject)
+    .bind(&r.requester.email)
+    .bind(&r.requester.name)
+    .bind(r.reason)
+    .bind(seconds)
+    .bind(r.at)
+    .execute(&mut *conn)
+    .await?;
+    for (position, res) in r.resources.iter().enumerate() {
+        let position = i16::try_from(position)
+            .map_err(|_| StoreError::Corrupt("too many resources".into()))?;
+        sqlx::query(
+            "insert into request_resource (request_id, position, database_name, table_name, columns)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(r.id.0)
+        .bind(position)
+        .bind(&res.database)
+        .bind(&res.table)
+        .bind(&res.columns)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn resources_for(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<ResourceRow>, StoreError> {
+    Ok(sqlx::query_as::<_, ResourceRow>(
+        "select request_id, database_name, table_name, columns from request_resource
+         where request_id = any($1) order by request_id, position",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+async fn hydrate(
+    conn: &mut PgConnection,
+    rows: Vec<RequestRow>,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.request_id).collect();
+    let mut resources = resources_for(conn, &ids).await?;
+    rows.into_iter()
+        .map(|row| {
+            let mine: Vec<ResourceSpec> = resources
+                .extract_if(.., |r| r.request_id == row.request_id)
+                .map(|r| ResourceSpec {
+                    database: r.database_name,
+                    table: r.table_name,
+                    columns: r.columns,
+                })
+                .collect();
+            row.into_domain(mine)
+        })
+        .collect()
+}
+
+pub async fn find(
+    conn: &mut PgConnection,
+    id: RequestId,
+) -> Result<Option<AccessRequest>, StoreError> {
+    let row = sqlx::query_as::<_, RequestRow>(&format!(
+        "select {REQUEST_COLUMNS} from access_request where request_id = $1"
+    ))
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(hydrate(conn, vec![row]).await?.pop()),
+    }
+}
+
+pub async fn get(conn: &mut PgConnection, id: RequestId) -> Result<AccessRequest, StoreError> {
+    find(conn, id).await?.ok_or(StoreError::NotFound)
+}
+
+/// A person's own requests, newest first.
+pub async fn list_by_requester(
+    conn: &mut PgConnection,
+    subject: &str,
+    limit: i64,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    let rows = sqlx::query_as::<_, RequestRow>(&format!(
+        "select {REQUEST_COLUMNS} from access_request where requester_subject = $1
+         order by created_at desc, request_id limit $2"
+    ))
+    .bind(subject)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    hydrate(conn, rows).await
+}
+
+/// Requests in any of these states, oldest first (a queue reads top-down).
+pub async fn list_by_status(
+    conn: &mut PgConnection,
+    statuses: &[RequestStatus],
+    limit: i64,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let rows = sqlx::query_as::<_, RequestRow>(&format!(
+        "select {REQUEST_COLUMNS} from access_request where status = any($1)
+         order by created_at, request_id limit $2"
+    ))
+    .bind(&names)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    hydrate(conn, rows).await
+}
+
+/// pending → approved, recording what will be created in AWS (write-ahead for provisioning).
+pub async fn approve(
+    conn: &mut PgConnection,
+    id: RequestId,
+    at: OffsetDateTime,
+    plan: &GrantPlan,
+) -> Result<bool, StoreError> {
+    let grants = serde_json::to_value(&plan.lf_grants)
+        .map_err(|e| StoreError::Corrupt(format!("grant plan: {e}")))?;
+    let done = sqlx::query(
+        "update access_request set status = 'approved', decided_at = $2, role_name = $3, role_arn = $4,
+             workgroup = $5, results_uri = $6, lf_grants = $7, step = $8, attempts = 0,
+             next_attempt_at = null, lease_owner = null, lease_until = null
+         where request_id = $1 and status = 'pending'",
+    )
+    .bind(id.0)
+    .bind(at)
+    .bind(&plan.role_name)
+    .bind(&plan.role_arn)
+    .bind(&plan.workgroup)
+    .bind(&plan.results_uri)
+    .bind(grants)
+    .bind(plan.first_step)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// pending → denied.
+pub async fn deny(
+    conn: &mut PgConnection,
+    id: RequestId,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set status = 'denied', decided_at = $2, ended_at = $2
+         where request_id = $1 and status = 'pending'",
+    )
+    .bind(id.0)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// pending → cancelled.
+pub async fn cancel(
+    conn: &mut PgConnection,
+    id: RequestId,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set status = 'cancelled', ended_at = $2
+         where request_id = $1 and status = 'pending'",
+    )
+    .bind(id.0)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn record_decision(
+    conn: &mut PgConnection,
+    id: RequestId,
+    actor: &Actor,
+    decision: Decision,
+    comment: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into request_decision (request_id, decision, actor_subject, actor_email, comment, decided_at)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id.0)
+    .bind(decision.as_str())
+    .bind(&actor.subject)
+    .bind(&actor.email)
+    .bind(comment)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn list_decisions(
+    conn: &mut PgConnection,
+    id: RequestId,
+) -> Result<Vec<DecisionRecord>, StoreError> {
+    let rows: Vec<(String, String, String, Option<String>, OffsetDateTime)> = sqlx::query_as(
+        "select decision, actor_subject, actor_email, comment, decided_at from request_decision
+         where request_id = $1 order by decision_id",
+    )
+    .bind(id.0)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(decision, subject, email, comment, at)| {
+            Ok(DecisionRecord {
+                actor: Actor { subject, email },
+                decision: match decision.as_str() {
+                    "approve" => Decision::Approve,
+                    "deny" => Decision::Deny,
+                    other => return Err(StoreError::Corrupt(format!("unknown decision {other}"))),
+                },
+                comment,
+                at,
+            })
+        })
+        .collect()
+}
+
+/// approved → active; the grant's clock starts now.
+pub async fn activate(
+    conn: &mut PgConnection,
+    id: RequestId,
+    at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set status = 'active', activated_at = $2, expires_at = $3, step = null,
+             attempts = 0, next_attempt_at = null, last_error = null, lease_owner = null, lease_until = null
+         where request_id = $1 and status = 'approved'",
+    )
+    .bind(id.0)
+    .bind(at)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// approved | active → revoking. From this moment the credentials URL refuses. A lease held by
+/// a provisioning worker is kept: that worker notices at its next step and lets go, so teardown
+/// never races an in-flight create.
+pub async fn begin_revoke(
+    conn: &mut PgConnection,
+    id: RequestId,
+    from: RequestStatus,
+    end: EndState,
+    reason: &str,
+    first_step: &str,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set status = 'revoking', end_state = $3, end_reason = $4, step = $5,
+             revoke_started_at = $6, attempts = 0, next_attempt_at = null, credentials_token_hash = null
+         where request_id = $1 and status = $2",
+    )
+    .bind(id.0)
+    .bind(from.as_str())
+    .bind(end.as_str())
+    .bind(reason)
+    .bind(first_step)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// revoking → its end state; nothing of the grant is left in AWS.
+pub async fn finish(
+    conn: &mut PgConnection,
+    id: RequestId,
+    at: OffsetDateTime,
+) -> Result<Option<EndState>, StoreError> {
+    let end: Option<String> = sqlx::query_scalar(
+        "update access_request set status = end_state, ended_at = $2, step = null, next_attempt_at = null,
+             last_error = null, lease_owner = null, lease_until = null
+         where request_id = $1 and status = 'revoking'
+         returning end_state",
+    )
+    .bind(id.0)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?;
+    parse_end_state(end.as_deref())
+}
+
+/// Replaces the credentials token of an active grant (the previous one stops working).
+pub async fn set_credentials_token(
+    conn: &mut PgConnection,
+    id: RequestId,
+    token_hash: &[u8],
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set credentials_token_hash = $2, credentials_token_issued_at = $3
+         where request_id = $1 and status = 'active'",
+    )
+    .bind(id.0)
+    .bind(token_hash)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn credentials_view(
+    conn: &mut PgConnection,
+    id: RequestId,
+) -> Result<Option<CredentialsView>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        status: String,
+        expires_at: Option<OffsetDateTime>,
+        credentials_token_hash: Option<Vec<u8>>,
+        credentials_token_issued_at: Option<OffsetDateTime>,
+        role_arn: Option<String>,
+        requester_subject: String,
+        requester_email: String,
+        requester_name: Option<String>,
+    }
+    let row = sqlx::query_as::<_, Row>(
+        "select status, expires_at, credentials_token_hash, credentials_token_issued_at, role_arn,
+                requester_subject, requester_email, requester_name
+         from access_request where request_id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(CredentialsView {
+            status: parse_status(&r.status)?,
+            expires_at: r.expires_at,
+            token_hash: r.credentials_token_hash,
+            token_issued_at: r.credentials_token_issued_at,
+            role_arn: r.role_arn,
+            requester: Requester {
+                subject: r.requester_subject,
+                email: r.requester_email,
+                name: r.requester_name,
+            },
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,225 @@
+//! Background work on requests: provisioning `approved` ones, expiring `active` ones and tearing
+//! down `revoking` ones. Work is claimed under a lease with `for update skip locked`, so several
+//! replicas never work on the same request at once, and a replica that dies mid-way only
+//! delays the work until its lease runs out.
+
+use lakegate_domain::lake_formation::LfGrant;
+use lakegate_domain::request::Requester;
+use lakegate_domain::{EndState, RequestId, RequestStatus, ResourceSpec};
+use sqlx::PgConnection;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::requests::{parse_end_state, parse_status};
+
+/// A claimed request with everything a worker needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkItem {
+    pub id: RequestId,
+    pub status: RequestStatus,
+    pub step: Option<String>,
+    pub end_state: Option<EndState>,
+    pub requester: Requester,
+    pub resources: Vec<ResourceSpec>,
+    pub duration: Duration,
+    pub role_name: String,
+    pub role_arn: String,
+    pub workgroup: String,
+    pub results_uri: String,
+    pub lf_grants: Vec<LfGrant>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoke_started_at: Option<OffsetDateTime>,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` requests that need work now: approved ones to provision, active ones
+/// past their expiry, and revoking ones; skipping rows that another worker holds or has
+/// scheduled for later.
+pub async fn claim_due(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+    owner: &str,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<(RequestId, RequestStatus)>, StoreError> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "with due as (
+             select request_id from access_request
+             where (lease_until is null or lease_until <= $1)
+               and ((status in ('approved', 'revoking') and (next_attempt_at is null or next_attempt_at <= $1))
+                    or (status = 'active' and expires_at <= $1))
+             order by coalesce(next_attempt_at, expires_at, updated_at)
+             limit $4
+             for update skip locked
+         )
+         update access_request r set lease_owner = $2, lease_until = $1 + $3
+         from due where r.request_id = due.request_id
+         returning r.request_id, r.status",
+    )
+    .bind(now)
+    .bind(owner)
+    .bind(lease)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, status)| Ok((RequestId(id), parse_status(&status)?)))
+        .collect()
+}
+
+/// When work is next due, if any: the earliest expiry of an active grant, or the earliest time a
+/// provisioning or revoke retry (or an abandoned lease) comes due.
+pub async fn next_due_at(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "select min(due) from (
+             select greatest(expires_at, coalesce(lease_until, expires_at)) as due
+               from access_request where status = 'active'
+             union all
+             select greatest(coalesce(next_attempt_at, $1), coalesce(lease_until, $1))
+               from access_request where status in ('approved', 'revoking')
+         ) d",
+    )
+    .bind(now)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Loads a request for a worker. `None` if it does not exist or holds no grant plan.
+pub async fn load(conn: &mut PgConnection, id: RequestId) -> Result<Option<WorkItem>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        status: String,
+        step: Option<String>,
+        end_state: Option<String>,
+        requester_subject: String,
+        requester_email: String,
+        requester_name: Option<String>,
+        duration_seconds: i32,
+        role_name: Option<String>,
+        role_arn: Option<String>,
+        workgroup: Option<String>,
+        results_uri: Option<String>,
+        lf_grants: Option<serde_json::Value>,
+        expires_at: Option<OffsetDateTime>,
+        revoke_started_at: Option<OffsetDateTime>,
+        attempts: i32,
+    }
+    let Some(r) = sqlx::query_as::<_, Row>(
+        "select status, step, end_state, requester_subject, requester_email, requester_name,
+                duration_seconds, role_name, role_arn, workgroup, results_uri, lf_grants, expires_at,
+                revoke_started_at, attempts
+         from access_request where request_id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (Some(role_name), Some(role_arn), Some(workgroup), Some(results_uri), Some(grants)) = (
+        r.role_name,
+        r.role_arn,
+        r.workgroup,
+        r.results_uri,
+        r.lf_grants,
+    ) else {
+        return Ok(None);
+    };
+    let lf_grants: Vec<LfGrant> = serde_json::from_value(grants)
+        .map_err(|e| StoreError::Corrupt(format!("stored grants of {id}: {e}")))?;
+    let resources: Vec<(String, String, Option<Vec<String>>)> = sqlx::query_as(
+        "select database_name, table_name, columns from request_resource
+         where request_id = $1 order by position",
+    )
+    .bind(id.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some(WorkItem {
+        id,
+        status: parse_status(&r.status)?,
+        step: r.step,
+        end_state: parse_end_state(r.end_state.as_deref())?,
+        requester: Requester {
+            subject: r.requester_subject,
+            email: r.requester_email,
+            name: r.requester_name,
+        },
+        resources: resources
+            .into_iter()
+            .map(|(database, table, columns)| ResourceSpec {
+                database,
+                table,
+                columns,
+            })
+            .collect(),
+        duration: Duration::seconds(i64::from(r.duration_seconds)),
+        role_name,
+        role_arn,
+        workgroup,
+        results_uri,
+        lf_grants,
+        expires_at: r.expires_at,
+        revoke_started_at: r.revoke_started_at,
+        attempts: r.attempts,
+    }))
+}
+
+/// Records the step about to be taken (and extends the lease), if the request is still in
+/// `status`. `Ok(false)`: it has moved on (revoked meanwhile); the worker must stop.
+pub async fn set_step(
+    conn: &mut PgConnection,
+    id: RequestId,
+    status: RequestStatus,
+    step: &str,
+    lease_until: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set step = $3, lease_until = $4
+         where request_id = $1 and status = $2",
+    )
+    .bind(id.0)
+    .bind(status.as_str())
+    .bind(step)
+    .bind(lease_until)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A step failed: remember why, and when to try again. Lets go of the lease.
+pub async fn record_failure(
+    conn: &mut PgConnection,
+    id: RequestId,
+    status: RequestStatus,
+    error: &str,
+    next_attempt_at: OffsetDateTime,
+) -> Result<i32, StoreError> {
+    let attempts: Option<i32> = sqlx::query_scalar(
+        "update access_request set attempts = attempts + 1, last_error = $3, next_attempt_at = $4,
+             lease_owner = null, lease_until = null
+         where request_id = $1 and status = $2
+         returning attempts",
+    )
+    .bind(id.0)
+    .bind(status.as_str())
+    .bind(error)
+    .bind(next_attempt_at)
+    .fetch_optional(conn)
+    .await?;
+    Ok(attempts.unwrap_or(0))
+}
+
+/// Lets go of the lease so that any worker may pick the request up at once.
+pub async fn release(conn: &mut PgConnection, id: RequestId) -> Result<(), StoreError> {
+    sqlx::query(
+        "update access_request set lease_owner = null, lease_until = null where request_id = $1",
+    )
+    .bind(id.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

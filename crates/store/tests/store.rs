@@ -1,0 +1,427 @@
+//! Store behaviour against a real PostgreSQL (one fresh database per test).
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+use lakegate_domain::audit::AuditAction;
+use lakegate_domain::lake_formation::plan_grants;
+use lakegate_domain::request::Requester;
+use lakegate_domain::{EndState, RequestId, RequestStatus, ResourceSpec};
+use lakegate_store::audit::{self, Actor, NewAuditEvent};
+use lakegate_store::requests::{self, GrantPlan, NewRequest};
+use lakegate_store::{StoreError, work};
+use sqlx::PgPool;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const T0: OffsetDateTime = datetime!(2026-05-01 09:00 UTC);
+
+fn alice() -> Requester {
+    Requester {
+        subject: "alice".into(),
+        email: "alice@example.com".into(),
+        name: Some("Alice".into()),
+    }
+}
+
+fn resources() -> Vec<ResourceSpec> {
+    vec![
+        ResourceSpec {
+            database: "sales".into(),
+            table: "orders".into(),
+            columns: None,
+        },
+        ResourceSpec {
+            database: "sales".into(),
+            table: "customers".into(),
+            columns: Some(vec!["customer_id".into(), "email".into()]),
+        },
+    ]
+}
+
+async fn submit(pool: &PgPool) -> RequestId {
+    let id = RequestId::new_random();
+    let mut conn = pool.acquire().await.unwrap();
+    requests::insert(
+        &mut conn,
+        NewRequest {
+            id,
+            requester: &alice(),
+            resources: &resources(),
+            duration: Duration::hours(1),
+            reason: "quarterly revenue reconciliation",
+            at: T0,
+        },
+    )
+    .await
+    .unwrap();
+    id
+}
+
+fn plan(id: RequestId) -> GrantPlan {
+    let role_arn = format!("arn:aws:iam::123456789012:role/lakegate/lakegate-{id}");
+    GrantPlan {
+        role_name: format!("lakegate-{id}"),
+        lf_grants: plan_grants("123456789012", &role_arn, &resources()),
+        role_arn,
+        workgroup: format!("lakegate-{id}"),
+        results_uri: format!("s3://results/{id}/"),
+        first_step: "create_role",
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn request_round_trips_with_resources_in_order(pool: PgPool) {
+    let id = submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let r = requests::get(&mut conn, id).await.unwrap();
+    assert_eq!(r.status, RequestStatus::Pending);
+    assert_eq!(r.resources, resources());
+    assert_eq!(r.requester, alice());
+    assert_eq!(r.duration, Duration::hours(1));
+    assert_eq!(r.created_at, T0);
+    assert!(!r.has_credentials_token);
+    let missing = requests::get(&mut conn, RequestId::new_random()).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn concurrent_approvals_produce_exactly_one(pool: PgPool) {
+    let id = submit(&pool).await;
+    let p = plan(id);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let won = requests::approve(&mut tx, id, T0, &p).await.unwrap();
+            tx.commit().await.unwrap();
+            won
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    let mut conn = pool.acquire().await.unwrap();
+    // A later deny or cancel finds it no longer pending.
+    assert!(!requests::deny(&mut conn, id, T0).await.unwrap());
+    assert!(!requests::cancel(&mut conn, id, T0).await.unwrap());
+    assert_eq!(
+        requests::get(&mut conn, id).await.unwrap().status,
+        RequestStatus::Approved
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn one_decision_per_person(pool: PgPool) {
+    let id = submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let bob = Actor {
+        subject: "bob".into(),
+        email: "bob@example.com".into(),
+    };
+    requests::record_decision(
+        &mut conn,
+        id,
+        &bob,
+        requests::Decision::Approve,
+        Some("ok"),
+        T0,
+    )
+    .await
+    .unwrap();
+    let again =
+        requests::record_decision(&mut conn, id, &bob, requests::Decision::Deny, None, T0).await;
+    match again {
+        Err(StoreError::Conflict { constraint }) => {
+            assert_eq!(constraint, "request_decision_once_per_actor")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let decisions = requests::list_decisions(&mut conn, id).await.unwrap();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].comment.as_deref(), Some("ok"));
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn two_claimers_never_get_the_same_request(pool: PgPool) {
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let id = submit(&pool).await;
+        let mut conn = pool.acquire().await.unwrap();
+        assert!(
+            requests::approve(&mut conn, id, T0, &plan(id))
+                .await
+                .unwrap()
+        );
+        ids.push(id);
+    }
+    // Two replicas claim in parallel, each in its own transaction, several rounds.
+    let mut handles = Vec::new();
+    for owner in ["replica-a", "replica-b"] {
+        let pool = pool.clone();
+        handles.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..10 {
+                let mut tx = pool.begin().await.unwrap();
+                let got = work::claim_due(&mut tx, T0, owner, Duration::minutes(5), 3)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                mine.extend(got.into_iter().map(|(id, _)| id));
+            }
+            mine
+        }));
+    }
+    let a = handles.remove(0).await.unwrap();
+    let b = handles.remove(0).await.unwrap();
+    let mut all: Vec<RequestId> = a.iter().chain(&b).copied().collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a request was claimed twice");
+    ids.sort();
+    assert_eq!(all, ids, "every due request is claimed");
+    // Leased: nobody gets them again until the lease runs out...
+    let mut conn = pool.acquire().await.unwrap();
+    let again = work::claim_due(
+        &mut conn,
+        T0 + Duration::minutes(4),
+        "c",
+        Duration::minutes(5),
+        50,
+    )
+    .await
+    .unwrap();
+    assert!(again.is_empty());
+    // ...then they are claimable again (a worker died).
+    let later = work::claim_due(
+        &mut conn,
+        T0 + Duration::minutes(6),
+        "c",
+        Duration::minutes(5),
+        50,
+    )
+    .await
+    .unwrap();
+    assert_eq!(later.len(), 20);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn active_grants_are_due_at_expiry_and_not_before(pool: PgPool) {
+    let id = submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(
+        requests::approve(&mut conn, id, T0, &plan(id))
+            .await
+            .unwrap()
+    );
+    let expires = T0 + Duration::hours(1);
+    assert!(
+        requests::activate(&mut conn, id, T0, expires)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        work::next_due_at(&mut conn, T0).await.unwrap(),
+        Some(expires)
+    );
+    let early = work::claim_due(
+        &mut conn,
+        expires - Duration::seconds(1),
+        "w",
+        Duration::minutes(5),
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(early.is_empty());
+    let due = work::claim_due(&mut conn, expires, "w", Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(due, vec![(id, RequestStatus::Active)]);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn revoking_clears_the_token_and_finishes_once(pool: PgPool) {
+    let id = submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(
+        requests::approve(&mut conn, id, T0, &plan(id))
+            .await
+            .unwrap()
+    );
+    assert!(
+        requests::activate(&mut conn, id, T0, T0 + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        requests::set_credentials_token(&mut conn, id, &[1; 32], T0)
+            .await
+            .unwrap()
+    );
+    let view = requests::credentials_view(&mut conn, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.token_hash.as_deref(), Some(&[1u8; 32][..]));
+    // Wrong expected state: nothing changes.
+    assert!(
+        !requests::begin_revoke(
+            &mut conn,
+            id,
+            RequestStatus::Approved,
+            EndState::Revoked,
+            "x",
+            "deny_sessions",
+            T0
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        requests::begin_revoke(
+            &mut conn,
+            id,
+            RequestStatus::Active,
+            EndState::Revoked,
+            "done early",
+            "deny_sessions",
+            T0
+        )
+        .await
+        .unwrap()
+    );
+    let view = requests::credentials_view(&mut conn, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.status, RequestStatus::Revoking);
+    assert_eq!(
+        view.token_hash, None,
+        "revoking invalidates the token at once"
+    );
+    assert!(
+        !requests::set_credentials_token(&mut conn, id, &[2; 32], T0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        requests::finish(&mut conn, id, T0).await.unwrap(),
+        Some(EndState::Revoked)
+    );
+    assert_eq!(requests::finish(&mut conn, id, T0).await.unwrap(), None);
+    let r = requests::get(&mut conn, id).await.unwrap();
+    assert_eq!(r.status, RequestStatus::Revoked);
+    assert_eq!(r.end_reason.as_deref(), Some("done early"));
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn work_item_carries_the_stored_grant_plan(pool: PgPool) {
+    let id = submit(&pool).await;
+    let p = plan(id);
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(
+        work::load(&mut conn, id).await.unwrap().is_none(),
+        "no plan while pending"
+    );
+    assert!(requests::approve(&mut conn, id, T0, &p).await.unwrap());
+    let item = work::load(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(item.lf_grants, p.lf_grants);
+    assert_eq!(item.step.as_deref(), Some("create_role"));
+    assert_eq!(item.resources, resources());
+    assert!(
+        work::set_step(
+            &mut conn,
+            id,
+            RequestStatus::Approved,
+            "create_workgroup",
+            T0
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !work::set_step(&mut conn, id, RequestStatus::Active, "x", T0)
+            .await
+            .unwrap()
+    );
+    let n = work::record_failure(
+        &mut conn,
+        id,
+        RequestStatus::Approved,
+        "boom",
+        T0 + Duration::seconds(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(
+        work::next_due_at(&mut conn, T0).await.unwrap(),
+        Some(T0 + Duration::seconds(30))
+    );
+    let none = work::claim_due(&mut conn, T0, "w", Duration::minutes(1), 5)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "not before the retry time");
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn audit_is_append_only(pool: PgPool) {
+    let id = submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let actor = Actor {
+        subject: "alice".into(),
+        email: "alice@example.com".into(),
+    };
+    audit::append(
+        &mut conn,
+        NewAuditEvent {
+            at: T0,
+            request: Some(id),
+            actor: Some(&actor),
+            action: AuditAction::RequestSubmitted,
+            detail: serde_json::json!({"tables": 2}),
+        },
+    )
+    .await
+    .unwrap();
+    let events = audit::list_for_request(&mut conn, id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor.as_ref(), Some(&actor));
+    assert_eq!(events[0].detail["tables"], 2);
+    for sql in [
+        "update audit_event set action = 'x'",
+        "delete from audit_event",
+        "truncate audit_event",
+    ] {
+        let err = sqlx::query(sql).execute(&mut *conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(
+        audit::list_for_request(&mut conn, id).await.unwrap().len(),
+        1
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn constraints_refuse_inconsistent_rows(pool: PgPool) {
+    submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    // An active row without an expiry, or approved without a grant plan, cannot exist.
+    for sql in [
+        "update access_request set status = 'active'",
+        "update access_request set status = 'approved'",
+        "update access_request set status = 'bogus'",
+    ] {
+        let err = sqlx::query(sql).execute(&mut *conn).await.unwrap_err();
+        assert!(
+            matches!(StoreError::from(err), StoreError::Conflict { .. }),
+            "{sql} was accepted"
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! Test helpers shared by lakegate's crates (dev-dependency only): a settable clock and
+//! `FakeCloud`, an in-memory stand-in for AWS that records every call and can be told to fail.
+//! Fakes serve unit tests of the app layer; the AWS adapter itself is tested against moto.
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test-only crate: a poisoned lock means a test has already panicked"
+)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use lakegate_domain::lake_formation::LfGrant;
+use lakegate_domain::naming::CloudIdentity;
+use lakegate_domain::ports::{
+    Clock, CloudAccess, CloudError, ColumnInfo, RoleSpec, SessionCredentials, SessionSpec,
+    TableInfo, TableLookup, WorkgroupSpec,
+};
+use time::{Duration, OffsetDateTime};
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct FixedClock(Mutex<OffsetDateTime>);
+
+impl FixedClock {
+    pub fn at(t: OffsetDateTime) -> Self {
+        Self(Mutex::new(t))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap();
+        *t += by;
+    }
+
+    pub fn set(&self, to: OffsetDateTime) {
+        *self.0.lock().unwrap() = to;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// The state FakeCloud holds, open for assertions.
+#[derive(Debug, Default, Clone)]
+pub struct FakeState {
+    pub roles: BTreeMap<String, RoleSpec>,
+    /// role → policy name → document
+    pub role_policies: BTreeMap<String, BTreeMap<String, String>>,
+    pub workgroups: BTreeMap<String, WorkgroupSpec>,
+    pub grants: Vec<LfGrant>,
+    pub sessions: Vec<SessionSpec>,
+    /// workgroup → ids of running queries
+    pub running_queries: BTreeMap<String, BTreeSet<String>>,
+    /// Every call, by name, in order.
+    pub calls: Vec<String>,
+}
+
+/// In-memory AWS. Tables are seeded with `with_table`; failures are scripted with `fail_next`.
+pub struct FakeCloud {
+    identity: CloudIdentity,
+    tables: HashMap<(String, String), TableInfo>,
+    state: Mutex<FakeState>,
+    /// operation name → errors to return on its next calls
+    failures: Mutex<HashMap<&'static str, Vec<CloudError>>>,
+    /// What "now" is for session expirations (STS answers now + duration).
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for FakeCloud {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeCloud {
+    pub fn new() -> Self {
+        Self {
+            identity: CloudIdentity {
+                account_id: "123456789012".into(),
+                region: "us-east-1".into(),
+                broker_principal_arn: "arn:aws:iam::123456789012:user/lakegate-broker".into(),
+            },
+            tables: HashMap::new(),
+            state: Mutex::new(FakeState::default()),
+            failures: Mutex::new(HashMap::new()),
+            clock: None,
+        }
+    }
+
+    /// Session expirations follow this clock instead of the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The sample catalog the README describes.
+    pub fn with_sample_catalog() -> Self {
+        Self::new()
+            .with_table(
+                "sales",
+                "orders",
+                &["order_id", "customer_id", "amount", "status"],
+                &["dt"],
+            )
+            .with_table(
+                "sales",
+                "customers",
+                &["customer_id", "name", "email", "country"],
+                &[],
+            )
+            .with_table(
+                "hr",
+                "employees",
+                &["employee_id", "name", "department", "salary", "national_id"],
+                &[],
+            )
+    }
+
+    pub fn with_table(
+        mut self,
+        db: &str,
+        table: &str,
+        columns: &[&str],
+        partitions: &[&str],
+    ) -> Self {
+        let col = |n: &&str| ColumnInfo {
+            name: (*n).to_owned(),
+            data_type: "string".into(),
+            comment: None,
+        };
+        self.tables.insert(
+            (db.to_owned(), table.to_owned()),
+            TableInfo {
+                database: db.to_owned(),
+                name: table.to_owned(),
+                columns: columns.iter().map(col).collect(),
+                partition_keys: partitions.iter().map(col).collect(),
+            },
+        );
+        self
+    }
+
+    /// The next call of `operation` fails with `error` (queue several by calling repeatedly).
+    pub fn fail_next(&self, operation: &'static str, error: CloudError) {
+        self.failures
+            .lock()
+            .unwrap()
+            .entry(operation)
+            .or_default()
+            .push(error);
+    }
+
+    pub fn state(&self) -> FakeState {
+        self.state.lock().unwrap().clone()
+    }
+
+    /// Marks a query as running in a workgroup.
+    pub fn start_query(&self, workgroup: &str, query_id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .running_queries
+            .entry(workgroup.to_owned())
+            .or_default()
+            .insert(query_id.to_owned());
+    }
+
+    /// Whether anything of this role or workgroup is left.
+    pub fn leftovers(&self, role: &str, workgroup: &str) -> Vec<String> {
+        let s = self.state.lock().unwrap();
+        let mut left = Vec::new();
+        if s.roles.contains_key(role) {
+            left.push(format!("role {role}"));
+        }
+        if s.role_policies.get(role).is_some_and(|p| !p.is_empty()) {
+            left.push(format!("policies of {role}"));
+        }
+        if s.workgroups.contains_key(workgroup) {
+            left.push(format!("workgroup {workgroup}"));
+        }
+        let arn_suffix = format!("/{role}");
+        for g in &s.grants {
+            if g.principal_arn.ends_with(&arn_suffix) {
+                left.push(format!("grant {}", g.id));
+            }
+        }
+        left
+    }
+
+    fn enter(&self, operation: &'static str) -> Result<(), CloudError> {
+        self.state.lock().unwrap().calls.push(operation.to_owned());
+        let mut failures = self.failures.lock().unwrap();
+        match failures.get_mut(operation) {
+            Some(queue) if !queue.is_empty() => Err(queue.remove(0)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl CloudAccess for FakeCloud {
+    fn identity(&self) -> &CloudIdentity {
+        &self.identity
+    }
+
+    async fn describe_table(&self, database: &str, table: &str) -> Result<TableLookup, CloudError> {
+        self.enter("describe_table")?;
+        if let Some(t) = self.tables.get(&(database.to_owned(), table.to_owned())) {
+            return Ok(TableLookup::Found(t.clone()));
+        }
+        if self.tables.keys().any(|(db, _)| db == database) {
+            Ok(TableLookup::NoSuchTable)
+        } else {
+            Ok(TableLookup::NoSuchDatabase)
+        }
+    }
+
+    async fn create_role(&self, spec: &RoleSpec) -> Result<(), CloudError> {
+        self.enter("create_role")?;
+        self.state
+            .lock()
+            .unwrap()
+            .roles
+            .entry(spec.name.clone())
+            .or_insert_with(|| spec.clone());
+        Ok(())
+    }
+
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &str,
+    ) -> Result<(), CloudError> {
+        self.enter("put_role_policy")?;
+        let mut s = self.state.lock().unwrap();
+        if !s.roles.contains_key(role) {
+            return Err(CloudError::NotFound(format!("role {role}")));
+        }
+        s.role_policies
+            .entry(role.to_owned())
+            .or_default()
+            .insert(name.to_owned(), document.to_owned());
+        Ok(())
+    }
+
+    async fn create_workgroup(&self, spec: &WorkgroupSpec) -> Result<(), CloudError> {
+        self.enter("create_workgroup")?;
+        self.state
+            .lock()
+            .unwrap()
+            .workgroups
+            .entry(spec.name.clone())
+            .or_insert_with(|| spec.clone());
+        Ok(())
+    }
+
+    async fn grant_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {
+        self.enter("grant_lake_formation")?;
+        let mut s = self.state.lock().unwrap();
+        for g in grants {
+            if !s.grants.contains(g) {
+                s.grants.push(g.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn assume_role(&self, spec: &SessionSpec) -> Result<SessionCredentials, CloudError> {
+        self.enter("assume_role")?;
+        let mut s = self.state.lock().unwrap();
+        let role = spec.role_arn.rsplit('/').next().unwrap_or_default();
+        if !s.roles.contains_key(role) {
+            return Err(CloudError::Denied(format!(
+                "cannot assume {}",
+                spec.role_arn
+            )));
+        }
+        s.sessions.push(spec.clone());
+        let n = s.sessions.len();
+        Ok(SessionCredentials {
+            access_key_id: format!("ASIAFAKE{n:08}"),
+            secret_access_key: format!("secret-{n}"),
+            session_token: format!("token-{n}"),
+            // As STS does: now + duration.
+            expiration: self
+                .clock
+                .as_ref()
+                .map_or_else(OffsetDateTime::now_utc, |c| c.now())
+                + Duration::seconds(i64::from(spec.duration_seconds)),
+        })
+    }
+
+    async fn deny_sessions_issued_before(
+        &self,
+        role: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, CloudError> {
+        self.enter("deny_sessions_issued_before")?;
+        let mut s = self.state.lock().unwrap();
+        if !s.roles.contains_key(role) {
+            return Ok(false);
+        }
+        s.role_policies.entry(role.to_owned()).or_default().insert(
+            lakegate_domain::naming::REVOKE_POLICY_NAME.to_owned(),
+            lakegate_domain::iam_policy::revoke_policy(at),
+        );
+        Ok(true)
+    }
+
+    async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError> {
+        self.enter("stop_running_queries")?;
+        let mut s = self.state.lock().unwrap();
+        let stopped = s.running_queries.remove(workgroup).map_or(0, |q| q.len());
+        Ok(u32::try_from(stopped).unwrap_or(u32::MAX))
+    }
+
+    async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError> {
+        self.enter("delete_workgroup")?;
+        self.state.lock().unwrap().workgroups.remove(workgroup);
+        Ok(())
+    }
+
+    async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {
+        self.enter("revoke_lake_formation")?;
+        self.state
+            .lock()
+            .unwrap()
+            .grants
+            .retain(|g| !grants.contains(g));
+        Ok(())
+    }
+
+    async fn delete_role(&self, role: &str) -> Result<(), CloudError> {
+        self.enter("delete_role")?;
+        let mut s = self.state.lock().unwrap();
+        s.role_policies.remove(role);
+        s.roles.remove(role);
+        Ok(())
+    }
+}

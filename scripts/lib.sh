@@ -1,0 +1,362 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/dev and scripts/test. Source it; do not run it.
+#
+# Sourcing installs EXIT/INT/TERM traps that undo whatever these helpers
+# started (moto, a private Postgres cluster), so callers must not replace them.
+# Use lg_on_exit to add more cleanup instead.
+
+LG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LG_STATE="$LG_ROOT/.lakegate" # git-ignored: logs, pid files, pointers
+LG_VENV="$LG_ROOT/.venv"
+mkdir -p "$LG_STATE"
+
+lg_root() { printf '%s\n' "$LG_ROOT"; }
+
+lg_log() { printf 'lakegate: %s\n' "$*" >&2; }
+
+lg_die() {
+  printf 'lakegate: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# Print the last lines of a log file to stderr, for error messages.
+lg_tail() {
+  [[ -f $1 ]] || return 0
+  printf -- '----- last lines of %s -----\n' "$1" >&2
+  tail -n "${2:-25}" "$1" >&2 || true
+  printf -- '-----\n' >&2
+}
+
+# ---------------------------------------------------------------------------
+# Cleanup registry
+# ---------------------------------------------------------------------------
+# Commands run in reverse order of registration when the script ends, however
+# it ends. Only things these scripts started are ever stopped: processes by
+# their recorded PID, never by name.
+LG_CLEANUP=()
+LG_CLEANED_UP=
+
+# lg_on_exit CMD [ARGS...]: run CMD ARGS at exit (quoted safely for eval).
+lg_on_exit() {
+  LG_CLEANUP+=("$(printf '%q ' "$@")")
+}
+
+lg_cleanup() {
+  # errexit off: one failing step must not skip the others.
+  set +e
+  [[ -n $LG_CLEANED_UP ]] && return 0
+  LG_CLEANED_UP=1
+  local i
+  for ((i = ${#LG_CLEANUP[@]} - 1; i >= 0; i--)); do
+    eval "${LG_CLEANUP[i]}"
+  done
+}
+
+trap lg_cleanup EXIT
+# Turn signals into a normal exit so the EXIT trap runs exactly once.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The command line of PID ("" when it is gone).
+lg_pid_args() {
+  if [[ -r /proc/$1/cmdline ]]; then
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+  else
+    ps -o args= -p "$1" 2>/dev/null || true
+  fi
+}
+
+# True while PID runs (a zombie counts as gone).
+lg_pid_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  if [[ -r /proc/$1/stat ]]; then
+    state=$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+  else
+    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  fi
+  [[ $state != Z* ]]
+}
+
+# lg_kill_pid PID PATTERN [PIDFILE]: stop PID if its command line still
+# contains PATTERN (guards against a recycled PID), TERM first, KILL after 10 s.
+lg_kill_pid() {
+  local pid=$1 pattern=$2 pidfile=${3:-} i
+  if lg_pid_alive "$pid" && [[ $(lg_pid_args "$pid") == *"$pattern"* ]]; then
+    kill -TERM "$pid" 2>/dev/null
+    # moto takes a few seconds to exit after TERM.
+    for ((i = 0; i < 100; i++)); do
+      lg_pid_alive "$pid" || break
+      sleep 0.1
+    done
+    if lg_pid_alive "$pid"; then
+      lg_log "$pattern (pid $pid) ignored TERM; killing it"
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  fi
+  [[ -n $pidfile ]] && rm -f "$pidfile"
+  return 0
+}
+
+# ---------------------------------------------------------------------------
+# System packages
+# ---------------------------------------------------------------------------
+LG_APT_UPDATED=
+
+# lg_apt_install PKG...: install Debian packages non-interactively (CI has no
+# stdin). Output goes to .lakegate/apt.log and is shown only on failure.
+lg_apt_install() {
+  local sudo=() log="$LG_STATE/apt.log"
+  command -v apt-get >/dev/null || lg_die "apt-get not found; please install: $*"
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || lg_die "need root or sudo to apt-get install: $*"
+    sudo=(sudo -n) # -n: fail instead of prompting for a password
+  fi
+  lg_log "installing $* with apt-get (first run only)"
+  if [[ -z $LG_APT_UPDATED ]]; then
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$log" 2>&1; then
+      lg_tail "$log"
+      lg_die "apt-get update failed"
+    fi
+    LG_APT_UPDATED=1
+  fi
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "$@" >>"$log" 2>&1; then
+    lg_tail "$log"
+    lg_die "apt-get install $* failed"
+  fi
+}
+
+# lg_need_cmd CMD PKG: make sure CMD exists, installing PKG if it does not.
+lg_need_cmd() {
+  command -v "$1" >/dev/null || lg_apt_install "$2"
+  command -v "$1" >/dev/null || lg_die "$1 still not found after installing $2"
+}
+
+# ---------------------------------------------------------------------------
+# Python venv with the AWS emulator and the AWS CLI
+# ---------------------------------------------------------------------------
+lg_ensure_venv() {
+  local req="$LG_ROOT/scripts/requirements.txt" stamp="$LG_VENV/.requirements.sha256"
+  local want log="$LG_STATE/pip.log" lock
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]] && "$LG_VENV/bin/python" -c '' 2>/dev/null; then
+    return 0
+  fi
+
+  # scripts/dev and scripts/test may start together; install only once.
+  exec {lock}>"$LG_STATE/venv.lock"
+  flock "$lock"
+  if ! [[ -f $stamp && $(<"$stamp") == "$want" ]] || ! "$LG_VENV/bin/python" -c '' 2>/dev/null; then
+    lg_log "installing the AWS emulator and AWS CLI into .venv (first run only, ~1 min)"
+    command -v python3 >/dev/null || lg_apt_install python3 python3-venv
+    # A venv whose interpreter no longer runs (python upgraded or removed) is rebuilt.
+    if ! "$LG_VENV/bin/python" -c '' 2>/dev/null; then
+      rm -rf "$LG_VENV"
+      if ! python3 -m venv "$LG_VENV" >>"$log" 2>&1; then
+        # Debian's system python ships venv/ensurepip separately.
+        rm -rf "$LG_VENV"
+        lg_apt_install python3-venv
+        python3 -m venv "$LG_VENV" >>"$log" 2>&1 || {
+          lg_tail "$log"
+          lg_die "python3 -m venv failed"
+        }
+      fi
+    fi
+    rm -f "$stamp"
+    if ! "$LG_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      --no-input -r "$req" >>"$log" 2>&1; then
+      lg_tail "$log"
+      lg_die "pip install -r scripts/requirements.txt failed (full log: $log)"
+    fi
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  exec {lock}>&-
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------
+# Print the path of a PostgreSQL program: PATH first, then the newest
+# /usr/lib/postgresql/*/bin (Debian keeps initdb and pg_ctl only there).
+lg_pg_bin() {
+  local found
+  if found=$(command -v "$1"); then
+    printf '%s\n' "$found"
+    return 0
+  fi
+  found=$(printf '%s\n' /usr/lib/postgresql/*/bin/"$1" | sort -V | tail -n 1)
+  [[ -x $found ]] || return 1
+  printf '%s\n' "$found"
+}
+
+lg_ensure_pg_client() {
+  local tool dir
+  for tool in psql createdb pg_isready; do
+    command -v "$tool" >/dev/null && continue
+    dir=$(dirname "$(lg_pg_bin "$tool" || echo /nonexistent/x)")
+    if [[ -x $dir/$tool ]]; then
+      PATH="$dir:$PATH"
+    else
+      lg_apt_install postgresql-client
+    fi
+  done
+  for tool in psql createdb pg_isready; do
+    command -v "$tool" >/dev/null || lg_die "PostgreSQL client tool $tool not found"
+  done
+}
+
+# Run a server-side PostgreSQL program as the postgres user when we are root
+# (initdb refuses to run as root). cd / first: the postgres user cannot enter
+# root's home, and PostgreSQL programs look up the working directory.
+lg_as_postgres() {
+  if ((EUID == 0)); then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    (cd / && "$@")
+  fi
+}
+
+lg_stop_private_postgres() {
+  local pgd=$1 pg_ctl
+  if [[ -f $pgd/data/postmaster.pid ]] && pg_ctl=$(lg_pg_bin pg_ctl); then
+    lg_as_postgres "$pg_ctl" -D "$pgd/data" -m fast -w stop >/dev/null 2>&1 ||
+      lg_log "could not stop the private PostgreSQL in $pgd (see $pgd/log)"
+  fi
+  rm -rf "$pgd"
+  rm -f "$LG_STATE/postgres-cluster"
+}
+
+# Start a throwaway cluster under /tmp on a free port (TEST-PEERS.md §1.2).
+lg_start_private_postgres() {
+  local initdb pg_ctl pgd port
+  if ! initdb=$(lg_pg_bin initdb) || ! pg_ctl=$(lg_pg_bin pg_ctl); then
+    lg_apt_install postgresql
+    if ! initdb=$(lg_pg_bin initdb) || ! pg_ctl=$(lg_pg_bin pg_ctl); then
+      lg_die "initdb/pg_ctl not found even after installing postgresql"
+    fi
+  fi
+  if ((EUID == 0)); then
+    id postgres >/dev/null 2>&1 || lg_die "running as root but there is no 'postgres' user to run initdb as"
+  fi
+
+  # Under /tmp: every parent directory must be reachable by the postgres user.
+  pgd=$(mktemp -d /tmp/lakegate-pg.XXXX)
+  # Registered before starting, so a half-started cluster is cleaned up too.
+  lg_on_exit lg_stop_private_postgres "$pgd"
+  ((EUID == 0)) && chown postgres:postgres "$pgd"
+  chmod 700 "$pgd"
+  printf '%s\n' "$pgd" >"$LG_STATE/postgres-cluster"
+  port=$(lg_free_port)
+
+  lg_log "no PostgreSQL to use; starting a private one in $pgd on 127.0.0.1:$port"
+  if ! lg_as_postgres "$initdb" -D "$pgd/data" -U postgres -A trust -E UTF8 \
+    --no-locale --no-sync >"$pgd/initdb.log" 2>&1; then
+    lg_tail "$pgd/initdb.log"
+    lg_die "initdb failed"
+  fi
+  # fsync and friends off: the data is thrown away at exit anyway.
+  if ! lg_as_postgres "$pg_ctl" -D "$pgd/data" -l "$pgd/log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $pgd -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    start >/dev/null 2>&1; then
+    lg_tail "$pgd/log"
+    lg_die "the private PostgreSQL did not start"
+  fi
+  createdb -h 127.0.0.1 -p "$port" -U postgres -w lakegate ||
+    lg_die "createdb lakegate failed on the private PostgreSQL"
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/lakegate"
+}
+
+# Make DATABASE_URL point at a usable database named lakegate:
+#  1. DATABASE_URL already set and answering: keep it;
+#  2. else the usual server on 127.0.0.1:5432 (trust auth, user postgres);
+#  3. else a private throwaway cluster, stopped at exit.
+# LAKEGATE_PG_FORCE_PRIVATE=1 skips 1 and 2 (to test the fallback).
+lg_ensure_postgres() {
+  lg_ensure_pg_client
+  if [[ ${LAKEGATE_PG_FORCE_PRIVATE:-} != 1 ]]; then
+    if [[ -n ${DATABASE_URL:-} ]]; then
+      if pg_isready -q -t 3 -d "$DATABASE_URL"; then
+        lg_log "using DATABASE_URL from the environment"
+        return 0
+      fi
+      lg_log "DATABASE_URL is set but its server does not answer; looking elsewhere"
+    fi
+    # -w: never prompt for a password (CI has no stdin); without trust auth we
+    # cannot create the database, so fall through to a private cluster.
+    if pg_isready -q -t 3 -h 127.0.0.1 -p 5432 &&
+      psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -qtAc 'select 1' >/dev/null 2>&1; then
+      if [[ $(psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -qtAc \
+        "select 1 from pg_database where datname = 'lakegate'") != 1 ]]; then
+        createdb -w -h 127.0.0.1 -p 5432 -U postgres lakegate ||
+          lg_die "createdb lakegate failed on 127.0.0.1:5432"
+      fi
+      export DATABASE_URL=postgres://postgres@127.0.0.1:5432/lakegate
+      lg_log "using the PostgreSQL server on 127.0.0.1:5432 (database lakegate)"
+      return 0
+    fi
+  fi
+  lg_start_private_postgres
+}
+
+# ---------------------------------------------------------------------------
+# moto (AWS emulator)
+# ---------------------------------------------------------------------------
+lg_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# True if something accepts TCP connections on 127.0.0.1:PORT.
+lg_port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# lg_start_moto PORT: start moto_server on 127.0.0.1:PORT, stopped at exit.
+lg_start_moto() {
+  local port=$1 url="http://127.0.0.1:$1" log="$LG_STATE/moto-$1.log" pidfile="$LG_STATE/moto-$1.pid"
+  local pid deadline hint=""
+  if ! [[ $port =~ ^[0-9]+$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
+    lg_die "invalid moto port: '$port'"
+  fi
+  lg_need_cmd curl curl
+
+  # Test runs use a new port each time; drop their old logs.
+  find "$LG_STATE" -maxdepth 1 -name 'moto-*.log' -mtime +7 -delete 2>/dev/null || true
+
+  if lg_port_in_use "$port"; then
+    if [[ -f $pidfile ]]; then
+      hint=" An earlier run may have left it running: pid $(<"$pidfile") per $pidfile (stop it with: kill $(<"$pidfile"))."
+    fi
+    if curl -sf -o /dev/null --max-time 3 "$url/moto-api/"; then
+      lg_die "port $port is taken: a moto server already answers at $url.$hint Stop it, or choose another port with LAKEGATE_MOTO_PORT=<port>."
+    fi
+    lg_die "port $port is taken by another program. Choose another port with LAKEGATE_MOTO_PORT=<port>."
+  fi
+
+  # A simple command with setsid/nohup: $! is moto_server's own PID (no
+  # wrapper subshell; scripts run without job control), and moto is out of
+  # the terminal's process group, so Ctrl-C reaches it only via our cleanup.
+  setsid nohup "$LG_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$log" 2>&1 &
+  pid=$!
+  printf '%s\n' "$pid" >"$pidfile"
+  lg_on_exit lg_kill_pid "$pid" moto_server "$pidfile"
+
+  deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)); do
+    if curl -sf -o /dev/null --max-time 1 "$url/moto-api/"; then
+      return 0
+    fi
+    if ! lg_pid_alive "$pid"; then
+      lg_tail "$log"
+      lg_die "moto_server exited during start-up (log: $log)"
+    fi
+    sleep 0.1
+  done
+  lg_tail "$log"
+  lg_die "moto_server did not answer at $url/moto-api/ within 30 s (log: $log)"
+}
+
+# lg_seed_moto ENDPOINT: create the sample catalog, buckets and IAM policy.
+lg_seed_moto() {
+  "$LG_VENV/bin/python" "$LG_ROOT/scripts/seed_moto.py" "$1"
+}
