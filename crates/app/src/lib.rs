@@ -6,7 +6,9 @@
 
 pub mod credentials;
 pub mod error;
+pub mod health;
 pub mod requests;
+pub mod sessions;
 pub mod worker;
 
 use std::sync::Arc;

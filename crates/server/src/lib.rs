@@ -1,1 +1,9 @@
-//! placeholder
+//! The composition root: configuration, telemetry, wiring of the real AWS adapter, background
+//! tasks and graceful shutdown. The `lakegate` binary is a thin `main` over this library, so
+//! tests can start the whole server in-process on a port of their own.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod run;
+pub mod telemetry;

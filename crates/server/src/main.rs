@@ -1,1 +1,63 @@
-fn main() {}
+//! `lakegate`: see `lakegate --help`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lakegate_server::cli::{Cli, Command, LogFormat};
+use lakegate_server::config::{ServeConfig, unknown_variables};
+use lakegate_server::{run, telemetry};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lakegate: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "lakegate failed");
+            eprintln!("lakegate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = ServeConfig::try_from(&*args)?;
+            telemetry::init(config.log_format);
+            for v in unknown_variables() {
+                tracing::warn!(variable = %v, "unknown LAKEGATE_ variable ignored (a typo?)");
+            }
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("could not listen on {}: {e}", config.listen))?;
+            let token = CancellationToken::new();
+            tokio::spawn(run::cancel_on_signal(token.clone()));
+            run::serve(config, listener, token).await
+        }
+        Command::Migrate(db) => {
+            telemetry::init(LogFormat::Text);
+            let pool = run::connect(&db.database_url, 2).await?;
+            run::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::CheckConfig(args) => {
+            let config = ServeConfig::try_from(&*args)?;
+            println!("{}", config.summary());
+            for v in unknown_variables() {
+                println!("warning: unknown variable {v} is ignored");
+            }
+            println!("configuration is valid");
+            Ok(())
+        }
+    }
+}

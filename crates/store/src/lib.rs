@@ -13,3 +13,9 @@ pub use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 /// The schema migrations, embedded into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// A round trip to the database.
+pub async fn ping(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("select 1").execute(conn).await?;
+    Ok(())
+}

@@ -1,1 +1,83 @@
-//! placeholder
+//! lakegate's HTTP delivery: the axum router with every layer in one place, sign-in and
+//! sessions, CSRF-checked forms, server-rendered pages, and the credentials URL. Handlers are
+//! thin: extract, call one lakegate-app verb, render or redirect.
+#![forbid(unsafe_code)]
+
+mod csrf;
+mod error;
+mod extract;
+mod middleware;
+mod routes;
+mod session;
+mod state;
+mod views;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+pub use tower_sessions_sqlx_store::PostgresStore;
+
+pub use error::WebError;
+pub use session::{run_session_sweeper, session_store};
+pub use state::AppState;
+
+/// Largest request body accepted; forms are small.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Where people and SDKs reach lakegate, e.g. `https://lakegate.example.com`; no trailing `/`.
+    pub public_url: String,
+    /// The development sign-in form (`/auth/dev`); only ever enabled on loopback.
+    pub dev_login: bool,
+    /// Session cookies carry `Secure`; on whenever the public URL is https.
+    pub secure_cookies: bool,
+    /// Sessions end after this long without a request.
+    pub session_idle: time::Duration,
+}
+
+impl WebConfig {
+    /// `scheme://host[:port]` of the public URL, what browsers send as `Origin`.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.public_url.find("://").map_or(0, |i| i + 3);
+        match self.public_url[after_scheme..].find('/') {
+            Some(i) => &self.public_url[..after_scheme + i],
+            None => &self.public_url,
+        }
+    }
+}
+
+/// The whole application: routes, sessions, static files, and the layer stack.
+pub fn router(state: AppState, sessions: PostgresStore) -> Router {
+    let config = state.config.clone();
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name("lakegate_session")
+        .with_secure(config.secure_cookies)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_expiry(Expiry::OnInactivity(config.session_idle));
+
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::auth::router())
+        .merge(routes::requests::router())
+        .merge(routes::credentials::router())
+        .merge(routes::assets::router())
+        .fallback(routes::not_found)
+        .layer(session_layer)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(middleware::trace_layer())
+        .layer(middleware::request_id_layer())
+        .with_state(state)
+}

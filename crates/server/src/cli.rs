@@ -1,0 +1,139 @@
+//! Command line: `lakegate serve`, `lakegate migrate`, `lakegate check-config`. Every option can
+//! also be set through the environment variable named in `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lakegate",
+    version,
+    about = "Just-in-time access to Athena data governed by Lake Formation"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply database migrations, then serve HTTP and run the background worker.
+    Serve(Box<ServeArgs>),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Validate the configuration and print it (secrets redacted), without connecting anywhere.
+    CheckConfig(Box<ServeArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Largest number of database connections this replica opens.
+    #[arg(long, env = "LAKEGATE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Compact, human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// Address to listen on.
+    #[arg(long, env = "LAKEGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// URL people and SDKs use to reach lakegate (used in credentials URLs and the Origin
+    /// check). Defaults to http://<listen>.
+    #[arg(long, env = "LAKEGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Enable the development sign-in form. Refused unless listening on loopback.
+    #[arg(long, env = "LAKEGATE_DEV_LOGIN", default_value = "false", num_args = 0..=1,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev_login: bool,
+
+    /// Members of this group approve requests (never their own).
+    #[arg(long, env = "LAKEGATE_APPROVER_GROUP", default_value = "data-owners")]
+    pub approver_group: String,
+
+    /// Shortest duration a request may ask for (like 15m).
+    #[arg(long, env = "LAKEGATE_MIN_DURATION", default_value = "15m")]
+    pub min_duration: String,
+
+    /// Longest duration a request may ask for (like 8h).
+    #[arg(long, env = "LAKEGATE_MAX_DURATION", default_value = "8h")]
+    pub max_duration: String,
+
+    /// Where Athena writes query results, s3://bucket/prefix/; each grant gets its own
+    /// sub-prefix and may touch only that.
+    #[arg(long, env = "LAKEGATE_RESULTS_LOCATION")]
+    pub results_location: String,
+
+    /// Managed policy set as the permissions boundary of every role lakegate creates.
+    #[arg(long, env = "LAKEGATE_PERMISSIONS_BOUNDARY_ARN")]
+    pub permissions_boundary_arn: String,
+
+    /// Per-query bytes-scanned cutoff of each grant's Athena workgroup (like 10GB; at least 10MB).
+    #[arg(long, env = "LAKEGATE_QUERY_SCAN_CUTOFF", default_value = "10GB")]
+    pub query_scan_cutoff: String,
+
+    /// Principal named in the trust policy of every role lakegate creates. Defaults to the
+    /// identity lakegate runs as; set it when that is a role with a path.
+    #[arg(long, env = "LAKEGATE_BROKER_PRINCIPAL_ARN")]
+    pub broker_principal_arn: Option<String>,
+
+    /// Sign people out after this long without a request.
+    #[arg(long, env = "LAKEGATE_SESSION_IDLE", default_value = "8h")]
+    pub session_idle: String,
+
+    /// Log format.
+    #[arg(long, env = "LAKEGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dev_login_reads_booleans() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "lakegate",
+                "check-config",
+                "--database-url",
+                "postgres://x",
+                "--results-location",
+                "s3://b/p/",
+                "--permissions-boundary-arn",
+                "arn:aws:iam::1:policy/b",
+            ];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).unwrap().command {
+                Command::CheckConfig(a) => a.dev_login,
+                _ => unreachable!(),
+            }
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--dev-login"]));
+        assert!(parse(&["--dev-login", "true"]));
+        assert!(!parse(&["--dev-login", "false"]));
+    }
+}

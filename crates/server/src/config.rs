@@ -1,0 +1,310 @@
+//! Raw arguments → a validated, typed configuration. Nothing below this crate reads the
+//! environment. Secrets are redacted in `Debug`.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::{Context, bail};
+use lakegate_app::{Settings, WorkerSettings};
+use lakegate_domain::duration::{format_duration, parse_duration};
+use lakegate_domain::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
+use lakegate_domain::target::ResultsLocation;
+use lakegate_web::WebConfig;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::cli::{LogFormat, ServeArgs};
+
+/// Every setting `lakegate serve` needs, validated.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub database_url: SecretString,
+    pub db_max_connections: u32,
+    pub listen: SocketAddr,
+    pub web: WebConfig,
+    pub settings: Settings,
+    pub broker_principal_arn: Option<String>,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
+            .field("db_max_connections", &self.db_max_connections)
+            .field("listen", &self.listen)
+            .field("web", &self.web)
+            .field("settings", &self.settings)
+            .field("broker_principal_arn", &self.broker_principal_arn)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
+/// `10GB`, `500MB`, `10000000` → bytes (decimal units, as Athena counts).
+pub fn parse_bytes(input: &str) -> anyhow::Result<i64> {
+    let s = input.trim().to_ascii_uppercase();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = digits.parse().with_context(|| {
+        format!("`{input}` is not a size: use bytes or a unit, like 500MB or 10GB")
+    })?;
+    let factor: i64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => bail!("unknown size unit `{other}` in `{input}`: use B, KB, MB, GB or TB"),
+    };
+    n.checked_mul(factor)
+        .with_context(|| format!("`{input}` is too large"))
+}
+
+impl TryFrom<&ServeArgs> for ServeConfig {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &ServeArgs) -> anyhow::Result<Self> {
+        let listen: SocketAddr = a.listen.parse().with_context(|| {
+            format!(
+                "LAKEGATE_LISTEN `{}` is not an address like 127.0.0.1:8080",
+                a.listen
+            )
+        })?;
+        if a.dev_login && !is_loopback(listen.ip()) {
+            bail!(
+                "LAKEGATE_DEV_LOGIN is on but LAKEGATE_LISTEN is {listen}: the development sign-in trusts whatever is typed \
+                 and is only allowed on a loopback address (127.0.0.1 or ::1)"
+            );
+        }
+        let public_url = a
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let secure = public_url.starts_with("https://");
+        if !secure && !public_url.starts_with("http://") {
+            bail!(
+                "LAKEGATE_PUBLIC_URL `{public_url}` must start with https:// (or http:// for local use)"
+            );
+        }
+        let min = parse_duration(&a.min_duration).context("LAKEGATE_MIN_DURATION")?;
+        let max = parse_duration(&a.max_duration).context("LAKEGATE_MAX_DURATION")?;
+        let cutoff = parse_bytes(&a.query_scan_cutoff).context("LAKEGATE_QUERY_SCAN_CUTOFF")?;
+        if cutoff < MIN_SCAN_CUTOFF_BYTES {
+            bail!(
+                "LAKEGATE_QUERY_SCAN_CUTOFF must be at least 10MB (Athena's minimum), got {}",
+                a.query_scan_cutoff
+            );
+        }
+        let policy = Policy::new(&a.approver_group, min, max, cutoff).context("approval policy")?;
+        let results =
+            ResultsLocation::parse(&a.results_location).context("LAKEGATE_RESULTS_LOCATION")?;
+        if !a.permissions_boundary_arn.starts_with("arn:aws")
+            || !a.permissions_boundary_arn.contains(":policy/")
+        {
+            bail!(
+                "LAKEGATE_PERMISSIONS_BOUNDARY_ARN `{}` is not a managed policy ARN (arn:aws:iam::<account>:policy/<name>)",
+                a.permissions_boundary_arn
+            );
+        }
+        let session_idle = parse_duration(&a.session_idle).context("LAKEGATE_SESSION_IDLE")?;
+        Ok(Self {
+            database_url: SecretString::from(a.db.database_url.clone()),
+            db_max_connections: a.db.db_max_connections.max(2),
+            listen,
+            web: WebConfig {
+                public_url,
+                dev_login: a.dev_login,
+                secure_cookies: secure,
+                session_idle,
+            },
+            settings: Settings {
+                policy,
+                results,
+                permissions_boundary_arn: a.permissions_boundary_arn.clone(),
+                worker: WorkerSettings::default(),
+            },
+            broker_principal_arn: a.broker_principal_arn.clone(),
+            log_format: a.log_format,
+        })
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.is_loopback()
+}
+
+impl ServeConfig {
+    /// A readable summary for `check-config` and the start-up log.
+    pub fn summary(&self) -> String {
+        let p = &self.settings.policy;
+        format!(
+            "database        {}\nlisten          {}\npublic URL      {}\ndev sign-in     {}\napprover group  {}\n\
+             durations       {} – {}\nscan cutoff     {} bytes per query\nresults         {}\nboundary        {}\n\
+             broker          {}\nsession idle    {}",
+            redact_url(self.database_url.expose_secret()),
+            self.listen,
+            self.web.public_url,
+            if self.web.dev_login {
+                "ON (loopback only)"
+            } else {
+                "off"
+            },
+            p.approver_group,
+            format_duration(p.min_duration),
+            format_duration(p.max_duration),
+            p.scan_cutoff_bytes,
+            self.settings.results,
+            self.settings.permissions_boundary_arn,
+            self.broker_principal_arn
+                .as_deref()
+                .unwrap_or("(the identity lakegate runs as)"),
+            format_duration(self.web.session_idle),
+        )
+    }
+}
+
+/// Every LAKEGATE_* variable lakegate reads; others are reported at start-up (likely typos).
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "LAKEGATE_DB_MAX_CONNECTIONS",
+    "LAKEGATE_LISTEN",
+    "LAKEGATE_PUBLIC_URL",
+    "LAKEGATE_DEV_LOGIN",
+    "LAKEGATE_APPROVER_GROUP",
+    "LAKEGATE_MIN_DURATION",
+    "LAKEGATE_MAX_DURATION",
+    "LAKEGATE_RESULTS_LOCATION",
+    "LAKEGATE_PERMISSIONS_BOUNDARY_ARN",
+    "LAKEGATE_QUERY_SCAN_CUTOFF",
+    "LAKEGATE_BROKER_PRINCIPAL_ARN",
+    "LAKEGATE_SESSION_IDLE",
+    "LAKEGATE_LOG_FORMAT",
+];
+
+/// LAKEGATE_* variables in the environment that lakegate does not know.
+pub fn unknown_variables() -> Vec<String> {
+    std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("LAKEGATE_") && !KNOWN_VARIABLES.contains(&k.as_str()))
+        // Variables of the scripts and test harness, not of the server.
+        .filter(|k| {
+            !k.starts_with("LAKEGATE_TEST_")
+                && k != "LAKEGATE_MOTO_PORT"
+                && k != "LAKEGATE_PG_FORCE_PRIVATE"
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec![
+            "lakegate",
+            "check-config",
+            "--database-url",
+            "postgres://lakegate:hunter2@db/lakegate",
+            "--results-location",
+            "s3://results/athena/",
+            "--permissions-boundary-arn",
+            "arn:aws:iam::123456789012:policy/lakegate-boundary",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::CheckConfig(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_sensible() {
+        let c = ServeConfig::try_from(&args(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.web.public_url, "http://127.0.0.1:8080");
+        assert!(!c.web.secure_cookies && !c.web.dev_login);
+        assert_eq!(c.settings.policy.scan_cutoff_bytes, 10_000_000_000);
+        assert_eq!(c.settings.policy.approver_group, "data-owners");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(!c.summary().contains("hunter2"));
+    }
+
+    #[test]
+    fn https_public_url_makes_cookies_secure() {
+        let c = ServeConfig::try_from(&args(&["--public-url", "https://lakegate.example.com/"]))
+            .unwrap();
+        assert!(c.web.secure_cookies);
+        assert_eq!(c.web.public_url, "https://lakegate.example.com");
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_variable_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--dev-login", "--listen", "0.0.0.0:8080"],
+                "only allowed on a loopback address",
+            ),
+            (&["--listen", "localhost"], "LAKEGATE_LISTEN"),
+            (&["--min-duration", "soon"], "LAKEGATE_MIN_DURATION"),
+            (&["--max-duration", "10m"], "shorter than the minimum"),
+            (&["--query-scan-cutoff", "5MB"], "at least 10MB"),
+            (&["--query-scan-cutoff", "10XB"], "unknown size unit"),
+            (
+                &["--results-location", "results/"],
+                "LAKEGATE_RESULTS_LOCATION",
+            ),
+            (
+                &["--permissions-boundary-arn", "boundary"],
+                "not a managed policy ARN",
+            ),
+            (&["--public-url", "ftp://x"], "must start with https://"),
+        ];
+        for (extra, expected) in cases {
+            let err = ServeConfig::try_from(&args(extra)).unwrap_err();
+            assert!(format!("{err:#}").contains(expected), "{extra:?}: {err:#}");
+        }
+        assert!(ServeConfig::try_from(&args(&["--dev-login", "--listen", "[::1]:8080"])).is_ok());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("10GB").unwrap(), 10_000_000_000);
+        assert_eq!(parse_bytes("500 mb").unwrap(), 500_000_000);
+        assert_eq!(parse_bytes("12345").unwrap(), 12_345);
+        assert!(parse_bytes("GB").is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:p@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+    }
+}

@@ -1,0 +1,85 @@
+//! Extractors for the rules every handler shares: who is signed in, and forms that pass the
+//! CSRF check before they are read.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::Method;
+use axum::http::request::Parts;
+use lakegate_domain::Principal;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tower_sessions::Session;
+
+use crate::error::WebError;
+use crate::state::AppState;
+use crate::{csrf, session};
+
+/// The signed-in person. Pages redirect to sign-in (and back) when nobody is.
+pub struct CurrentUser {
+    pub principal: Principal,
+    pub session: Session,
+}
+
+async fn session_of(parts: &mut Parts, state: &AppState) -> Result<Session, WebError> {
+    Session::from_request_parts(parts, state)
+        .await
+        .map_err(|(_, m)| WebError::Internal(format!("no session layer: {m}")))
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = session_of(parts, state).await?;
+        match session::user(&session).await? {
+            Some(principal) => Ok(Self { principal, session }),
+            None => {
+                // After sign-in, come back to the page (a GET) that was asked for.
+                let next = if parts.method == Method::GET {
+                    parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/".to_owned(), |p| p.as_str().to_owned())
+                } else {
+                    "/".to_owned()
+                };
+                Err(WebError::SignIn { next })
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfField {
+    csrf_token: Option<String>,
+}
+
+/// A urlencoded form whose `csrf_token` and `Origin` were checked before `T` was read.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        csrf::verify_origin(&parts.headers, state.config.origin())?;
+        let session = session_of(&mut parts, state).await?;
+        let req = Request::from_parts(parts, body);
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::BadForm("the form is too large".into())
+            } else {
+                WebError::BadForm(format!("the form could not be read: {}", e.body_text()))
+            }
+        })?;
+        let field: CsrfField = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| WebError::BadForm(format!("the form could not be read: {e}")))?;
+        csrf::verify(&session, field.csrf_token.as_deref()).await?;
+        let form = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| WebError::BadForm(format!("the form is incomplete: {e}")))?;
+        Ok(Self(form))
+    }
+}

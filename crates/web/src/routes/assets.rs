@@ -1,0 +1,25 @@
+//! Static assets, compiled into the binary: lakegate ships as one file and a page can never
+//! meet a stylesheet of another version.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+const APP_CSS: &str = include_str!("../../../../static/app.css");
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/static/app.css", get(app_css))
+}
+
+async fn app_css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        APP_CSS,
+    )
+}

@@ -1,0 +1,150 @@
+//! Sign-in and sign-out. Real sign-in (OpenID Connect) is not configured yet; the development
+//! sign-in exists only when explicitly enabled, and the server refuses to enable it on anything
+//! but a loopback address.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use lakegate_domain::Principal;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::error::WebError;
+use crate::extract::CsrfForm;
+use crate::session::{self, FlashKind, set_flash};
+use crate::state::AppState;
+use crate::views::Chrome;
+use crate::views::auth::DevLoginPage;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/dev", get(dev_form).post(dev_sign_in))
+        .route("/auth/logout", post(logout))
+}
+
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+/// Only local paths: never redirect off-site after sign-in.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+async fn login(State(state): State<AppState>, Query(q): Query<Next>) -> Result<Response, WebError> {
+    let next = safe_next(q.next.as_deref());
+    if state.config.dev_login {
+        return Ok(Redirect::to(&format!(
+            "/auth/dev?next={}",
+            crate::error::urlencode(&next)
+        ))
+        .into_response());
+    }
+    Err(WebError::App(lakegate_app::AppError::Unavailable(
+        "no sign-in method is configured on this server".into(),
+    )))
+}
+
+fn dev_enabled(state: &AppState) -> Result<(), WebError> {
+    if state.config.dev_login {
+        Ok(())
+    } else {
+        Err(WebError::App(lakegate_app::AppError::NotFound))
+    }
+}
+
+async fn dev_form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Next>,
+) -> Result<DevLoginPage, WebError> {
+    dev_enabled(&state)?;
+    let user = session::user(&session).await?;
+    Ok(DevLoginPage {
+        chrome: Chrome::new(&session, user.as_ref()).await?,
+        next: safe_next(q.next.as_deref()),
+        error: None,
+        email: String::new(),
+        name: String::new(),
+        groups: String::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct DevSignIn {
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    groups: String,
+    next: Option<String>,
+}
+
+async fn dev_sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    CsrfForm(form): CsrfForm<DevSignIn>,
+) -> Result<Response, WebError> {
+    dev_enabled(&state)?;
+    let groups = form.groups.split(',').map(str::to_owned);
+    let name = Some(form.name.clone()).filter(|n| !n.trim().is_empty());
+    let principal = match Principal::new(form.email.trim(), form.email.trim(), name, groups) {
+        Ok(p) => p,
+        Err(e) => {
+            let page = DevLoginPage {
+                chrome: Chrome::new(&session, None).await?,
+                next: safe_next(form.next.as_deref()),
+                error: Some(e.to_string()),
+                email: form.email,
+                name: form.name,
+                groups: form.groups,
+            };
+            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    // A new session id at sign-in: a session fixed before sign-in is worthless after it.
+    session.cycle_id().await?;
+    session.insert(session::USER, &principal).await?;
+    lakegate_app::sessions::record_sign_in(&state.services, &principal, "development").await?;
+    set_flash(
+        &session,
+        FlashKind::Success,
+        format!("Signed in as {}.", principal.email),
+    )
+    .await?;
+    Ok(Redirect::to(&safe_next(form.next.as_deref())).into_response())
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn logout(session: Session, CsrfForm(_): CsrfForm<Empty>) -> Result<Redirect, WebError> {
+    session.flush().await?;
+    Ok(Redirect::to("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_next(Some("/requests/1")), "/requests/1");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,80 @@
+//! View models: display-ready fields only. One module per templates/ folder.
+
+pub mod auth;
+pub mod requests;
+
+use lakegate_domain::duration::format_duration;
+use lakegate_domain::{AccessRequest, Principal};
+use time::OffsetDateTime;
+use time::macros::format_description;
+use tower_sessions::Session;
+
+use crate::csrf;
+use crate::error::WebError;
+use crate::session::{Flash, take_flash};
+
+/// The signed-in person, as the header shows them.
+pub struct UserView {
+    pub name: String,
+    pub email: String,
+    pub groups: String,
+}
+
+/// What every page's frame needs: who is signed in, the CSRF token for its forms, a flash.
+pub struct Chrome {
+    pub user: Option<UserView>,
+    pub csrf_token: String,
+    pub flash: Option<Flash>,
+}
+
+impl Chrome {
+    pub async fn new(session: &Session, user: Option<&Principal>) -> Result<Self, WebError> {
+        Ok(Self {
+            user: user.map(|p| UserView {
+                name: p.display_name().to_owned(),
+                email: p.email.clone(),
+                groups: p.groups.join(", "),
+            }),
+            csrf_token: csrf::token(session).await?,
+            flash: take_flash(session).await?,
+        })
+    }
+}
+
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+        ))
+        .unwrap_or_else(|_| t.to_string())
+}
+
+pub fn fmt_opt_time(t: Option<OffsetDateTime>) -> String {
+    t.map(fmt_time).unwrap_or_default()
+}
+
+/// One request in a list.
+pub struct RequestRow {
+    pub id: String,
+    pub status: &'static str,
+    pub tables: String,
+    pub requester: String,
+    pub duration: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl RequestRow {
+    pub fn from(r: &AccessRequest) -> Self {
+        let tables: Vec<String> = r.resources.iter().map(|s| s.qualified_table()).collect();
+        Self {
+            id: r.id.to_string(),
+            status: r.status.as_str(),
+            tables: tables.join(", "),
+            requester: r.requester.display_name().to_owned(),
+            duration: format_duration(r.duration),
+            created_at: fmt_time(r.created_at),
+            expires_at: fmt_opt_time(r.expires_at),
+        }
+    }
+}
