@@ -12,6 +12,9 @@ mkdir -p "$LG_STATE"
 
 lg_root() { printf '%s\n' "$LG_ROOT"; }
 
+# A connection URL with its password hidden, for printing.
+lg_redact_url() { printf '%s\n' "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
+
 lg_log() { printf 'lakegate: %s\n' "$*" >&2; }
 
 lg_die() {

@@ -21,7 +21,7 @@ try:
 except ImportError:
     sys.exit("seed_moto.py needs boto3: run it with .venv/bin/python (scripts/lib.sh lg_ensure_venv installs it)")
 
-REGION = "us-east-1"
+REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 DATALAKE_BUCKET = "lakegate-sample-datalake"
 RESULTS_BUCKET = "lakegate-athena-results"
 BOUNDARY_NAME = "lakegate-boundary"

@@ -51,6 +51,10 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
+fn token_matches(stored: Option<&[u8]>, presented_hash: &[u8; 32]) -> bool {
+    stored.is_some_and(|stored| bool::from(stored.ct_eq(presented_hash)))
+}
+
 fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -182,22 +186,14 @@ pub async fn mint(
             .await?
             .ok_or(AppError::NotFound)?
     };
-    let presented_hash = hash_token(presented);
-    let token_ok = view
-        .token_hash
-        .as_deref()
-        .is_some_and(|stored| bool::from(stored.ct_eq(&presented_hash)));
     if presented.is_empty() {
         return Err(AppError::Unauthorized(
             "the Authorization header with the grant's token is missing",
         ));
     }
-    if !token_ok {
-        // Also what a revoked or ended grant answers: revoking clears the token.
-        if view.status != RequestStatus::Active {
-            svc.sessions.forget(id);
-            return Err(AppError::NotUsable(format!("access is {}", view.status)));
-        }
+    let presented_hash = hash_token(presented);
+    if !token_matches(view.token_hash.as_deref(), &presented_hash) {
+        // The same answer whatever the grant's state: no token, no information.
         return Err(AppError::Unauthorized(
             "the token is not valid for this grant",
         ));
@@ -237,6 +233,25 @@ pub async fn mint(
     let mut credentials = svc.cloud.assume_role(&spec).await?;
     // Never promise more than the grant has left; the session policy enforces the same.
     credentials.expiration = credentials.expiration.min(expires_at);
+
+    // A revoke or a new token may have landed while STS answered: check again before handing
+    // the session out. (A session that slips through is still cut off: revoking denies every
+    // session of the role.)
+    let again = {
+        let mut conn = svc.db.acquire().await?;
+        requests::credentials_view(&mut conn, id).await?
+    };
+    let still_valid = again.as_ref().is_some_and(|v| {
+        v.status == RequestStatus::Active
+            && token_matches(v.token_hash.as_deref(), &presented_hash)
+            && v.expires_at.is_some_and(|e| svc.clock.now() < e)
+    });
+    if !still_valid {
+        svc.sessions.forget(id);
+        return Err(AppError::NotUsable(
+            "access ended while credentials were being minted".into(),
+        ));
+    }
 
     let mut tx = svc.db.begin().await?;
     audit::append(

@@ -7,7 +7,7 @@ use lakegate_domain::audit::AuditAction;
 use lakegate_domain::iam_policy::{access_policy, session_policy, trust_policy};
 use lakegate_domain::naming::{
     ACCESS_POLICY_NAME, GrantResources, ROLE_PATH, TAG_OWNER, TAG_REQUEST, session_name,
-    source_identity,
+    source_identity, tag_value,
 };
 use lakegate_domain::ports::{CloudError, RoleSpec, SessionSpec, WorkgroupSpec};
 use lakegate_domain::steps::{ProvisionStep, RevokeStep};
@@ -48,12 +48,15 @@ enum Outcome {
     },
 }
 
-/// Exponential backoff: base × 2^attempts, capped.
+/// Exponential backoff: base × 2^attempts, capped (millisecond precision, so sub-second bases
+/// work in tests).
 fn backoff(svc: &Services, attempts: i32) -> Duration {
     let w = &svc.settings.worker;
     let factor = 1i64 << attempts.clamp(0, 20);
-    let secs = w.retry_base.whole_seconds().saturating_mul(factor);
-    Duration::seconds(secs).min(w.retry_cap)
+    let millis = i64::try_from(w.retry_base.whole_milliseconds())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(factor);
+    Duration::milliseconds(millis).min(w.retry_cap)
 }
 
 /// One pass: claims what is due now and works on it.
@@ -71,7 +74,7 @@ pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppErr
             return Ok(report);
         }
         for (id, status) in claimed {
-            if let Err(e) = work_on(svc, id, status, &mut report).await {
+            if let Err(e) = work_on(svc, owner, id, status, &mut report).await {
                 // Database trouble: leave the lease to run out and carry on with the rest.
                 tracing::error!(request_id = %id, error = %e, "work on request failed");
             }
@@ -81,22 +84,21 @@ pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppErr
 
 async fn work_on(
     svc: &Services,
+    owner: &str,
     id: RequestId,
     status: RequestStatus,
     report: &mut WorkReport,
 ) -> Result<(), AppError> {
     match status {
-        RequestStatus::Approved => provision(svc, id, report).await,
+        RequestStatus::Approved => provision(svc, owner, id, report).await,
         RequestStatus::Active => {
             expire(svc, id).await?;
-            teardown(svc, id, report).await
+            teardown(svc, owner, id, report).await
         }
-        RequestStatus::Revoking => teardown(svc, id, report).await,
+        RequestStatus::Revoking => teardown(svc, owner, id, report).await,
         other => {
             tracing::warn!(request_id = %id, status = %other, "claimed a request with nothing to do");
-            let mut conn = svc.db.acquire().await?;
-            work::release(&mut conn, id).await?;
-            Ok(())
+            release(svc, owner, id).await
         }
     }
 }
@@ -138,19 +140,24 @@ async fn load(svc: &Services, id: RequestId) -> Result<Option<WorkItem>, AppErro
     Ok(work::load(&mut conn, id).await?)
 }
 
-async fn provision(svc: &Services, id: RequestId, report: &mut WorkReport) -> Result<(), AppError> {
+async fn provision(
+    svc: &Services,
+    owner: &str,
+    id: RequestId,
+    report: &mut WorkReport,
+) -> Result<(), AppError> {
     let Some(item) = load(svc, id).await? else {
         return Ok(());
     };
     if item.status != RequestStatus::Approved {
-        return release(svc, id).await;
+        return release(svc, owner, id).await;
     }
     let start = item
         .step
         .as_deref()
         .and_then(ProvisionStep::parse)
         .unwrap_or(ProvisionStep::first());
-    match run_provision_steps(svc, &item, start).await? {
+    match run_provision_steps(svc, owner, &item, start).await? {
         Outcome::Done => {
             let now = svc.clock.now();
             let expires_at = now + item.duration;
@@ -176,24 +183,30 @@ async fn provision(svc: &Services, id: RequestId, report: &mut WorkReport) -> Re
                 report.activated.push(id);
             } else {
                 drop(tx);
-                release(svc, id).await?;
+                release(svc, owner, id).await?;
             }
             Ok(())
         }
-        Outcome::Superseded => release(svc, id).await,
+        Outcome::Superseded => release(svc, owner, id).await,
         Outcome::Failed { step, error } => {
             let now = svc.clock.now();
             let give_up = !error.is_retryable()
                 || item.attempts + 1 >= svc.settings.worker.max_provision_attempts;
             let mut tx = svc.db.begin().await?;
-            let attempts = work::record_failure(
+            let Some(attempts) = work::record_failure(
                 &mut tx,
                 id,
                 RequestStatus::Approved,
+                owner,
                 &format!("{step}: {error}"),
                 now + backoff(svc, item.attempts),
             )
-            .await?;
+            .await?
+            else {
+                // Revoked meanwhile (or taken over): let go so teardown starts at once.
+                drop(tx);
+                return release(svc, owner, id).await;
+            };
             audit::append(
                 &mut tx,
                 NewAuditEvent {
@@ -241,13 +254,14 @@ async fn provision(svc: &Services, id: RequestId, report: &mut WorkReport) -> Re
 
 async fn run_provision_steps(
     svc: &Services,
+    owner: &str,
     item: &WorkItem,
     start: ProvisionStep,
 ) -> Result<Outcome, AppError> {
     let g = GrantResources::derive(item.id, svc.cloud.identity(), &svc.settings.results);
     let mut step = Some(start);
     while let Some(s) = step {
-        if !record_step(svc, item.id, RequestStatus::Approved, s.as_str()).await? {
+        if !record_step(svc, owner, item.id, RequestStatus::Approved, s.as_str()).await? {
             return Ok(Outcome::Superseded);
         }
         if let Err(error) = provision_step(svc, item, &g, s).await {
@@ -264,13 +278,14 @@ async fn run_provision_steps(
 /// Writes the step about to be taken, extending the lease. `false`: stop, the request moved on.
 async fn record_step(
     svc: &Services,
+    owner: &str,
     id: RequestId,
     status: RequestStatus,
     step: &str,
 ) -> Result<bool, AppError> {
     let lease_until = svc.clock.now() + svc.settings.worker.lease;
     let mut conn = svc.db.acquire().await?;
-    Ok(work::set_step(&mut conn, id, status, step, lease_until).await?)
+    Ok(work::set_step(&mut conn, id, status, step, owner, lease_until).await?)
 }
 
 async fn provision_step(
@@ -291,7 +306,7 @@ async fn provision_step(
                     max_session_seconds: 3600,
                     tags: vec![
                         (TAG_REQUEST.to_owned(), item.id.to_string()),
-                        (TAG_OWNER.to_owned(), item.requester.email.clone()),
+                        (TAG_OWNER.to_owned(), tag_value(&item.requester.email)),
                     ],
                 })
                 .await
@@ -317,7 +332,7 @@ async fn provision_step(
                     bytes_scanned_cutoff: svc.settings.policy.scan_cutoff_bytes,
                     tags: vec![
                         (TAG_REQUEST.to_owned(), item.id.to_string()),
-                        (TAG_OWNER.to_owned(), item.requester.email.clone()),
+                        (TAG_OWNER.to_owned(), tag_value(&item.requester.email)),
                     ],
                 })
                 .await
@@ -341,12 +356,17 @@ async fn provision_step(
     }
 }
 
-async fn teardown(svc: &Services, id: RequestId, report: &mut WorkReport) -> Result<(), AppError> {
+async fn teardown(
+    svc: &Services,
+    owner: &str,
+    id: RequestId,
+    report: &mut WorkReport,
+) -> Result<(), AppError> {
     let Some(item) = load(svc, id).await? else {
         return Ok(());
     };
     if item.status != RequestStatus::Revoking {
-        return release(svc, id).await;
+        return release(svc, owner, id).await;
     }
     let mut step = Some(
         item.step
@@ -355,20 +375,25 @@ async fn teardown(svc: &Services, id: RequestId, report: &mut WorkReport) -> Res
             .unwrap_or(RevokeStep::first()),
     );
     while let Some(s) = step {
-        if !record_step(svc, id, RequestStatus::Revoking, s.as_str()).await? {
-            return release(svc, id).await;
+        if !record_step(svc, owner, id, RequestStatus::Revoking, s.as_str()).await? {
+            return release(svc, owner, id).await;
         }
         if let Err(error) = revoke_step(svc, &item, s).await {
             let now = svc.clock.now();
             let mut tx = svc.db.begin().await?;
-            let attempts = work::record_failure(
+            let Some(attempts) = work::record_failure(
                 &mut tx,
                 id,
                 RequestStatus::Revoking,
+                owner,
                 &format!("{}: {error}", s.as_str()),
                 now + backoff(svc, item.attempts),
             )
-            .await?;
+            .await?
+            else {
+                drop(tx);
+                return release(svc, owner, id).await;
+            };
             audit::append(
                 &mut tx,
                 NewAuditEvent {
@@ -412,13 +437,9 @@ async fn revoke_step(svc: &Services, item: &WorkItem, step: RevokeStep) -> Resul
     let cloud = &svc.cloud;
     match step {
         RevokeStep::DenySessions => {
-            let at = item.revoke_started_at.unwrap_or_else(|| svc.clock.now());
             // `false`: the role is already gone (never created, or deleted by an earlier pass);
             // the later steps still run, each treating "already gone" as done.
-            cloud
-                .deny_sessions_issued_before(&item.role_name, at)
-                .await
-                .map(drop)
+            cloud.deny_all_sessions(&item.role_name).await.map(drop)
         }
         RevokeStep::StopQueries => cloud.stop_running_queries(&item.workgroup).await.map(drop),
         RevokeStep::DeleteWorkgroup => cloud.delete_workgroup(&item.workgroup).await,
@@ -427,9 +448,9 @@ async fn revoke_step(svc: &Services, item: &WorkItem, step: RevokeStep) -> Resul
     }
 }
 
-async fn release(svc: &Services, id: RequestId) -> Result<(), AppError> {
+async fn release(svc: &Services, owner: &str, id: RequestId) -> Result<(), AppError> {
     let mut conn = svc.db.acquire().await?;
-    work::release(&mut conn, id).await?;
+    work::release(&mut conn, id, owner).await?;
     Ok(())
 }
 

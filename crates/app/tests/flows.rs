@@ -456,12 +456,12 @@ async fn expired_grant_is_revoked_once_and_nothing_is_left(pool: PgPool) {
     let teardown: Vec<&str> = calls
         .iter()
         .map(String::as_str)
-        .skip_while(|c| *c != "deny_sessions_issued_before")
+        .skip_while(|c| *c != "deny_all_sessions")
         .collect();
     assert_eq!(
         teardown,
         [
-            "deny_sessions_issued_before",
+            "deny_all_sessions",
             "stop_running_queries",
             "delete_workgroup",
             "revoke_lake_formation",

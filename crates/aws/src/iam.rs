@@ -5,7 +5,6 @@ use aws_sdk_iam::types::Tag;
 use lakegate_domain::iam_policy::revoke_policy;
 use lakegate_domain::naming::{REVOKE_POLICY_NAME, TAG_REQUEST};
 use lakegate_domain::ports::{CloudError, RoleSpec};
-use time::OffsetDateTime;
 
 use crate::error::{classify, code_of};
 
@@ -63,6 +62,14 @@ async fn confirm_own_role(iam: &Client, spec: &RoleSpec) -> Result<(), CloudErro
     }
 }
 
+pub(crate) async fn role_exists(iam: &Client, role: &str) -> Result<bool, CloudError> {
+    match iam.get_role().role_name(role).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if code_of(&e) == Some("NoSuchEntity") => Ok(false),
+        Err(e) => Err(classify("iam:GetRole", e)),
+    }
+}
+
 pub(crate) async fn put_role_policy(
     iam: &Client,
     role: &str,
@@ -79,12 +86,8 @@ pub(crate) async fn put_role_policy(
         .map_err(|e| classify("iam:PutRolePolicy", e))
 }
 
-pub(crate) async fn deny_sessions_issued_before(
-    iam: &Client,
-    role: &str,
-    at: OffsetDateTime,
-) -> Result<bool, CloudError> {
-    match put_role_policy(iam, role, REVOKE_POLICY_NAME, &revoke_policy(at)).await {
+pub(crate) async fn deny_all_sessions(iam: &Client, role: &str) -> Result<bool, CloudError> {
+    match put_role_policy(iam, role, REVOKE_POLICY_NAME, &revoke_policy()).await {
         Ok(()) => Ok(true),
         Err(CloudError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),

@@ -10,6 +10,9 @@ use lakegate_domain::ports::CloudError;
 
 use crate::error::{classify, classify_code};
 
+/// The id `plan_grants` gives DESCRIBE on the `default` database.
+const DEFAULT_DATABASE_ENTRY: &str = "db-default";
+
 /// Entries per batch call (the API's limit is on the total request; 20 keeps well inside it).
 const BATCH: usize = 20;
 
@@ -108,8 +111,16 @@ pub(crate) async fn grant(
             .send()
             .await
             .map_err(|e| classify("lakeformation:BatchGrantPermissions", e))?;
-        if let Some(f) = out.failures().first() {
-            return Err(failure_error("lakeformation:BatchGrantPermissions", f).2);
+        for f in out.failures() {
+            let (code, _, err) = failure_error("lakeformation:BatchGrantPermissions", f);
+            // Athena wants DESCRIBE on `default` (AWS.md §1.4), but an account may not have that
+            // database; without it there is nothing to describe and the grant is moot.
+            let entry_id = f.request_entry().map(|e| e.id()).unwrap_or_default();
+            if entry_id == DEFAULT_DATABASE_ENTRY && code == "EntityNotFoundException" {
+                tracing::warn!("no `default` database in the catalog; skipping DESCRIBE on it");
+                continue;
+            }
+            return Err(err);
         }
     }
     Ok(())
@@ -130,9 +141,10 @@ pub(crate) async fn revoke(
             .await
             .map_err(|e| classify("lakeformation:BatchRevokePermissions", e))?;
         for f in out.failures() {
-            let (_, message, err) = failure_error("lakeformation:BatchRevokePermissions", f);
-            // Already revoked (or never granted): the goal is reached (AWS.md §1.5).
-            if message.contains("No permissions revoked") {
+            let (code, message, err) = failure_error("lakeformation:BatchRevokePermissions", f);
+            // Already revoked or never granted (AWS.md §1.5), or the table/database itself is
+            // gone (and its grants with it): the goal is reached.
+            if message.contains("No permissions revoked") || code == "EntityNotFoundException" {
                 continue;
             }
             return Err(err);

@@ -17,7 +17,6 @@ use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
     CloudAccess, CloudError, RoleSpec, SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
 };
-use time::OffsetDateTime;
 
 pub use aws_config;
 
@@ -98,12 +97,8 @@ impl CloudAccess for AwsCloudAccess {
         sts::assume_role(&self.sts, spec).await
     }
 
-    async fn deny_sessions_issued_before(
-        &self,
-        role: &str,
-        at: OffsetDateTime,
-    ) -> Result<bool, CloudError> {
-        iam::deny_sessions_issued_before(&self.iam, role, at).await
+    async fn deny_all_sessions(&self, role: &str) -> Result<bool, CloudError> {
+        iam::deny_all_sessions(&self.iam, role).await
     }
 
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError> {
@@ -115,7 +110,23 @@ impl CloudAccess for AwsCloudAccess {
     }
 
     async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {
-        lake_formation::revoke(&self.lf, &self.identity.account_id, grants).await
+        match lake_formation::revoke(&self.lf, &self.identity.account_id, grants).await {
+            // Lake Formation does not know the principal. Right after CreateRole that means "not
+            // yet" (retry); when the role does not exist (provisioning failed before creating
+            // it, or an earlier pass deleted it after revoking) it holds no grants: done.
+            Err(e) if e.to_string().contains("Invalid principal") => {
+                let role = grants
+                    .first()
+                    .and_then(|g| g.principal_arn.rsplit('/').next())
+                    .unwrap_or_default();
+                if role.is_empty() || iam::role_exists(&self.iam, role).await? {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+            other => other,
+        }
     }
 
     async fn delete_role(&self, role: &str) -> Result<(), CloudError> {

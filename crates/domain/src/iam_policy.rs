@@ -164,17 +164,19 @@ pub fn session_policy(expires_at: OffsetDateTime) -> String {
     .to_string()
 }
 
-/// AWS's own recipe for revoking issued sessions: deny everything to sessions issued before
-/// the revocation (AWS.md §1.7). Idempotent: writing it again overwrites it.
-pub fn revoke_policy(revoke_started_at: OffsetDateTime) -> String {
+/// Denies everything to every session of the role: written first when a grant is revoked or
+/// expires. AWS's recipe denies only sessions issued before the revocation (`aws:TokenIssueTime`,
+/// AWS.md §1.7) because the role stays in use; a lakegate role is never used again once revoking
+/// begins, so denying all sessions is strictly stronger: it also covers a session minted while
+/// the revoke was starting, and any clock skew between lakegate and AWS. Idempotent.
+pub fn revoke_policy() -> String {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
-            "Sid": "LakegateRevokeOlderSessions",
+            "Sid": "LakegateRevokeAllSessions",
             "Effect": "Deny",
             "Action": "*",
             "Resource": "*",
-            "Condition": {"DateLessThan": {"aws:TokenIssueTime": rfc3339(revoke_started_at)}},
         }]
     })
     .to_string()
@@ -250,16 +252,13 @@ mod tests {
     }
 
     #[test]
-    fn revoke_policy_denies_older_sessions() {
-        let v: Value =
-            serde_json::from_str(&revoke_policy(datetime!(2026-03-01 12:00 UTC))).unwrap();
+    fn revoke_policy_denies_every_session() {
+        let v: Value = serde_json::from_str(&revoke_policy()).unwrap();
         let s = &v["Statement"][0];
         assert_eq!(s["Effect"], "Deny");
         assert_eq!(s["Action"], "*");
-        assert_eq!(
-            s["Condition"]["DateLessThan"]["aws:TokenIssueTime"],
-            "2026-03-01T12:00:00Z"
-        );
+        assert_eq!(s["Resource"], "*");
+        assert!(s.get("Condition").is_none(), "no session is exempt");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub const ROLE_PATH: &str = "/lakegate/";
 pub const NAME_PREFIX: &str = "lakegate-";
 /// The role's inline policy: what its sessions may do.
 pub const ACCESS_POLICY_NAME: &str = "lakegate-access";
-/// The role's inline policy that denies sessions issued before a revocation.
+/// The role's inline policy that denies all its sessions once revoking begins.
 pub const REVOKE_POLICY_NAME: &str = "lakegate-revoke";
 /// Tags put on roles and workgroups.
 pub const TAG_REQUEST: &str = "lakegate:request";
@@ -105,6 +105,22 @@ pub fn source_identity(user: &str) -> String {
     s
 }
 
+/// A tag value IAM and Athena accept: letters, digits, spaces and `_.:/=+-@`, at most 256
+/// characters; anything else becomes `_`.
+pub fn tag_value(input: &str) -> String {
+    input
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +165,12 @@ mod tests {
         let long = session_name(&"x".repeat(200), id());
         assert_eq!(long.len(), 64);
         assert_eq!(session_name("", id()), "user-0b9f3f8e");
+    }
+
+    #[test]
+    fn tag_values_fit_aws_rules() {
+        assert_eq!(tag_value("o'brien+x@example.com"), "o_brien+x@example.com");
+        assert_eq!(tag_value(&"é".repeat(300)).chars().count(), 256);
     }
 
     #[test]

@@ -149,12 +149,9 @@ pub trait CloudAccess: Send + Sync + 'static {
     /// One STS session of the role.
     async fn assume_role(&self, spec: &SessionSpec) -> Result<SessionCredentials, CloudError>;
 
-    /// Writes the deny-older-sessions policy. `Ok(false)` when the role no longer exists.
-    async fn deny_sessions_issued_before(
-        &self,
-        role: &str,
-        revoke_started_at: OffsetDateTime,
-    ) -> Result<bool, CloudError>;
+    /// Writes the policy that denies every session of the role. `Ok(false)` when the role no
+    /// longer exists.
+    async fn deny_all_sessions(&self, role: &str) -> Result<bool, CloudError>;
 
     /// Stops every queued or running query of the workgroup; returns how many were stopped.
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError>;

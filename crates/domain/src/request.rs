@@ -183,7 +183,10 @@ impl fmt::Display for RequestStatus {
 
 /// Why the person wants access. Shown to approvers and kept in the audit trail.
 pub fn parse_reason(input: &str) -> Result<String, ValidationError> {
-    let reason = input.trim();
+    // Browsers send textarea line breaks as CRLF: normalise before counting, so the length
+    // checked is the length stored.
+    let reason = input.replace("\r\n", "\n");
+    let reason = reason.trim();
     let len = reason.chars().count();
     if len < 10 {
         return Err(ValidationError::new(
@@ -203,7 +206,7 @@ pub fn parse_reason(input: &str) -> Result<String, ValidationError> {
             "the reason contains control characters",
         ));
     }
-    Ok(reason.replace("\r\n", "\n"))
+    Ok(reason.to_owned())
 }
 
 /// An optional comment on a decision or a revoke.

@@ -223,17 +223,22 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
 
+    /// `check-config` with the required options, `extra` replacing any of them.
     fn args(extra: &[&str]) -> ServeArgs {
-        let mut argv = vec![
-            "lakegate",
-            "check-config",
-            "--database-url",
-            "postgres://lakegate:hunter2@db/lakegate",
-            "--results-location",
-            "s3://results/athena/",
-            "--permissions-boundary-arn",
-            "arn:aws:iam::123456789012:policy/lakegate-boundary",
+        let required = [
+            ("--database-url", "postgres://lakegate:hunter2@db/lakegate"),
+            ("--results-location", "s3://results/athena/"),
+            (
+                "--permissions-boundary-arn",
+                "arn:aws:iam::123456789012:policy/lakegate-boundary",
+            ),
         ];
+        let mut argv = vec!["lakegate", "check-config"];
+        for (flag, value) in required {
+            if !extra.contains(&flag) {
+                argv.extend([flag, value]);
+            }
+        }
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::CheckConfig(a) => *a,

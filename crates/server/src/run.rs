@@ -62,7 +62,17 @@ pub async fn serve(
         .await
         .context("could not set up the session table")?;
 
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // Bounded calls: a hung AWS call must end well within a worker's lease (5 min) and a
+    // credentials fetch within what SDKs wait.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
     let cloud = AwsCloudAccess::from_conf(&aws, config.broker_principal_arn.clone())
         .await
         .context("could not reach AWS STS to find out who lakegate runs as")?;

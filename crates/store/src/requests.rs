@@ -392,7 +392,8 @@ pub async fn activate(
     Ok(done.rows_affected() == 1)
 }
 
-/// approved | active → revoking. From this moment the credentials URL refuses. A lease held by
+/// approved | active → revoking. From this moment the credentials URL refuses (the token hash
+/// stays, so its holder is told the grant ended rather than that the token is wrong). A lease held by
 /// a provisioning worker is kept: that worker notices at its next step and lets go, so teardown
 /// never races an in-flight create.
 pub async fn begin_revoke(
@@ -406,7 +407,7 @@ pub async fn begin_revoke(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "update access_request set status = 'revoking', end_state = $3, end_reason = $4, step = $5,
-             revoke_started_at = $6, attempts = 0, next_attempt_at = null, credentials_token_hash = null
+             revoke_started_at = $6, attempts = 0, next_attempt_at = null
          where request_id = $1 and status = $2",
     )
     .bind(id.0)

@@ -169,56 +169,67 @@ pub async fn load(conn: &mut PgConnection, id: RequestId) -> Result<Option<WorkI
 }
 
 /// Records the step about to be taken (and extends the lease), if the request is still in
-/// `status`. `Ok(false)`: it has moved on (revoked meanwhile); the worker must stop.
+/// `status` and still leased to `owner`. `Ok(false)`: it moved on (revoked meanwhile) or another
+/// worker took it over; this worker must stop.
 pub async fn set_step(
     conn: &mut PgConnection,
     id: RequestId,
     status: RequestStatus,
     step: &str,
+    owner: &str,
     lease_until: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "update access_request set step = $3, lease_until = $4
-         where request_id = $1 and status = $2",
+        "update access_request set step = $3, lease_until = $5
+         where request_id = $1 and status = $2 and lease_owner = $4",
     )
     .bind(id.0)
     .bind(status.as_str())
     .bind(step)
+    .bind(owner)
     .bind(lease_until)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-/// A step failed: remember why, and when to try again. Lets go of the lease.
+/// A step failed: remember why, and when to try again, and let go of the lease. Returns the
+/// number of attempts so far, or `None` when the request moved on or is no longer `owner`'s.
 pub async fn record_failure(
     conn: &mut PgConnection,
     id: RequestId,
     status: RequestStatus,
+    owner: &str,
     error: &str,
     next_attempt_at: OffsetDateTime,
-) -> Result<i32, StoreError> {
-    let attempts: Option<i32> = sqlx::query_scalar(
-        "update access_request set attempts = attempts + 1, last_error = $3, next_attempt_at = $4,
+) -> Result<Option<i32>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "update access_request set attempts = attempts + 1, last_error = $4, next_attempt_at = $5,
              lease_owner = null, lease_until = null
-         where request_id = $1 and status = $2
+         where request_id = $1 and status = $2 and lease_owner = $3
          returning attempts",
     )
     .bind(id.0)
     .bind(status.as_str())
+    .bind(owner)
     .bind(error)
     .bind(next_attempt_at)
     .fetch_optional(conn)
-    .await?;
-    Ok(attempts.unwrap_or(0))
+    .await?)
 }
 
-/// Lets go of the lease so that any worker may pick the request up at once.
-pub async fn release(conn: &mut PgConnection, id: RequestId) -> Result<(), StoreError> {
+/// Lets go of `owner`'s lease so that any worker may pick the request up at once.
+pub async fn release(
+    conn: &mut PgConnection,
+    id: RequestId,
+    owner: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "update access_request set lease_owner = null, lease_until = null where request_id = $1",
+        "update access_request set lease_owner = null, lease_until = null
+         where request_id = $1 and lease_owner = $2",
     )
     .bind(id.0)
+    .bind(owner)
     .execute(conn)
     .await?;
     Ok(())

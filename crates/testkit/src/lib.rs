@@ -295,19 +295,15 @@ impl CloudAccess for FakeCloud {
         })
     }
 
-    async fn deny_sessions_issued_before(
-        &self,
-        role: &str,
-        at: OffsetDateTime,
-    ) -> Result<bool, CloudError> {
-        self.enter("deny_sessions_issued_before")?;
+    async fn deny_all_sessions(&self, role: &str) -> Result<bool, CloudError> {
+        self.enter("deny_all_sessions")?;
         let mut s = self.state.lock().unwrap();
         if !s.roles.contains_key(role) {
             return Ok(false);
         }
         s.role_policies.entry(role.to_owned()).or_default().insert(
             lakegate_domain::naming::REVOKE_POLICY_NAME.to_owned(),
-            lakegate_domain::iam_policy::revoke_policy(at),
+            lakegate_domain::iam_policy::revoke_policy(),
         );
         Ok(true)
     }

@@ -21,6 +21,9 @@ pub enum WebError {
     /// The form could not be read (missing fields, wrong types).
     #[error("{0}")]
     BadForm(String),
+    /// The body is larger than lakegate accepts.
+    #[error("the form is too large")]
+    TooLarge,
     /// CSRF token or Origin check failed.
     #[error("{0}")]
     Csrf(&'static str),
@@ -100,6 +103,11 @@ impl IntoResponse for WebError {
             }
             Self::Csrf(message) => page(StatusCode::FORBIDDEN, message.to_owned(), None),
             Self::BadForm(message) => page(StatusCode::UNPROCESSABLE_ENTITY, message, None),
+            Self::TooLarge => page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is larger than lakegate accepts (64 KiB).".into(),
+                None,
+            ),
             Self::Internal(message) => {
                 let reference = log_internal(&message);
                 page(

@@ -70,7 +70,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         let req = Request::from_parts(parts, body);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                WebError::BadForm("the form is too large".into())
+                WebError::TooLarge
             } else {
                 WebError::BadForm(format!("the form could not be read: {}", e.body_text()))
             }

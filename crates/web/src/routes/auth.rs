@@ -29,10 +29,18 @@ struct Next {
     next: Option<String>,
 }
 
-/// Only local paths: never redirect off-site after sign-in.
+/// Only plain local paths: never redirect off-site after sign-in. Browsers drop tabs and line
+/// breaks from URLs and read `\\` as `/`, so `/\t/evil` or `/\\evil` would become `//evil`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.len() <= 2048
+                && n.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }

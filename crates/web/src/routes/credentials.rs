@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -37,9 +38,16 @@ fn expiration(t: OffsetDateTime) -> String {
 async fn get_credentials(
     State(svc): State<Services>,
     Path(id): Path<String>,
-    Query(q): Query<Format>,
+    query: Result<Query<Format>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
+    let Ok(Query(q)) = query else {
+        return Err(WebError::Api(AppError::Invalid(
+            lakegate_domain::ValidationError::new(
+                "the query string could not be read; the only parameter is `format`",
+            ),
+        )));
+    };
     let process = match q.format.as_deref() {
         None | Some("container") => false,
         Some("process") => true,

@@ -157,8 +157,10 @@ async fn show_request(
         status: r.status.as_str(),
         status_note: status_note(&d),
         in_progress: matches!(r.status, RequestStatus::Approved | RequestStatus::Revoking),
-        requester: r.requester.display_name().to_owned(),
-        requester_email: r.requester.email.clone(),
+        requester: match &r.requester.name {
+            Some(name) => format!("{name} <{}>", r.requester.email),
+            None => r.requester.email.clone(),
+        },
         reason: r.reason.clone(),
         duration: format_duration(r.duration),
         created_at: fmt_time(r.created_at),

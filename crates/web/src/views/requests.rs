@@ -58,8 +58,8 @@ pub struct ShowRequestPage {
     pub status_note: String,
     /// The page refreshes itself while lakegate is working on the request.
     pub in_progress: bool,
+    /// `Name <email>`, or the email alone.
     pub requester: String,
-    pub requester_email: String,
     pub reason: String,
     pub duration: String,
     pub created_at: String,

@@ -1,0 +1,378 @@
+//! Crash safety against moto: a worker that dies right after any provisioning or teardown step
+//! took effect in AWS (before it could record that) leaves work that the next worker completes
+//! or cleans up, with nothing left behind. The "crash" is a wrapper around the real AWS adapter
+//! that never returns from the chosen call, and a worker pass that is abandoned mid-flight.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use lakegate_app::requests::{self, SubmitInput};
+use lakegate_app::worker::work_once;
+use lakegate_app::{Services, Settings, WorkerSettings};
+use lakegate_aws::AwsCloudAccess;
+use lakegate_domain::lake_formation::LfGrant;
+use lakegate_domain::naming::CloudIdentity;
+use lakegate_domain::policy::Policy;
+use lakegate_domain::ports::{
+    CloudAccess, CloudError, RoleSpec, SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
+};
+use lakegate_domain::{EndState, Principal, RequestId, RequestStatus, ResultsLocation};
+use lakegate_store::requests::Decision;
+use lakegate_testkit::FixedClock;
+use sqlx::PgPool;
+use time::{Duration, OffsetDateTime};
+
+/// Delegates to the real adapter, but hangs forever right after `op` succeeds (once).
+struct DiesAfter {
+    inner: Arc<AwsCloudAccess>,
+    op: &'static str,
+    died: AtomicBool,
+}
+
+impl DiesAfter {
+    async fn after<T>(
+        &self,
+        op: &'static str,
+        result: Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
+        if op == self.op && result.is_ok() && !self.died.swap(true, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl CloudAccess for DiesAfter {
+    fn identity(&self) -> &CloudIdentity {
+        self.inner.identity()
+    }
+    async fn describe_table(&self, d: &str, t: &str) -> Result<TableLookup, CloudError> {
+        self.inner.describe_table(d, t).await
+    }
+    async fn create_role(&self, s: &RoleSpec) -> Result<(), CloudError> {
+        let r = self.inner.create_role(s).await;
+        self.after("create_role", r).await
+    }
+    async fn put_role_policy(&self, r: &str, n: &str, d: &str) -> Result<(), CloudError> {
+        let res = self.inner.put_role_policy(r, n, d).await;
+        self.after("put_role_policy", res).await
+    }
+    async fn create_workgroup(&self, s: &WorkgroupSpec) -> Result<(), CloudError> {
+        let r = self.inner.create_workgroup(s).await;
+        self.after("create_workgroup", r).await
+    }
+    async fn grant_lake_formation(&self, g: &[LfGrant]) -> Result<(), CloudError> {
+        let r = self.inner.grant_lake_formation(g).await;
+        self.after("grant_lake_formation", r).await
+    }
+    async fn assume_role(&self, s: &SessionSpec) -> Result<SessionCredentials, CloudError> {
+        let r = self.inner.assume_role(s).await;
+        self.after("assume_role", r).await
+    }
+    async fn deny_all_sessions(&self, r: &str) -> Result<bool, CloudError> {
+        let res = self.inner.deny_all_sessions(r).await;
+        self.after("deny_all_sessions", res).await
+    }
+    async fn stop_running_queries(&self, w: &str) -> Result<u32, CloudError> {
+        let r = self.inner.stop_running_queries(w).await;
+        self.after("stop_running_queries", r).await
+    }
+    async fn delete_workgroup(&self, w: &str) -> Result<(), CloudError> {
+        let r = self.inner.delete_workgroup(w).await;
+        self.after("delete_workgroup", r).await
+    }
+    async fn revoke_lake_formation(&self, g: &[LfGrant]) -> Result<(), CloudError> {
+        let r = self.inner.revoke_lake_formation(g).await;
+        self.after("revoke_lake_formation", r).await
+    }
+    async fn delete_role(&self, r: &str) -> Result<(), CloudError> {
+        let res = self.inner.delete_role(r).await;
+        self.after("delete_role", res).await
+    }
+}
+
+const PROVISIONING: [&str; 5] = [
+    "create_role",
+    "put_role_policy",
+    "create_workgroup",
+    "grant_lake_formation",
+    "assume_role",
+];
+const TEARDOWN: [&str; 5] = [
+    "deny_all_sessions",
+    "stop_running_queries",
+    "delete_workgroup",
+    "revoke_lake_formation",
+    "delete_role",
+];
+
+struct World {
+    pool: PgPool,
+    cloud: Arc<AwsCloudAccess>,
+    clock: Arc<FixedClock>,
+    db: String,
+}
+
+fn settings() -> Settings {
+    Settings {
+        policy: Policy::new(
+            "data-owners",
+            Duration::minutes(15),
+            Duration::hours(8),
+            10_000_000_000,
+        )
+        .unwrap(),
+        results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
+        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
+        worker: WorkerSettings::default(),
+    }
+}
+
+impl World {
+    async fn new(pool: PgPool) -> Self {
+        std::env::var("AWS_ENDPOINT_URL")
+            .expect("AWS_ENDPOINT_URL is not set: run the tests with scripts/test");
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
+        let glue = aws_sdk_glue::Client::new(&conf);
+        let db = format!("crash_{}", uuid::Uuid::new_v4().simple());
+        glue.create_database()
+            .database_input(
+                aws_sdk_glue::types::DatabaseInput::builder()
+                    .name(&db)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        glue.create_table()
+            .database_name(&db)
+            .table_input(
+                aws_sdk_glue::types::TableInput::builder()
+                    .name("orders")
+                    .storage_descriptor(
+                        aws_sdk_glue::types::StorageDescriptor::builder()
+                            .columns(
+                                aws_sdk_glue::types::Column::builder()
+                                    .name("order_id")
+                                    .r#type("bigint")
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        Self {
+            pool,
+            cloud,
+            clock: Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
+            db,
+        }
+    }
+
+    fn services(&self, cloud: Arc<dyn CloudAccess>) -> Services {
+        Services::new(self.pool.clone(), cloud, self.clock.clone(), settings())
+    }
+
+    fn real(&self) -> Services {
+        self.services(self.cloud.clone())
+    }
+
+    fn dying(&self, op: &'static str) -> Services {
+        self.services(Arc::new(DiesAfter {
+            inner: self.cloud.clone(),
+            op,
+            died: AtomicBool::new(false),
+        }))
+    }
+
+    async fn approved_request(&self) -> RequestId {
+        let svc = self.real();
+        let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
+        let bob =
+            Principal::new("bob", "bob@example.com", None, ["data-owners".to_owned()]).unwrap();
+        let resources = format!("{}.orders", self.db);
+        let id = requests::submit(
+            &svc,
+            &alice,
+            SubmitInput {
+                resources: &resources,
+                duration: "1h",
+                reason: "crash safety test",
+            },
+        )
+        .await
+        .unwrap();
+        requests::decide(&svc, &bob, id, Decision::Approve, None)
+            .await
+            .unwrap();
+        id
+    }
+
+    /// A worker pass that dies inside the chosen call: abandoned, its lease still held.
+    async fn crash_during(&self, op: &'static str) {
+        let svc = self.dying(op);
+        let pass = tokio::time::timeout(StdDuration::from_secs(5), work_once(&svc, "doomed")).await;
+        assert!(pass.is_err(), "the worker was expected to die in {op}");
+    }
+
+    /// Time passes beyond the dead worker's lease; another replica takes over.
+    async fn recover(&self) -> lakegate_app::worker::WorkReport {
+        self.clock.advance(Duration::minutes(6));
+        work_once(&self.real(), "survivor").await.unwrap()
+    }
+
+    async fn status(&self, id: RequestId) -> RequestStatus {
+        let mut conn = self.pool.acquire().await.unwrap();
+        lakegate_store::requests::get(&mut conn, id)
+            .await
+            .unwrap()
+            .status
+    }
+
+    async fn leftovers(&self, id: RequestId) -> Vec<String> {
+        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let name = format!("lakegate-{id}");
+        let mut left = Vec::new();
+        if aws_sdk_iam::Client::new(&conf)
+            .get_role()
+            .role_name(&name)
+            .send()
+            .await
+            .is_ok()
+        {
+            left.push("role".to_owned());
+        }
+        let wg = aws_sdk_athena::Client::new(&conf)
+            .get_work_group()
+            .work_group(&name)
+            .send()
+            .await
+            .unwrap();
+        if wg.work_group().is_some() {
+            left.push("workgroup".to_owned());
+        }
+        let arn = format!("arn:aws:iam::123456789012:role/lakegate/{name}");
+        let perms = aws_sdk_lakeformation::Client::new(&conf)
+            .list_permissions()
+            .send()
+            .await
+            .unwrap();
+        for p in perms.principal_resource_permissions() {
+            if p.principal()
+                .and_then(|p| p.data_lake_principal_identifier())
+                == Some(arn.as_str())
+            {
+                left.push(format!("grant {:?}", p.resource()));
+            }
+        }
+        left
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn provisioning_interrupted_after_any_step_is_completed(pool: PgPool) {
+    let w = World::new(pool).await;
+    for op in PROVISIONING {
+        let id = w.approved_request().await;
+        w.crash_during(op).await;
+        assert_eq!(w.status(id).await, RequestStatus::Approved, "{op}");
+        let report = w.recover().await;
+        assert_eq!(report.activated, [id], "after a crash in {op}");
+        assert_eq!(w.status(id).await, RequestStatus::Active, "{op}");
+        // The role, the workgroup, DESCRIBE on `default` and on the database, SELECT on the table.
+        assert_eq!(w.leftovers(id).await.len(), 2 + 3, "after a crash in {op}");
+
+        // And it tears down cleanly afterwards.
+        let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
+        requests::revoke(&w.real(), &alice, id, None).await.unwrap();
+        work_once(&w.real(), "survivor").await.unwrap();
+        assert_eq!(w.status(id).await, RequestStatus::Revoked, "{op}");
+        assert_eq!(
+            w.leftovers(id).await,
+            Vec::<String>::new(),
+            "after a crash in {op}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn provisioning_interrupted_and_then_revoked_leaves_nothing(pool: PgPool) {
+    let w = World::new(pool).await;
+    let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
+    for op in PROVISIONING {
+        let id = w.approved_request().await;
+        w.crash_during(op).await;
+        // The requester gives up while provisioning is stuck.
+        requests::revoke(&w.real(), &alice, id, Some("stuck"))
+            .await
+            .unwrap();
+        let report = w.recover().await;
+        assert_eq!(
+            report.ended,
+            [(id, EndState::Revoked)],
+            "after a crash in {op}"
+        );
+        assert_eq!(
+            w.leftovers(id).await,
+            Vec::<String>::new(),
+            "after a crash in {op}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn teardown_interrupted_after_any_step_is_completed(pool: PgPool) {
+    let w = World::new(pool).await;
+    let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
+    for op in TEARDOWN {
+        let id = w.approved_request().await;
+        assert_eq!(work_once(&w.real(), "w").await.unwrap().activated, [id]);
+        requests::revoke(&w.real(), &alice, id, None).await.unwrap();
+        w.crash_during(op).await;
+        assert_eq!(w.status(id).await, RequestStatus::Revoking, "{op}");
+        let report = w.recover().await;
+        assert_eq!(
+            report.ended,
+            [(id, EndState::Revoked)],
+            "after a crash in {op}"
+        );
+        assert_eq!(
+            w.leftovers(id).await,
+            Vec::<String>::new(),
+            "after a crash in {op}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn expiry_interrupted_after_any_step_is_completed(pool: PgPool) {
+    let w = World::new(pool).await;
+    for op in TEARDOWN {
+        let id = w.approved_request().await;
+        assert_eq!(work_once(&w.real(), "w").await.unwrap().activated, [id]);
+        w.clock.advance(Duration::hours(1));
+        w.crash_during(op).await;
+        let report = w.recover().await;
+        assert_eq!(
+            report.ended,
+            [(id, EndState::Expired)],
+            "after a crash in {op}"
+        );
+        assert_eq!(
+            w.leftovers(id).await,
+            Vec::<String>::new(),
+            "after a crash in {op}"
+        );
+    }
+}

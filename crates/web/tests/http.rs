@@ -1,0 +1,732 @@
+//! The HTTP layer end to end in-process: the real router, real PostgreSQL (sessions included),
+//! a FakeCloud, and a cookie-carrying client per person.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use lakegate_app::worker::work_once;
+use lakegate_app::{Services, Settings, WorkerSettings};
+use lakegate_domain::policy::Policy;
+use lakegate_domain::{RequestId, ResultsLocation};
+use lakegate_testkit::{FakeCloud, FixedClock};
+use lakegate_web::{AppState, WebConfig};
+use scraper::{Html, Selector};
+use sqlx::PgPool;
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+
+struct TestApp {
+    router: Router,
+    services: Services,
+    cloud: Arc<FakeCloud>,
+}
+
+async fn app_with(pool: PgPool, dev_login: bool) -> TestApp {
+    let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
+    let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
+    let settings = Settings {
+        policy: Policy::new(
+            "data-owners",
+            Duration::minutes(15),
+            Duration::hours(8),
+            10_000_000_000,
+        )
+        .unwrap(),
+        results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
+        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
+        worker: WorkerSettings::default(),
+    };
+    let services = Services::new(pool.clone(), cloud.clone(), clock, settings);
+    let config = WebConfig {
+        public_url: "http://127.0.0.1:8080".into(),
+        dev_login,
+        secure_cookies: false,
+        session_idle: Duration::hours(1),
+    };
+    let sessions = lakegate_web::session_store(pool).await.unwrap();
+    TestApp {
+        router: lakegate_web::router(AppState::new(services.clone(), config), sessions),
+        services,
+        cloud,
+    }
+}
+
+async fn app(pool: PgPool) -> TestApp {
+    app_with(pool, true).await
+}
+
+struct Response {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Response {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+    }
+
+    fn html(&self) -> Html {
+        Html::parse_document(&self.body)
+    }
+
+    #[track_caller]
+    fn text_of(&self, selector: &str) -> String {
+        let sel = Selector::parse(selector).unwrap();
+        let html = self.html();
+        let el = html
+            .select(&sel)
+            .next()
+            .unwrap_or_else(|| panic!("no {selector} in:\n{}", self.body));
+        el.text().collect::<String>().trim().to_owned()
+    }
+
+    fn has(&self, selector: &str) -> bool {
+        self.html()
+            .select(&Selector::parse(selector).unwrap())
+            .next()
+            .is_some()
+    }
+
+    fn csrf(&self) -> String {
+        let sel = Selector::parse(r#"input[name="csrf_token"]"#).unwrap();
+        let html = self.html();
+        html.select(&sel)
+            .next()
+            .and_then(|e| e.value().attr("value"))
+            .unwrap_or_else(|| panic!("no csrf_token in:\n{}", self.body))
+            .to_owned()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One person's browser: a cookie jar over the router.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: Mutex<HashMap<String, String>>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookies: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn send(&self, mut req: Request<Body>) -> Response {
+        let cookie = {
+            let jar = self.cookies.lock().unwrap();
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        if !cookie.is_empty() {
+            req.headers_mut()
+                .insert(header::COOKIE, cookie.parse().unwrap());
+        }
+        let res = self.app.router.clone().oneshot(req).await.unwrap();
+        for set in res.headers().get_all(header::SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies
+                .lock()
+                .unwrap()
+                .insert(k.to_owned(), v.to_owned());
+        }
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.send(
+            Request::post(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Posts a form with the CSRF token from the page at `page`.
+    async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+        let token = self.get(page).await.csrf();
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all).await
+    }
+
+    async fn sign_in(&self, email: &str, groups: &str) {
+        let res = self
+            .submit(
+                "/auth/dev",
+                "/auth/dev",
+                &[("email", email), ("groups", groups), ("next", "/")],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    }
+
+    async fn request_access(&self, resources: &str, duration: &str) -> Response {
+        self.submit(
+            "/requests/new",
+            "/requests",
+            &[
+                ("resources", resources),
+                ("duration", duration),
+                ("reason", "reconcile the April revenue report"),
+            ],
+        )
+        .await
+    }
+
+    async fn new_request(&self) -> RequestId {
+        let res = self
+            .request_access("sales.orders\nsales.customers: customer_id, email", "1h")
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        res.location()
+            .trim_start_matches("/requests/")
+            .parse()
+            .unwrap()
+    }
+
+    async fn status_of(&self, id: RequestId) -> String {
+        let page = self.get(&format!("/requests/{id}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.text_of("#status")
+    }
+}
+
+impl TestApp {
+    async fn run_worker(&self) {
+        work_once(&self.services, "test").await.unwrap();
+    }
+
+    async fn request_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from access_request")
+            .fetch_one(&self.services.db)
+            .await
+            .unwrap()
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn healthz_answers_and_pages_carry_security_headers(pool: PgPool) {
+    let app = app(pool).await;
+    let res = Browser::new(&app).get("/healthz").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body, "ok\n");
+    for h in [
+        "content-security-policy",
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+        "x-request-id",
+    ] {
+        assert!(res.headers.contains_key(h), "missing {h}");
+    }
+    // `no-referrer` would make browsers send `Origin: null` on our own forms, which the CSRF
+    // Origin check refuses.
+    assert_eq!(res.headers["referrer-policy"], "same-origin");
+    let css = Browser::new(&app).get("/static/app.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    let missing = Browser::new(&app).get("/nope").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.text_of("h1"), "Not found");
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn anonymous_people_are_sent_to_sign_in_and_back(pool: PgPool) {
+    let app = app(pool).await;
+    let b = Browser::new(&app);
+    let res = b.get("/requests/new").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.location(), "/auth/login?next=/requests/new");
+    let res = b.get(res.location()).await;
+    assert_eq!(res.location(), "/auth/dev?next=/requests/new");
+    let form = b.get(res.location()).await;
+    let next = form.html();
+    let next = next
+        .select(&Selector::parse(r#"input[name="next"]"#).unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_owned();
+    assert_eq!(next, "/requests/new");
+    // Actions are refused, not performed, without a session.
+    let res = b.post("/requests", &[("resources", "sales.orders")]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.request_count().await, 0);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn dev_sign_in_requires_the_csrf_token(pool: PgPool) {
+    let app = app(pool).await;
+    let b = Browser::new(&app);
+    b.get("/auth/dev").await;
+    let res = b.post("/auth/dev", &[("email", "alice@example.com")]).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.text_of("#error-message").contains("no security token"));
+    let res = b
+        .post(
+            "/auth/dev",
+            &[("email", "alice@example.com"), ("csrf_token", "forged")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.get("/").await.status,
+        StatusCode::SEE_OTHER,
+        "still signed out"
+    );
+
+    let res = b
+        .submit("/auth/dev", "/auth/dev", &[("email", "not an email")])
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text_of("#form-error")
+            .contains("is not an email address")
+    );
+
+    b.sign_in("alice@example.com", "analysts").await;
+    let home = b.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert_eq!(home.text_of(".flash"), "Signed in as alice@example.com.");
+    assert!(home.body.contains("alice@example.com"));
+    assert!(
+        !home.has("#pending-requests"),
+        "analysts see no approval queue"
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn dev_sign_in_does_not_exist_unless_enabled(pool: PgPool) {
+    let app = app_with(pool, false).await;
+    let b = Browser::new(&app);
+    assert_eq!(b.get("/auth/dev").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.post("/auth/dev", &[("email", "a@b.c")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let login = b.get("/auth/login").await;
+    assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    let bob = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    bob.sign_in("bob@example.com", "data-owners").await;
+
+    let id = alice.new_request().await;
+    let page = alice.get(&format!("/requests/{id}")).await;
+    assert_eq!(page.text_of("#status"), "pending");
+    assert!(
+        page.has("#cancel") && !page.has("#approve"),
+        "requester may cancel, not approve"
+    );
+    let queue = bob.get("/").await;
+    assert!(
+        queue
+            .text_of("#pending-requests")
+            .contains("sales.orders, sales.customers")
+    );
+
+    let res = bob
+        .submit(
+            &format!("/requests/{id}"),
+            &format!("/requests/{id}/approve"),
+            &[("comment", "ok")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(alice.status_of(id).await, "approved");
+    let approved = alice.get(&format!("/requests/{id}")).await;
+    assert!(
+        approved.body.contains(r#"http-equiv="refresh""#),
+        "the page follows progress"
+    );
+    app.run_worker().await;
+    assert_eq!(alice.status_of(id).await, "active");
+
+    // Only the requester may get credentials.
+    let res = bob
+        .submit(
+            &format!("/requests/{id}"),
+            &format!("/requests/{id}/credentials"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let creds = alice
+        .submit(
+            &format!("/requests/{id}"),
+            &format!("/requests/{id}/credentials"),
+            &[],
+        )
+        .await;
+    assert_eq!(creds.status, StatusCode::OK, "{}", creds.body);
+    assert_eq!(creds.headers[header::CACHE_CONTROL], "no-store");
+    let url = creds.text_of("#credentials-url");
+    let token = creds.text_of("#credentials-token");
+    assert_eq!(url, format!("http://127.0.0.1:8080/credentials/{id}"));
+    assert!(
+        creds
+            .text_of("#snippet-env")
+            .contains(&format!("AWS_CONTAINER_AUTHORIZATION_TOKEN={token}"))
+    );
+    assert!(
+        creds
+            .text_of("#snippet-profile")
+            .contains("credential_process = curl -sSf")
+    );
+
+    let anon = Browser::new(&app);
+    let fetch = |auth: Option<String>, query: &'static str| {
+        let mut req = Request::get(format!("/credentials/{id}{query}"));
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    let c = anon.send(fetch(Some(token.clone()), "")).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let json = c.json();
+    assert!(json["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    assert!(json["Token"].is_string() && json["SecretAccessKey"].is_string());
+    assert!(json["Expiration"].as_str().unwrap().ends_with('Z'));
+    let p = anon
+        .send(fetch(Some(format!("Bearer {token}")), "?format=process"))
+        .await
+        .json();
+    assert_eq!(p["Version"], 1);
+    assert_eq!(p["SessionToken"], json["Token"], "same cached session");
+    assert!(!c.body.contains(&token));
+
+    // Early revoke by the requester: the URL stops at once, then everything is removed.
+    let res = alice
+        .submit(
+            &format!("/requests/{id}"),
+            &format!("/requests/{id}/revoke"),
+            &[("comment", "done")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let refused = anon.send(fetch(Some(token.clone()), "")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.json()["code"], "GrantNotActive");
+    app.run_worker().await;
+    assert_eq!(alice.status_of(id).await, "revoked");
+    let name = format!("lakegate-{id}");
+    assert_eq!(app.cloud.leftovers(&name, &name), Vec::<String>::new());
+    let timeline = alice
+        .get(&format!("/requests/{id}"))
+        .await
+        .text_of("#timeline");
+    for expected in [
+        "requested access",
+        "approved the request",
+        "access became active",
+        "minted temporary credentials",
+        "access ended",
+    ] {
+        assert!(
+            timeline.contains(expected),
+            "{expected} missing from {timeline}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn approver_cannot_approve_own_request(pool: PgPool) {
+    let app = app(pool).await;
+    let bob = Browser::new(&app);
+    bob.sign_in("bob@example.com", "data-owners").await;
+    let id = bob.new_request().await;
+    let page = bob.get(&format!("/requests/{id}")).await;
+    assert!(
+        !page.has("#approve"),
+        "no approve button on one's own request"
+    );
+    let res = bob
+        .submit(
+            &format!("/requests/{id}"),
+            &format!("/requests/{id}/approve"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.text_of("#error-message"),
+        "you cannot approve or deny your own request"
+    );
+    assert_eq!(bob.status_of(id).await, "pending");
+    assert!(
+        !bob.get("/").await.body.contains("Review"),
+        "own requests are not in the queue"
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn bad_input_gets_a_clear_message_and_changes_nothing(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    let cases = [
+        ("sales.orders", "1h", "short", "at least 10 characters"),
+        (
+            "sales.nope",
+            "1h",
+            "a good enough reason",
+            "there is no table `nope` in database `sales`",
+        ),
+        (
+            "nope.orders",
+            "1h",
+            "a good enough reason",
+            "there is no database `nope`",
+        ),
+        (
+            "sales.customers: ssn",
+            "1h",
+            "a good enough reason",
+            "has no column `ssn`",
+        ),
+        (
+            "sales orders",
+            "1h",
+            "a good enough reason",
+            "expected `database.table`",
+        ),
+        (
+            "sales.orders",
+            "10 years",
+            "a good enough reason",
+            "is not a duration",
+        ),
+        (
+            "sales.orders",
+            "9h",
+            "a good enough reason",
+            "between 15m and 8h",
+        ),
+    ];
+    for (resources, duration, reason, expected) in cases {
+        let res = alice
+            .submit(
+                "/requests/new",
+                "/requests",
+                &[
+                    ("resources", resources),
+                    ("duration", duration),
+                    ("reason", reason),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{resources}");
+        assert!(
+            res.text_of("#form-error").contains(expected),
+            "{resources}: {}",
+            res.text_of("#form-error")
+        );
+        // What was typed is kept.
+        assert_eq!(res.text_of("#resources"), resources);
+    }
+    let many: String = (0..21).map(|i| format!("sales.t{i}\n")).collect();
+    let res = alice.request_access(&many, "1h").await;
+    assert!(res.text_of("#form-error").contains("at most 20 tables"));
+    assert_eq!(app.request_count().await, 0);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn state_changes_without_a_valid_token_or_from_another_site_are_refused(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    let bob = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    bob.sign_in("bob@example.com", "data-owners").await;
+    let id = alice.new_request().await;
+
+    let res = bob
+        .post(&format!("/requests/{id}/approve"), &[("comment", "x")])
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    // Alice's token is not Bob's.
+    let alices = alice.get(&format!("/requests/{id}")).await.csrf();
+    let res = bob
+        .post(
+            &format!("/requests/{id}/approve"),
+            &[("csrf_token", &alices)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let token = bob.get(&format!("/requests/{id}")).await.csrf();
+    let cross_site = Request::post(format!("/requests/{id}/approve"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, "https://evil.example")
+        .body(Body::from(format!("csrf_token={token}")))
+        .unwrap();
+    let res = bob.send(cross_site).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        res.text_of("#error-message"),
+        "this form was sent from another site"
+    );
+    assert_eq!(alice.status_of(id).await, "pending");
+
+    // Acting in the wrong state is a conflict that says why.
+    let res = alice
+        .submit(
+            &format!("/requests/{id}"),
+            &format!("/requests/{id}/cancel"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let res = bob
+        .post(
+            &format!("/requests/{id}/approve"),
+            &[("csrf_token", &token)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert_eq!(
+        res.text_of("#error-message"),
+        "cannot approve a request that is cancelled"
+    );
+
+    // Oversized bodies are refused before anything reads them.
+    let big = "x".repeat(200 * 1024);
+    let res = alice
+        .post(
+            "/requests",
+            &[("csrf_token", alices.as_str()), ("resources", big.as_str())],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.request_count().await, 1);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn strangers_cannot_see_or_touch_a_request(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    let carol = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    carol.sign_in("carol@example.com", "analysts").await;
+    let id = alice.new_request().await;
+    assert_eq!(
+        carol.get(&format!("/requests/{id}")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let token = carol.get("/").await.csrf();
+    for action in ["approve", "deny", "cancel", "revoke", "credentials"] {
+        let res = carol
+            .post(
+                &format!("/requests/{id}/{action}"),
+                &[("csrf_token", &token)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{action}");
+    }
+    assert_eq!(
+        carol.get("/requests/not-a-uuid").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        carol
+            .get(&format!("/requests/{}", RequestId::new_random()))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(alice.status_of(id).await, "pending");
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn credentials_url_answers_json_errors(pool: PgPool) {
+    let app = app(pool).await;
+    let b = Browser::new(&app);
+    let get = |path: String, auth: Option<&str>| {
+        let mut r = Request::get(path);
+        if let Some(a) = auth {
+            r = r.header(header::AUTHORIZATION, a);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    let res = b
+        .send(get(
+            format!("/credentials/{}", RequestId::new_random()),
+            Some("lgt_x"),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.json()["code"], "NotFound");
+    assert_eq!(
+        b.send(get("/credentials/nope".into(), Some("x")))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let alice = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    let id = alice.new_request().await;
+    let res = b.send(get(format!("/credentials/{id}"), None)).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.json()["code"], "InvalidToken");
+    assert!(res.json()["message"].as_str().unwrap().contains("missing"));
+    let res = b
+        .send(get(format!("/credentials/{id}?format=xml"), Some("x")))
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown format")
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn sign_out_ends_the_session(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    let res = alice.submit("/", "/auth/logout", &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(alice.get("/").await.status, StatusCode::SEE_OTHER);
+}
