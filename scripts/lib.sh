@@ -363,3 +363,131 @@ lg_start_moto() {
 lg_seed_moto() {
   "$LG_VENV/bin/python" "$LG_ROOT/scripts/seed_moto.py" "$1"
 }
+
+# ---------------------------------------------------------------------------
+# Browser tests: Debian's chromium driven by playwright-core (never a
+# downloaded browser: only the package registries are reachable).
+# ---------------------------------------------------------------------------
+lg_ensure_browser() {
+  lg_need_cmd chromium chromium
+  lg_need_cmd node nodejs
+  local dir="$LG_ROOT/tests/browser" stamp
+  stamp="$dir/node_modules/.lakegate-lock-sha256"
+  if [[ ! -f $stamp ]] || [[ $(cat "$stamp") != "$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)" ]]; then
+    lg_log "installing playwright-core for the browser tests (first run only)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >"$LG_STATE/npm.log" 2>&1) ||
+      { lg_tail "$LG_STATE/npm.log"; lg_die "npm ci failed in tests/browser"; }
+    sha256sum "$dir/package-lock.json" | cut -d' ' -f1 >"$stamp"
+  fi
+}
+
+# lg_start_lakegate PORT DATABASE_URL: run the built binary with development
+# sign-in on 127.0.0.1:PORT against the AWS endpoint already exported, and wait
+# until /healthz answers. Stopped at exit.
+lg_start_lakegate() {
+  local port=$1 db_url=$2 log="$LG_STATE/lakegate-$1.log" pid i
+  DATABASE_URL="$db_url" LAKEGATE_LISTEN="127.0.0.1:$port" LAKEGATE_PUBLIC_URL="http://127.0.0.1:$port" \
+    LAKEGATE_DEV_LOGIN=true \
+    LAKEGATE_RESULTS_LOCATION=s3://lakegate-athena-results/lakegate/ \
+    LAKEGATE_PERMISSIONS_BOUNDARY_ARN=arn:aws:iam::123456789012:policy/lakegate-boundary \
+    setsid nohup "$LG_ROOT/target/debug/lakegate" serve </dev/null >"$log" 2>&1 &
+  pid=$!
+  lg_on_exit lg_kill_pid "$pid" "lakegate serve"
+  for ((i = 0; i < 300; i++)); do
+    if curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"; then
+      return 0
+    fi
+    lg_pid_alive "$pid" || break
+    sleep 0.1
+  done
+  lg_tail "$log"
+  lg_die "lakegate did not become healthy on port $port"
+}
+
+# lg_scratch_database NAME: a database of its own for one run, dropped at exit;
+# sets LG_SCRATCH_URL. (Not meant for $(...): the cleanup must be registered here.)
+lg_scratch_database() {
+  local name=$1
+  PGOPTIONS="-c client_min_messages=warning" psql -q "$DATABASE_URL" -c "drop database if exists $name" -c "create database $name" >/dev/null ||
+    lg_die "could not create database $name"
+  lg_on_exit psql -q "$DATABASE_URL" -c "drop database if exists $name with (force)"
+  LG_SCRATCH_URL="${DATABASE_URL%/*}/$name"
+}
+
+# ---------------------------------------------------------------------------
+# OpenID Connect test provider: npm oidc-provider in tests/oidc (TEST-PEERS.md §4)
+# ---------------------------------------------------------------------------
+# Install tests/oidc/node_modules with `npm ci` when it is missing or
+# package-lock.json changed (sha256 stamp inside node_modules).
+lg_ensure_oidc_provider() {
+  local dir="$LG_ROOT/tests/oidc" log="$LG_STATE/npm-oidc.log" want lock
+  local stamp="$LG_ROOT/tests/oidc/node_modules/.lakegate-lock-sha256"
+  lg_need_cmd node nodejs
+  command -v npm >/dev/null || lg_apt_install npm
+  [[ -f $dir/package-lock.json ]] || lg_die "tests/oidc/package-lock.json is missing"
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+    return 0
+  fi
+
+  # scripts/dev and scripts/test may start together; install only once.
+  exec {lock}>"$LG_STATE/npm-oidc.lock"
+  flock "$lock"
+  if ! [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+    lg_log "installing the test OpenID Connect provider into tests/oidc/node_modules (npm ci, first run only)"
+    if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
+      lg_tail "$log"
+      lg_die "npm ci failed in tests/oidc (full log: $log)"
+    fi
+    printf '%s\n' "$want" >"$stamp"
+  fi
+  exec {lock}>&-
+}
+
+# lg_start_oidc_provider PORT APP_URL: start tests/oidc/provider.mjs on
+# 127.0.0.1:PORT (issuer http://127.0.0.1:PORT, redirect URI APP_URL/auth/callback),
+# wait until discovery answers, stop it at exit. Sets LG_OIDC_ISSUER.
+lg_start_oidc_provider() {
+  local port=${1:-} app_url=${2:-} issuer log pidfile pid deadline hint=""
+  if ! [[ $port =~ ^[0-9]+$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
+    lg_die "invalid OpenID Connect provider port: '$port'"
+  fi
+  [[ $app_url == http://* || $app_url == https://* ]] ||
+    lg_die "lg_start_oidc_provider: APP_URL must be lakegate's base URL (got '$app_url')"
+  issuer="http://127.0.0.1:$port" log="$LG_STATE/oidc-$port.log" pidfile="$LG_STATE/oidc-$port.pid"
+  lg_need_cmd curl curl
+  lg_ensure_oidc_provider
+
+  # Test runs use a new port each time; drop their old logs.
+  find "$LG_STATE" -maxdepth 1 -name 'oidc-*.log' -mtime +7 -delete 2>/dev/null || true
+
+  if lg_port_in_use "$port"; then
+    if [[ -f $pidfile ]]; then
+      hint=" An earlier run may have left it running: pid $(<"$pidfile") per $pidfile (stop it with: kill $(<"$pidfile"))."
+    fi
+    lg_die "port $port is taken; cannot start the OpenID Connect provider there.$hint"
+  fi
+
+  # A simple command with setsid/nohup: $! is node's own PID (see lg_start_moto).
+  PORT="$port" APP_URL="$app_url" \
+    setsid nohup node "$LG_ROOT/tests/oidc/provider.mjs" </dev/null >"$log" 2>&1 &
+  pid=$!
+  printf '%s\n' "$pid" >"$pidfile"
+  lg_on_exit lg_kill_pid "$pid" provider.mjs "$pidfile"
+
+  deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)); do
+    if curl -sf -o /dev/null --max-time 1 "$issuer/.well-known/openid-configuration"; then
+      # shellcheck disable=SC2034 # read by the callers
+      LG_OIDC_ISSUER=$issuer
+      return 0
+    fi
+    if ! lg_pid_alive "$pid"; then
+      lg_tail "$log"
+      lg_die "the OpenID Connect provider exited during start-up (log: $log)"
+    fi
+    sleep 0.1
+  done
+  lg_tail "$log"
+  lg_die "the OpenID Connect provider did not answer at $issuer/.well-known/openid-configuration within 30 s (log: $log)"
+}

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod ports;
 pub mod principal;
 pub mod request;
+pub mod sql_guard;
 pub mod steps;
 pub mod target;
 

@@ -22,6 +22,32 @@ pub enum Command {
     Migrate(DbArgs),
     /// Validate the configuration and print it (secrets redacted), without connecting anywhere.
     CheckConfig(Box<ServeArgs>),
+    /// Check or export the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 1 and name the first broken row if any row was changed,
+    /// inserted or removed.
+    Verify(DbArgs),
+    /// Write every audit event, oldest first, to standard output.
+    Export {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row (`detail` as JSON).
+    Csv,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +82,27 @@ pub struct ServeArgs {
     /// check). Defaults to http://<listen>.
     #[arg(long, env = "LAKEGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Issuer URL of the OpenID Connect provider people sign in with (https; http only on
+    /// loopback). Enables sign-in through it.
+    #[arg(long, env = "LAKEGATE_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// Client id lakegate is registered with at the provider.
+    #[arg(long, env = "LAKEGATE_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// Client secret for the provider's token endpoint.
+    #[arg(long, env = "LAKEGATE_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+
+    /// ID token claim that lists the person's groups.
+    #[arg(long, env = "LAKEGATE_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+
+    /// Scopes to ask for besides `openid email profile`, space- or comma-separated (e.g. groups).
+    #[arg(long, env = "LAKEGATE_OIDC_SCOPES", default_value = "")]
+    pub oidc_scopes: String,
 
     /// Enable the development sign-in form. Refused unless listening on loopback.
     #[arg(long, env = "LAKEGATE_DEV_LOGIN", default_value = "false", num_args = 0..=1,

@@ -10,6 +10,7 @@ use lakegate_domain::duration::{format_duration, parse_duration};
 use lakegate_domain::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
 use lakegate_domain::target::ResultsLocation;
 use lakegate_web::WebConfig;
+use lakegate_web::oidc::OidcConfig;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -23,6 +24,8 @@ pub struct ServeConfig {
     pub web: WebConfig,
     pub settings: Settings,
     pub broker_principal_arn: Option<String>,
+    /// OpenID Connect sign-in; discovered when the server starts.
+    pub oidc: Option<OidcConfig>,
     pub log_format: LogFormat,
 }
 
@@ -38,6 +41,7 @@ impl fmt::Debug for ServeConfig {
             .field("web", &self.web)
             .field("settings", &self.settings)
             .field("broker_principal_arn", &self.broker_principal_arn)
+            .field("oidc", &self.oidc)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -129,6 +133,13 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             );
         }
         let session_idle = parse_duration(&a.session_idle).context("LAKEGATE_SESSION_IDLE")?;
+        let oidc = oidc_config(a, &public_url)?;
+        if oidc.is_none() && !a.dev_login {
+            bail!(
+                "no sign-in is configured: set LAKEGATE_OIDC_ISSUER, LAKEGATE_OIDC_CLIENT_ID and \
+                 LAKEGATE_OIDC_CLIENT_SECRET (or, for local development on loopback, LAKEGATE_DEV_LOGIN=true)"
+            );
+        }
         Ok(Self {
             database_url: SecretString::from(a.db.database_url.clone()),
             db_max_connections: a.db.db_max_connections.max(2),
@@ -138,6 +149,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 dev_login: a.dev_login,
                 secure_cookies: secure,
                 session_idle,
+                oidc: None,
             },
             settings: Settings {
                 policy,
@@ -146,9 +158,56 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 worker: WorkerSettings::default(),
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
+            oidc,
             log_format: a.log_format,
         })
     }
+}
+
+/// The OpenID Connect settings, all or nothing.
+fn oidc_config(a: &ServeArgs, public_url: &str) -> anyhow::Result<Option<OidcConfig>> {
+    let Some(issuer) = a
+        .oidc_issuer
+        .as_deref()
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    else {
+        if a.oidc_client_id.is_some() || a.oidc_client_secret.is_some() {
+            bail!("LAKEGATE_OIDC_CLIENT_ID/SECRET are set but LAKEGATE_OIDC_ISSUER is not");
+        }
+        return Ok(None);
+    };
+    let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| issuer.starts_with(p));
+    if !issuer.starts_with("https://") && !loopback_http {
+        bail!(
+            "LAKEGATE_OIDC_ISSUER `{issuer}` must be an https:// URL (http:// only on loopback, for testing)"
+        );
+    }
+    let (Some(client_id), Some(client_secret)) = (&a.oidc_client_id, &a.oidc_client_secret) else {
+        bail!(
+            "LAKEGATE_OIDC_ISSUER is set: LAKEGATE_OIDC_CLIENT_ID and LAKEGATE_OIDC_CLIENT_SECRET are needed too"
+        );
+    };
+    let groups_claim = a.oidc_groups_claim.trim().to_owned();
+    if groups_claim.is_empty() {
+        bail!("LAKEGATE_OIDC_GROUPS_CLAIM must name a claim");
+    }
+    Ok(Some(OidcConfig {
+        issuer: issuer.to_owned(),
+        client_id: client_id.clone(),
+        client_secret: client_secret.clone(),
+        groups_claim,
+        extra_scopes: a
+            .oidc_scopes
+            .split([' ', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(ToOwned::to_owned)
+            .collect(),
+        redirect_url: format!("{public_url}/auth/callback"),
+    }))
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -160,12 +219,19 @@ impl ServeConfig {
     pub fn summary(&self) -> String {
         let p = &self.settings.policy;
         format!(
-            "database        {}\nlisten          {}\npublic URL      {}\ndev sign-in     {}\napprover group  {}\n\
+            "database        {}\nlisten          {}\npublic URL      {}\nsign-in         {}\ndev sign-in     {}\napprover group  {}\n\
              durations       {} – {}\nscan cutoff     {} bytes per query\nresults         {}\nboundary        {}\n\
              broker          {}\nsession idle    {}",
             redact_url(self.database_url.expose_secret()),
             self.listen,
             self.web.public_url,
+            self.oidc.as_ref().map_or_else(
+                || "no identity provider".to_owned(),
+                |o| format!(
+                    "OpenID Connect, {} (client {}, groups from `{}`)",
+                    o.issuer, o.client_id, o.groups_claim
+                )
+            ),
             if self.web.dev_login {
                 "ON (loopback only)"
             } else {
@@ -190,6 +256,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_DB_MAX_CONNECTIONS",
     "LAKEGATE_LISTEN",
     "LAKEGATE_PUBLIC_URL",
+    "LAKEGATE_OIDC_ISSUER",
+    "LAKEGATE_OIDC_CLIENT_ID",
+    "LAKEGATE_OIDC_CLIENT_SECRET",
+    "LAKEGATE_OIDC_GROUPS_CLAIM",
+    "LAKEGATE_OIDC_SCOPES",
     "LAKEGATE_DEV_LOGIN",
     "LAKEGATE_APPROVER_GROUP",
     "LAKEGATE_MIN_DURATION",
@@ -232,6 +303,9 @@ mod tests {
                 "--permissions-boundary-arn",
                 "arn:aws:iam::123456789012:policy/lakegate-boundary",
             ),
+            ("--oidc-issuer", "https://idp.example.com"),
+            ("--oidc-client-id", "lakegate"),
+            ("--oidc-client-secret", "oidc-hunter2"),
         ];
         let mut argv = vec!["lakegate", "check-config"];
         for (flag, value) in required {
@@ -257,6 +331,9 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!c.summary().contains("hunter2"));
+        let oidc = c.oidc.unwrap();
+        assert_eq!(oidc.redirect_url, "http://127.0.0.1:8080/auth/callback");
+        assert_eq!(oidc.groups_claim, "groups");
     }
 
     #[test]
@@ -288,12 +365,41 @@ mod tests {
                 "not a managed policy ARN",
             ),
             (&["--public-url", "ftp://x"], "must start with https://"),
+            (
+                &["--oidc-issuer", "http://idp.example.com"],
+                "must be an https:// URL",
+            ),
+            (&["--oidc-issuer", ""], "but LAKEGATE_OIDC_ISSUER is not"),
+            (&["--oidc-groups-claim", " "], "must name a claim"),
         ];
         for (extra, expected) in cases {
             let err = ServeConfig::try_from(&args(extra)).unwrap_err();
             assert!(format!("{err:#}").contains(expected), "{extra:?}: {err:#}");
         }
         assert!(ServeConfig::try_from(&args(&["--dev-login", "--listen", "[::1]:8080"])).is_ok());
+    }
+
+    #[test]
+    fn starting_without_any_sign_in_is_refused() {
+        let cli = Cli::try_parse_from([
+            "lakegate",
+            "check-config",
+            "--database-url",
+            "postgres://x/y",
+            "--results-location",
+            "s3://results/athena/",
+            "--permissions-boundary-arn",
+            "arn:aws:iam::1:policy/b",
+        ])
+        .unwrap();
+        let Command::CheckConfig(a) = cli.command else {
+            unreachable!()
+        };
+        let err = ServeConfig::try_from(&*a).unwrap_err();
+        assert!(
+            err.to_string().contains("no sign-in is configured"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! tests can start the whole server in-process on a port of their own.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod run;

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lakegate_server::cli::{Cli, Command, LogFormat};
+use lakegate_server::cli::{AuditCommand, Cli, Command, LogFormat};
 use lakegate_server::config::{ServeConfig, unknown_variables};
-use lakegate_server::{run, telemetry};
+use lakegate_server::{audit, run, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -48,6 +48,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let pool = run::connect(&db.database_url, 2).await?;
             run::migrate(&pool).await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify(db)) => {
+            let pool = run::connect(&db.database_url, 2).await?;
+            let report = audit::verify(&pool).await?;
+            println!("{}", audit::describe(&report));
+            if report.first_broken.is_some() {
+                anyhow::bail!("the audit trail does not verify");
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Export { db, format }) => {
+            let pool = run::connect(&db.database_url, 2).await?;
+            let n = audit::export(&pool, format, &mut std::io::stdout().lock()).await?;
+            eprintln!("exported {n} audit events");
             Ok(())
         }
         Command::CheckConfig(args) => {

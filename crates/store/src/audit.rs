@@ -114,3 +114,80 @@ pub async fn count_for_request(
         .await?,
     )
 }
+
+/// The result of checking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Rows checked.
+    pub events: i64,
+    /// Hash of the last row (anchor it elsewhere to detect truncation of the tail).
+    pub head: Option<Vec<u8>>,
+    /// The first row that does not fit the chain, and why.
+    pub first_broken: Option<BrokenLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub event_id: i64,
+    pub reason: &'static str,
+}
+
+/// Recomputes every row's hash from its fields and the row before it, in order.
+pub async fn verify_chain(conn: &mut PgConnection) -> Result<ChainReport, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        event_id: i64,
+        hash: Vec<u8>,
+        prev_ok: bool,
+        hash_ok: bool,
+    }
+    let rows = sqlx::query_as::<_, Row>(
+        "select event_id, hash,
+                prev_hash = coalesce(lag(hash) over (order by event_id),
+                                     '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea) as prev_ok,
+                hash = audit_event_digest(prev_hash, e) as hash_ok
+         from audit_event e
+         order by event_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    let first_broken = rows.iter().find_map(|r| {
+        if !r.hash_ok {
+            Some(BrokenLink {
+                event_id: r.event_id,
+                reason: "its contents do not match its hash (changed after it was written)",
+            })
+        } else if !r.prev_ok {
+            Some(BrokenLink {
+                event_id: r.event_id,
+                reason: "it does not follow the row before it (a row was removed or inserted before it)",
+            })
+        } else {
+            None
+        }
+    });
+    Ok(ChainReport {
+        events: i64::try_from(rows.len()).unwrap_or(i64::MAX),
+        head: rows.last().map(|r| r.hash.clone()),
+        first_broken,
+    })
+}
+
+/// Every event, oldest first, for export.
+pub async fn list_all(conn: &mut PgConnection) -> Result<Vec<(AuditEvent, Vec<u8>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        event: AuditRow,
+        hash: Vec<u8>,
+    }
+    sqlx::query_as::<_, Row>(
+        "select event_id, occurred_at, request_id, actor_subject, actor_email, action, detail, hash
+         from audit_event order by event_id",
+    )
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(|r| Ok((AuditEvent::try_from(r.event)?, r.hash)))
+    .collect()
+}

@@ -27,6 +27,9 @@ pub enum WebError {
     /// CSRF token or Origin check failed.
     #[error("{0}")]
     Csrf(&'static str),
+    /// Sign-in with the identity provider did not complete; nobody is signed in.
+    #[error("{0}")]
+    SignInFailed(String),
     /// Not signed in: go to sign-in, then come back.
     #[error("not signed in")]
     SignIn { next: String },
@@ -102,6 +105,11 @@ impl IntoResponse for WebError {
                 Redirect::to(&target).into_response()
             }
             Self::Csrf(message) => page(StatusCode::FORBIDDEN, message.to_owned(), None),
+            Self::SignInFailed(message) => page(
+                StatusCode::BAD_REQUEST,
+                format!("Sign-in failed: {message}"),
+                None,
+            ),
             Self::BadForm(message) => page(StatusCode::UNPROCESSABLE_ENTITY, message, None),
             Self::TooLarge => page(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -7,6 +7,7 @@ mod csrf;
 mod error;
 mod extract;
 mod middleware;
+pub mod oidc;
 mod routes;
 mod session;
 mod state;
@@ -40,6 +41,8 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// Sessions end after this long without a request.
     pub session_idle: time::Duration,
+    /// OpenID Connect sign-in, when configured (discovered at start-up).
+    pub oidc: Option<std::sync::Arc<oidc::Oidc>>,
 }
 
 impl WebConfig {

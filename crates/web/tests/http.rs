@@ -46,6 +46,7 @@ async fn app_with(pool: PgPool, dev_login: bool) -> TestApp {
         dev_login,
         secure_cookies: false,
         session_idle: Duration::hours(1),
+        oidc: None,
     };
     let sessions = lakegate_web::session_store(pool).await.unwrap();
     TestApp {

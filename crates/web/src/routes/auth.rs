@@ -1,6 +1,6 @@
-//! Sign-in and sign-out. Real sign-in (OpenID Connect) is not configured yet; the development
-//! sign-in exists only when explicitly enabled, and the server refuses to enable it on anything
-//! but a loopback address.
+//! Sign-in and sign-out: OpenID Connect with the organisation's identity provider, and the
+//! development sign-in, which exists only when explicitly enabled and which the server refuses to
+//! enable on anything but a loopback address.
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -12,6 +12,7 @@ use tower_sessions::Session;
 
 use crate::error::WebError;
 use crate::extract::CsrfForm;
+use crate::oidc::PendingSignIn;
 use crate::session::{self, FlashKind, set_flash};
 use crate::state::AppState;
 use crate::views::Chrome;
@@ -20,6 +21,7 @@ use crate::views::auth::DevLoginPage;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
         .route("/auth/dev", get(dev_form).post(dev_sign_in))
         .route("/auth/logout", post(logout))
 }
@@ -45,8 +47,20 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-async fn login(State(state): State<AppState>, Query(q): Query<Next>) -> Result<Response, WebError> {
+const PENDING_SIGN_IN: &str = "oidc_pending";
+
+async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Next>,
+) -> Result<Response, WebError> {
     let next = safe_next(q.next.as_deref());
+    if let Some(oidc) = &state.config.oidc {
+        let (url, pending) = oidc.start(next);
+        // One sign-in in flight per session; starting again replaces it.
+        session.insert(PENDING_SIGN_IN, &pending).await?;
+        return Ok(Redirect::to(&url).into_response());
+    }
     if state.config.dev_login {
         return Ok(Redirect::to(&format!(
             "/auth/dev?next={}",
@@ -57,6 +71,86 @@ async fn login(State(state): State<AppState>, Query(q): Query<Next>) -> Result<R
     Err(WebError::App(lakegate_app::AppError::Unavailable(
         "no sign-in method is configured on this server".into(),
     )))
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    /// RFC 9207: who sent the person back.
+    iss: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn sign_in_refused(message: String) -> WebError {
+    WebError::SignInFailed(message)
+}
+
+/// The identity provider sends the person back here with a code (or an error).
+async fn callback(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Callback>,
+) -> Result<Response, WebError> {
+    let Some(oidc) = &state.config.oidc else {
+        return Err(WebError::App(lakegate_app::AppError::NotFound));
+    };
+    // Taken out whatever happens next: a callback can be used once.
+    let pending = session.remove::<PendingSignIn>(PENDING_SIGN_IN).await?;
+    let Some(pending) = pending else {
+        return Err(sign_in_refused(
+            "this sign-in link is not valid any more (it was used already, or it expired). Please sign in again.".into(),
+        ));
+    };
+    let state_ok = q.state.as_deref().is_some_and(|s| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            s.as_bytes(),
+            pending.state.as_bytes(),
+        ))
+    });
+    if !state_ok {
+        return Err(sign_in_refused(
+            "the sign-in answer does not belong to the sign-in this browser started. Please sign in again.".into(),
+        ));
+    }
+    if let Some(iss) = &q.iss
+        && iss.trim_end_matches('/') != oidc.issuer()
+    {
+        return Err(sign_in_refused(format!(
+            "the sign-in answer came from {iss}, not from the configured identity provider"
+        )));
+    }
+    if let Some(error) = &q.error {
+        let detail = q.error_description.as_deref().unwrap_or("no details given");
+        return Err(sign_in_refused(format!(
+            "the identity provider did not sign you in ({error}: {detail})"
+        )));
+    }
+    let Some(code) = q.code else {
+        return Err(sign_in_refused("the sign-in answer carries no code".into()));
+    };
+    let identity = oidc.finish(&pending, code).await.map_err(|e| {
+        tracing::warn!(error = %e, "OpenID Connect sign-in refused");
+        sign_in_refused(e.to_string())
+    })?;
+    let principal = Principal::new(
+        identity.subject,
+        identity.email,
+        identity.name,
+        identity.groups,
+    )
+    .map_err(|e| sign_in_refused(format!("the identity provider's answer is not usable: {e}")))?;
+    session.cycle_id().await?;
+    session.insert(session::USER, &principal).await?;
+    lakegate_app::sessions::record_sign_in(&state.services, &principal, "oidc").await?;
+    set_flash(
+        &session,
+        FlashKind::Success,
+        format!("Signed in as {}.", principal.email),
+    )
+    .await?;
+    Ok(Redirect::to(&safe_next(Some(&pending.next))).into_response())
 }
 
 fn dev_enabled(state: &AppState) -> Result<(), WebError> {

@@ -1,0 +1,287 @@
+//! OpenID Connect sign-in: discovery, the authorization code flow with PKCE, `state` and
+//! `nonce`, and ID token verification (signature, issuer, audience, expiry, nonce) by the
+//! `openidconnect` crate. The HTTP client follows no redirects (an IdP answering with one
+//! could otherwise steer lakegate's requests elsewhere).
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse as _,
+};
+use serde::{Deserialize, Serialize};
+
+/// The client after discovery: authorization endpoint known, token and user-info endpoints
+/// as the provider advertised them.
+type DiscoveredClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Settings of the OpenID Connect client.
+#[derive(Clone)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The ID token claim holding the person's groups.
+    pub groups_claim: String,
+    /// Scopes asked for besides `openid email profile`.
+    pub extra_scopes: Vec<String>,
+    /// `{public URL}/auth/callback`.
+    pub redirect_url: String,
+}
+
+impl fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("groups_claim", &self.groups_claim)
+            .field("extra_scopes", &self.extra_scopes)
+            .field("redirect_url", &self.redirect_url)
+            .finish()
+    }
+}
+
+/// Why a sign-in did not happen. The message is shown to the person.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error("the identity provider at {issuer} could not be set up: {reason}")]
+    Discovery { issuer: String, reason: String },
+    #[error("the identity provider did not accept the sign-in: {0}")]
+    Exchange(String),
+    #[error("the identity provider's answer is not valid: {0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    Claims(String),
+}
+
+/// What is kept in the session between the redirect to the provider and the callback.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    /// Local path to return to afterwards.
+    pub next: String,
+}
+
+impl fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSignIn")
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who signed in, as the verified ID token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// A discovered OpenID Connect provider.
+pub struct Oidc {
+    client: DiscoveredClient,
+    http: reqwest::Client,
+    issuer: String,
+    groups_claim: String,
+    scopes: Vec<String>,
+}
+
+impl fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Oidc")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Oidc {
+    /// Fetches the provider's metadata and keys.
+    pub async fn discover(config: &OidcConfig) -> Result<Self, OidcError> {
+        let fail = |reason: String| OidcError::Discovery {
+            issuer: config.issuer.clone(),
+            reason,
+        };
+        let http = reqwest::ClientBuilder::new()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let issuer = IssuerUrl::new(config.issuer.clone()).map_err(|e| fail(e.to_string()))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &http)
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let redirect =
+            RedirectUrl::new(config.redirect_url.clone()).map_err(|e| fail(e.to_string()))?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(config.client_id.clone()),
+            Some(ClientSecret::new(config.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect);
+        let mut scopes = vec!["email".to_owned(), "profile".to_owned()];
+        for s in &config.extra_scopes {
+            if !scopes.contains(s) && s != "openid" {
+                scopes.push(s.clone());
+            }
+        }
+        Ok(Self {
+            client,
+            http,
+            issuer: config.issuer.trim_end_matches('/').to_owned(),
+            groups_claim: config.groups_claim.clone(),
+            scopes,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The provider's authorization URL, and what to remember until the callback.
+    pub fn start(&self, next: String) -> (String, PendingSignIn) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for s in &self.scopes {
+            request = request.add_scope(Scope::new(s.clone()));
+        }
+        let (url, state, nonce) = request.url();
+        (
+            url.to_string(),
+            PendingSignIn {
+                state: state.secret().clone(),
+                nonce: nonce.secret().clone(),
+                pkce_verifier: verifier.secret().clone(),
+                next,
+            },
+        )
+    }
+
+    /// Exchanges the code (with the PKCE verifier) and verifies the ID token.
+    pub async fn finish(
+        &self,
+        pending: &PendingSignIn,
+        code: String,
+    ) -> Result<Identity, OidcError> {
+        let exchange = self
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| OidcError::Exchange(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()));
+        let response = exchange
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| OidcError::InvalidToken("no ID token in the answer".into()))?;
+        let verifier = self.client.id_token_verifier();
+        let claims = id_token
+            .claims(&verifier, &Nonce::new(pending.nonce.clone()))
+            .map_err(|e| OidcError::InvalidToken(error_chain(&e)))?;
+        if claims.email_verified() == Some(false) {
+            return Err(OidcError::Claims(
+                "your email address is not verified at the identity provider".into(),
+            ));
+        }
+        let email = claims.email().map(|e| e.as_str().to_owned()).ok_or_else(|| {
+            OidcError::Claims(
+                "the identity provider did not share an email address (is the `email` scope allowed?)".into(),
+            )
+        })?;
+        let name = claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_owned());
+        // The token's signature was verified above; reading one more claim from the same
+        // payload is as trustworthy as the claims the library parsed.
+        let groups = groups_from_payload(&id_token.to_string(), &self.groups_claim)?;
+        Ok(Identity {
+            subject: claims.subject().as_str().to_owned(),
+            email,
+            name,
+            groups,
+        })
+    }
+}
+
+/// The groups claim of a (verified) compact JWT: an array of strings, or one string.
+fn groups_from_payload(jwt: &str, claim: &str) -> Result<Vec<String>, OidcError> {
+    let payload = jwt
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| OidcError::InvalidToken("the ID token is not a JWT".into()))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| OidcError::InvalidToken(format!("ID token payload: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| OidcError::InvalidToken(format!("ID token payload: {e}")))?;
+    Ok(match value.get(claim) {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::String(g)) => vec![g.clone()],
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(ToOwned::to_owned))
+            .collect(),
+        Some(other) => {
+            return Err(OidcError::Claims(format!(
+                "the `{claim}` claim is neither a list nor a string: {other}"
+            )));
+        }
+    })
+}
+
+/// An error with its causes, for messages: the interesting part is usually at the bottom.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: serde_json::Value) -> String {
+        format!("h.{}.s", URL_SAFE_NO_PAD.encode(payload.to_string()))
+    }
+
+    #[test]
+    fn groups_claim_shapes() {
+        let g = |v| groups_from_payload(&jwt(v), "groups").unwrap();
+        assert_eq!(g(serde_json::json!({"groups": ["a", "b", 3]})), ["a", "b"]);
+        assert_eq!(g(serde_json::json!({"groups": "a"})), ["a"]);
+        assert!(g(serde_json::json!({})).is_empty());
+        assert!(
+            groups_from_payload(&jwt(serde_json::json!({"groups": {"x": 1}})), "groups").is_err()
+        );
+        assert!(groups_from_payload("nonsense", "groups").is_err());
+    }
+}

@@ -1,0 +1,370 @@
+//! OpenID Connect sign-in against the real npm `oidc-provider` on loopback (started by
+//! `scripts/test`, which sets LAKEGATE_TEST_OIDC_ISSUER). lakegate's router runs in-process;
+//! the person's browser is played by an HTTP client that logs in at the provider's own pages.
+//! The provider's `tamper-*` accounts answer with ID tokens that have exactly one defect.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use lakegate_app::{Services, Settings, WorkerSettings};
+use lakegate_domain::ResultsLocation;
+use lakegate_domain::audit::AuditAction;
+use lakegate_domain::policy::Policy;
+use lakegate_testkit::{FakeCloud, FixedClock};
+use lakegate_web::oidc::{Oidc, OidcConfig};
+use lakegate_web::{AppState, WebConfig};
+use sqlx::PgPool;
+use time::{Duration, OffsetDateTime};
+use tower::ServiceExt;
+
+const APP: &str = "http://127.0.0.1:8080";
+
+fn issuer() -> String {
+    std::env::var("LAKEGATE_TEST_OIDC_ISSUER")
+        .expect("LAKEGATE_TEST_OIDC_ISSUER is not set: run the tests with scripts/test, which starts the provider")
+}
+
+async fn app(pool: PgPool) -> Router {
+    let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
+    let settings = Settings {
+        policy: Policy::new(
+            "data-owners",
+            Duration::minutes(15),
+            Duration::hours(8),
+            10_000_000_000,
+        )
+        .unwrap(),
+        results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
+        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
+        worker: WorkerSettings::default(),
+    };
+    let services = Services::new(
+        pool.clone(),
+        Arc::new(FakeCloud::with_sample_catalog()),
+        clock,
+        settings,
+    );
+    let oidc = Oidc::discover(&OidcConfig {
+        issuer: issuer(),
+        client_id: "lakegate".into(),
+        client_secret: "lakegate-secret".into(),
+        groups_claim: "groups".into(),
+        extra_scopes: vec!["groups".into()],
+        redirect_url: format!("{APP}/auth/callback"),
+    })
+    .await
+    .unwrap();
+    let config = WebConfig {
+        public_url: APP.into(),
+        dev_login: false,
+        secure_cookies: false,
+        session_idle: Duration::hours(1),
+        oidc: Some(Arc::new(oidc)),
+    };
+    let sessions = lakegate_web::session_store(pool).await.unwrap();
+    lakegate_web::router(AppState::new(services, config), sessions)
+}
+
+/// A browser: one cookie for lakegate (the router), a cookie store for the provider.
+struct Browser {
+    router: Router,
+    lakegate_cookie: Option<String>,
+    idp: reqwest::Client,
+}
+
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new(router: Router) -> Self {
+        Self {
+            router,
+            lakegate_cookie: None,
+            idp: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn lakegate(&mut self, path_and_query: &str) -> Answer {
+        let mut req = Request::get(path_and_query);
+        if let Some(c) = &self.lakegate_cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        let res = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        if let Some(set) = res.headers().get(header::SET_COOKIE) {
+            self.lakegate_cookie =
+                Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
+        }
+        let status = res.status();
+        let location = res
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            location,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Follows one redirect at the provider; returns the absolute next URL.
+    async fn idp_hop(&self, res: reqwest::Response) -> reqwest::Url {
+        assert!(
+            res.status().is_redirection(),
+            "expected a redirect, got {}",
+            res.status()
+        );
+        let location = res.headers()[header::LOCATION].to_str().unwrap();
+        res.url().join(location).unwrap()
+    }
+
+    /// Starts sign-in at lakegate and logs in at the provider as `login`; returns the callback
+    /// URL the provider sends the browser to (not yet followed).
+    async fn sign_in_at_provider(&mut self, login: &str) -> reqwest::Url {
+        let start = self.lakegate("/auth/login?next=/requests/new").await;
+        assert_eq!(start.status, StatusCode::SEE_OTHER);
+        let authorize = start.location.unwrap();
+        assert!(authorize.starts_with(&issuer()), "{authorize}");
+        for p in [
+            "code_challenge_method=S256",
+            "state=",
+            "nonce=",
+            "scope=openid",
+        ] {
+            assert!(authorize.contains(p), "{p} missing from {authorize}");
+        }
+        let url = self
+            .idp_hop(self.idp.get(&authorize).send().await.unwrap())
+            .await;
+        let form = [("prompt", "login"), ("login", login), ("password", "x")];
+        let url = self
+            .idp_hop(self.idp.post(url).form(&form).send().await.unwrap())
+            .await;
+        let url = self.idp_hop(self.idp.get(url).send().await.unwrap()).await;
+        let url = self
+            .idp_hop(
+                self.idp
+                    .post(url)
+                    .form(&[("prompt", "consent")])
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+        let callback = self.idp_hop(self.idp.get(url).send().await.unwrap()).await;
+        assert!(
+            callback
+                .as_str()
+                .starts_with(&format!("{APP}/auth/callback?")),
+            "{callback}"
+        );
+        callback
+    }
+
+    async fn callback(&mut self, url: &reqwest::Url) -> Answer {
+        let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+        self.lakegate(&path).await
+    }
+
+    async fn is_signed_in(&mut self) -> bool {
+        self.lakegate("/").await.status == StatusCode::OK
+    }
+}
+
+fn with_param(url: &reqwest::Url, key: &str, value: &str) -> reqwest::Url {
+    let mut u = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == key {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_full_sign_in_through_the_provider(pool: PgPool) {
+    let mut b = Browser::new(app(pool.clone()).await);
+    let callback = b.sign_in_at_provider("alice").await;
+    assert!(
+        callback.as_str().contains("iss="),
+        "RFC 9207 issuer parameter"
+    );
+    let before = b.lakegate_cookie.clone();
+    let res = b.callback(&callback).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(
+        res.location.as_deref(),
+        Some("/requests/new"),
+        "back where sign-in started"
+    );
+    assert_ne!(b.lakegate_cookie, before, "a new session id at sign-in");
+    let home = b.lakegate("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("Signed in as alice@example.com."));
+    assert!(
+        home.body.contains("Alice Analyst") && home.body.contains("analysts"),
+        "name and groups from the ID token"
+    );
+    let events: i64 = sqlx::query_scalar(
+        "select count(*) from audit_event where action = $1 and actor_subject = 'alice' and detail->>'method' = 'oidc'",
+    )
+    .bind(AuditAction::SignedIn.as_str())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(events, 1);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn approver_groups_come_from_the_provider(pool: PgPool) {
+    let mut b = Browser::new(app(pool).await);
+    let callback = b.sign_in_at_provider("bob").await;
+    assert_eq!(b.callback(&callback).await.status, StatusCode::SEE_OTHER);
+    let home = b.lakegate("/").await;
+    assert!(
+        home.body.contains("Waiting for approval"),
+        "bob is in data-owners"
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_tampered_state_is_refused(pool: PgPool) {
+    let mut b = Browser::new(app(pool).await);
+    let callback = b.sign_in_at_provider("alice").await;
+    let res = b.callback(&with_param(&callback, "state", "forged")).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(
+        res.body
+            .contains("does not belong to the sign-in this browser started"),
+        "{}",
+        res.body
+    );
+    assert!(!b.is_signed_in().await);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_replayed_code_is_refused(pool: PgPool) {
+    let mut b = Browser::new(app(pool).await);
+    let callback = b.sign_in_at_provider("alice").await;
+    assert_eq!(b.callback(&callback).await.status, StatusCode::SEE_OTHER);
+    // The same answer again, in the same browser: the pending sign-in is gone.
+    let res = b.callback(&callback).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(res.body.contains("not valid any more"), "{}", res.body);
+
+    // In another browser that has started a sign-in of its own: the provider refuses the
+    // used code (and the PKCE verifier does not match either).
+    let mut other = Browser::new(b.router.clone());
+    let start = other.lakegate("/auth/login").await;
+    let authorize = reqwest::Url::parse(&start.location.unwrap()).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = other
+        .callback(&with_param(&callback, "state", &state))
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(
+        res.body.contains("did not accept the sign-in"),
+        "{}",
+        res.body
+    );
+    assert!(!other.is_signed_in().await);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn defective_id_tokens_are_refused(pool: PgPool) {
+    let router = app(pool).await;
+    // (login at the provider, what the refusal must mention)
+    let cases = [
+        ("tamper-nonce", "nonce"),
+        ("tamper-aud", "audience"),
+        ("tamper-exp", "expired"),
+        ("tamper-iss", "issuer"),
+        ("tamper-sig", "signature"),
+    ];
+    for (login, expected) in cases {
+        let mut b = Browser::new(router.clone());
+        let callback = b.sign_in_at_provider(login).await;
+        let res = b.callback(&callback).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{login}: {}", res.body);
+        let body = res.body.to_lowercase();
+        assert!(body.contains("sign-in failed"), "{login}: {}", res.body);
+        assert!(
+            body.contains(expected),
+            "{login}: expected `{expected}` in {}",
+            res.body
+        );
+        assert!(!b.is_signed_in().await, "{login} signed in");
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_refusal_at_the_provider_is_explained(pool: PgPool) {
+    let mut b = Browser::new(app(pool).await);
+    let start = b.lakegate("/auth/login").await;
+    let authorize = reqwest::Url::parse(&start.location.unwrap()).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = b
+        .lakegate(&format!(
+            "/auth/callback?error=access_denied&error_description=End-User+aborted+interaction&state={state}"
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(
+        res.body
+            .contains("access_denied: End-User aborted interaction"),
+        "{}",
+        res.body
+    );
+    assert!(!b.is_signed_in().await);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_callback_from_another_issuer_is_refused(pool: PgPool) {
+    let mut b = Browser::new(app(pool).await);
+    let callback = b.sign_in_at_provider("alice").await;
+    let res = b
+        .callback(&with_param(&callback, "iss", "https://evil.example"))
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(
+        res.body
+            .contains("not from the configured identity provider"),
+        "{}",
+        res.body
+    );
+    assert!(!b.is_signed_in().await);
+}
