@@ -4,6 +4,7 @@
 //! while a transaction is open.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod credentials;
 pub mod error;
 pub mod health;

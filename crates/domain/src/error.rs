@@ -25,6 +25,8 @@ pub enum PolicyError {
     NotRequester { action: &'static str },
     #[error("you may not view this request")]
     NotVisible,
+    #[error("only admins can read the audit trail")]
+    NotAdmin,
 }
 
 /// The request is not in a state where this step is possible (or someone else got there first).

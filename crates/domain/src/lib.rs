@@ -9,6 +9,7 @@ pub mod iam_policy;
 pub mod lake_formation;
 pub mod naming;
 pub mod policy;
+pub mod policy_file;
 pub mod ports;
 pub mod principal;
 pub mod request;

@@ -18,6 +18,9 @@ pub struct Policy {
     pub max_duration: Duration,
     /// Per-query bytes-scanned cutoff of every grant's Athena workgroup.
     pub scan_cutoff_bytes: i64,
+    /// Members see every request, may revoke any grant and read the audit trail. They approve
+    /// only if they are approvers too.
+    pub admin_group: Option<String>,
 }
 
 impl Policy {
@@ -58,7 +61,27 @@ impl Policy {
             min_duration,
             max_duration,
             scan_cutoff_bytes,
+            admin_group: None,
         })
+    }
+
+    /// Names the admin group (blank means none).
+    pub fn with_admin_group(mut self, group: Option<String>) -> Self {
+        self.admin_group = group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
+        self
+    }
+
+    pub fn is_admin(&self, who: &Principal) -> bool {
+        self.admin_group.as_deref().is_some_and(|g| who.in_group(g))
+    }
+
+    /// Reading the audit trail of everyone: admins only.
+    pub fn check_audit(&self, who: &Principal) -> Result<(), PolicyError> {
+        if self.is_admin(who) {
+            Ok(())
+        } else {
+            Err(PolicyError::NotAdmin)
+        }
     }
 
     pub fn check_duration(&self, d: Duration) -> Result<(), ValidationError> {
@@ -108,13 +131,13 @@ impl Policy {
         Ok(())
     }
 
-    /// Ending a grant early: the requester (done with it) or an approver.
+    /// Ending a grant early: the requester (done with it), an approver or an admin.
     pub fn check_revoke(
         &self,
         who: &Principal,
         request: &AccessRequest,
     ) -> Result<(), PolicyError> {
-        if who.subject == request.requester.subject || self.is_approver(who) {
+        if who.subject == request.requester.subject || self.is_approver(who) || self.is_admin(who) {
             return Ok(());
         }
         Err(PolicyError::NotApprover {
@@ -138,7 +161,7 @@ impl Policy {
     }
 
     pub fn check_view(&self, who: &Principal, request: &AccessRequest) -> Result<(), PolicyError> {
-        if who.subject == request.requester.subject || self.is_approver(who) {
+        if who.subject == request.requester.subject || self.is_approver(who) || self.is_admin(who) {
             Ok(())
         } else {
             Err(PolicyError::NotVisible)
@@ -366,6 +389,17 @@ mod tests {
             p.check_decide(&self_approver, &pending),
             Err(PolicyError::SelfApproval)
         );
+
+        // An admin sees and revokes everything, but approves only as an approver.
+        let p = p.with_admin_group(Some(" security ".into()));
+        let dora = person("dora", &["security"]);
+        let active = request("alice", RequestStatus::Active);
+        assert!(p.check_view(&dora, &active).is_ok());
+        assert!(p.check_revoke(&dora, &active).is_ok());
+        assert!(p.check_decide(&dora, &pending).is_err());
+        assert!(p.check_audit(&dora).is_ok());
+        assert_eq!(p.check_audit(&bob), Err(PolicyError::NotAdmin));
+        assert!(!policy().with_admin_group(Some("  ".into())).is_admin(&dora));
         assert!(matches!(
             p.check_decide(&carol, &pending),
             Err(PolicyError::NotApprover { .. })

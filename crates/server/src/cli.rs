@@ -113,6 +113,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_APPROVER_GROUP", default_value = "data-owners")]
     pub approver_group: String,
 
+    /// Members of this group see every request, may revoke any grant and read the audit trail.
+    #[arg(long, env = "LAKEGATE_ADMIN_GROUP")]
+    pub admin_group: Option<String>,
+
     /// Shortest duration a request may ask for (like 15m).
     #[arg(long, env = "LAKEGATE_MIN_DURATION", default_value = "15m")]
     pub min_duration: String,

@@ -65,23 +65,10 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// `10GB`, `500MB`, `10000000` → bytes (decimal units, as Athena counts).
+/// `10GB`, `500MB`, `10000000` → bytes (decimal units, as Athena counts): the same sizes the
+/// policy file reads.
 pub fn parse_bytes(input: &str) -> anyhow::Result<i64> {
-    let s = input.trim().to_ascii_uppercase();
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = digits.parse().with_context(|| {
-        format!("`{input}` is not a size: use bytes or a unit, like 500MB or 10GB")
-    })?;
-    let factor: i64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "TB" => 1_000_000_000_000,
-        other => bail!("unknown size unit `{other}` in `{input}`: use B, KB, MB, GB or TB"),
-    };
-    n.checked_mul(factor)
-        .with_context(|| format!("`{input}` is too large"))
+    lakegate_domain::policy_file::parse_size(input).map_err(anyhow::Error::msg)
 }
 
 impl TryFrom<&ServeArgs> for ServeConfig {
@@ -121,7 +108,9 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 a.query_scan_cutoff
             );
         }
-        let policy = Policy::new(&a.approver_group, min, max, cutoff).context("approval policy")?;
+        let policy = Policy::new(&a.approver_group, min, max, cutoff)
+            .context("approval policy")?
+            .with_admin_group(a.admin_group.clone());
         let results =
             ResultsLocation::parse(&a.results_location).context("LAKEGATE_RESULTS_LOCATION")?;
         if !a.permissions_boundary_arn.starts_with("arn:aws")
@@ -263,6 +252,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_OIDC_SCOPES",
     "LAKEGATE_DEV_LOGIN",
     "LAKEGATE_APPROVER_GROUP",
+    "LAKEGATE_ADMIN_GROUP",
     "LAKEGATE_MIN_DURATION",
     "LAKEGATE_MAX_DURATION",
     "LAKEGATE_RESULTS_LOCATION",
@@ -355,7 +345,7 @@ mod tests {
             (&["--min-duration", "soon"], "LAKEGATE_MIN_DURATION"),
             (&["--max-duration", "10m"], "shorter than the minimum"),
             (&["--query-scan-cutoff", "5MB"], "at least 10MB"),
-            (&["--query-scan-cutoff", "10XB"], "unknown size unit"),
+            (&["--query-scan-cutoff", "10XB"], "is not a size"),
             (
                 &["--results-location", "results/"],
                 "LAKEGATE_RESULTS_LOCATION",

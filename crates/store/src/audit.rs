@@ -191,3 +191,66 @@ pub async fn list_all(conn: &mut PgConnection) -> Result<Vec<(AuditEvent, Vec<u8
     .map(|r| Ok((AuditEvent::try_from(r.event)?, r.hash)))
     .collect()
 }
+
+/// What the audit page and export narrow the trail to; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub request: Option<RequestId>,
+    /// A substring of the actor's email, case-insensitive.
+    pub actor: Option<String>,
+    pub action: Option<AuditAction>,
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Only events older than this id (paging backwards from the newest).
+    pub before: Option<i64>,
+}
+
+/// Matching events, newest first, at most `limit`, each with its chain hash.
+pub async fn search(
+    conn: &mut PgConnection,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<(AuditEvent, Vec<u8>)>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        event: AuditRow,
+        hash: Vec<u8>,
+    }
+    let mut q = sqlx::QueryBuilder::new(
+        "select event_id, occurred_at, request_id, actor_subject, actor_email, action, detail, hash
+         from audit_event where true",
+    );
+    if let Some(r) = filter.request {
+        q.push(" and request_id = ").push_bind(r.0);
+    }
+    if let Some(a) = filter.actor.as_deref().filter(|a| !a.is_empty()) {
+        // A literal substring: escape LIKE's wildcards.
+        let pattern = format!(
+            "%{}%",
+            a.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        q.push(" and actor_email ilike ").push_bind(pattern);
+    }
+    if let Some(action) = filter.action {
+        q.push(" and action = ").push_bind(action.as_str());
+    }
+    if let Some(from) = filter.from {
+        q.push(" and occurred_at >= ").push_bind(from);
+    }
+    if let Some(until) = filter.until {
+        q.push(" and occurred_at < ").push_bind(until);
+    }
+    if let Some(before) = filter.before {
+        q.push(" and event_id < ").push_bind(before);
+    }
+    q.push(" order by event_id desc limit ").push_bind(limit);
+    q.build_query_as::<Row>()
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .map(|r| Ok((AuditEvent::try_from(r.event)?, r.hash)))
+        .collect()
+}

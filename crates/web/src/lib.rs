@@ -72,6 +72,7 @@ pub fn router(state: AppState, sessions: PostgresStore) -> Router {
         .merge(routes::requests::router())
         .merge(routes::credentials::router())
         .merge(routes::assets::router())
+        .merge(routes::audit::router())
         .fallback(routes::not_found)
         .layer(session_layer)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

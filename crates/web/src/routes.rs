@@ -1,6 +1,7 @@
 //! The URL table, one module per noun.
 
 pub mod assets;
+pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod health;

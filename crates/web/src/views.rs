@@ -1,5 +1,6 @@
 //! View models: display-ready fields only. One module per templates/ folder.
 
+pub mod audit;
 pub mod auth;
 pub mod requests;
 
@@ -12,6 +13,7 @@ use tower_sessions::Session;
 use crate::csrf;
 use crate::error::WebError;
 use crate::session::{Flash, take_flash};
+use crate::state::AppState;
 
 /// The signed-in person, as the header shows them.
 pub struct UserView {
@@ -23,13 +25,20 @@ pub struct UserView {
 /// What every page's frame needs: who is signed in, the CSRF token for its forms, a flash.
 pub struct Chrome {
     pub user: Option<UserView>,
+    /// Show the audit trail in the navigation.
+    pub is_admin: bool,
     pub csrf_token: String,
     pub flash: Option<Flash>,
 }
 
 impl Chrome {
-    pub async fn new(session: &Session, user: Option<&Principal>) -> Result<Self, WebError> {
+    pub async fn new(
+        state: &AppState,
+        session: &Session,
+        user: Option<&Principal>,
+    ) -> Result<Self, WebError> {
         Ok(Self {
+            is_admin: user.is_some_and(|u| state.services.settings.policy.is_admin(u)),
             user: user.map(|p| UserView {
                 name: p.display_name().to_owned(),
                 email: p.email.clone(),

@@ -35,7 +35,8 @@ async fn app_with(pool: PgPool, dev_login: bool) -> TestApp {
             Duration::hours(8),
             10_000_000_000,
         )
-        .unwrap(),
+        .unwrap()
+        .with_admin_group(Some("security".into())),
         results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
@@ -730,4 +731,255 @@ async fn sign_out_ends_the_session(pool: PgPool) {
     let res = alice.submit("/", "/auth/logout", &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     assert_eq!(alice.get("/").await.status, StatusCode::SEE_OTHER);
+}
+
+/// Who is asking, in the order of the matrix's columns.
+const ROLES: [(&str, Option<(&str, &str)>); 5] = [
+    ("anonymous", None),
+    ("requester", Some(("alice@example.com", "analysts"))),
+    ("another requester", Some(("carol@example.com", "analysts"))),
+    ("approver", Some(("bob@example.com", "data-owners"))),
+    ("admin", Some(("dora@example.com", "security"))),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Needs {
+    Nothing,
+    Pending,
+    Active,
+}
+
+impl TestApp {
+    /// A request of alice's in the given state.
+    async fn request_in(&self, needs: Needs) -> Option<RequestId> {
+        if needs == Needs::Nothing {
+            return None;
+        }
+        let alice = lakegate_domain::Principal::new(
+            "alice@example.com",
+            "alice@example.com",
+            None,
+            ["analysts".to_owned()],
+        )
+        .unwrap();
+        let bob = lakegate_domain::Principal::new(
+            "bob@example.com",
+            "bob@example.com",
+            None,
+            ["data-owners".to_owned()],
+        )
+        .unwrap();
+        let id = lakegate_app::requests::submit(
+            &self.services,
+            &alice,
+            lakegate_app::requests::SubmitInput {
+                resources: "sales.orders",
+                duration: "1h",
+                reason: "authorization matrix",
+            },
+        )
+        .await
+        .unwrap();
+        if needs == Needs::Active {
+            lakegate_app::requests::decide(
+                &self.services,
+                &bob,
+                id,
+                lakegate_store::requests::Decision::Approve,
+                None,
+            )
+            .await
+            .unwrap();
+            self.run_worker().await;
+        }
+        Some(id)
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn authorization_matrix(pool: PgPool) {
+    let app = app(pool).await;
+    // (method, path with {id}, the request it needs, expected status per role in ROLES order)
+    let matrix: &[(&str, &str, Needs, [u16; 5])] = &[
+        ("GET", "/healthz", Needs::Nothing, [200, 200, 200, 200, 200]),
+        ("GET", "/", Needs::Nothing, [303, 200, 200, 200, 200]),
+        (
+            "GET",
+            "/requests/new",
+            Needs::Nothing,
+            [303, 200, 200, 200, 200],
+        ),
+        (
+            "POST",
+            "/requests",
+            Needs::Nothing,
+            [303, 303, 303, 303, 303],
+        ),
+        (
+            "GET",
+            "/requests/{id}",
+            Needs::Pending,
+            [303, 200, 403, 200, 200],
+        ),
+        (
+            "POST",
+            "/requests/{id}/approve",
+            Needs::Pending,
+            [303, 403, 403, 303, 403],
+        ),
+        (
+            "POST",
+            "/requests/{id}/deny",
+            Needs::Pending,
+            [303, 403, 403, 303, 403],
+        ),
+        (
+            "POST",
+            "/requests/{id}/cancel",
+            Needs::Pending,
+            [303, 303, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/requests/{id}/revoke",
+            Needs::Active,
+            [303, 303, 403, 303, 303],
+        ),
+        (
+            "POST",
+            "/requests/{id}/credentials",
+            Needs::Active,
+            [303, 200, 403, 403, 403],
+        ),
+        (
+            "GET",
+            "/credentials/{id}",
+            Needs::Active,
+            [403, 403, 403, 403, 403],
+        ),
+        ("GET", "/audit", Needs::Nothing, [303, 403, 403, 403, 200]),
+        (
+            "GET",
+            "/audit/export?format=csv",
+            Needs::Nothing,
+            [303, 403, 403, 403, 200],
+        ),
+        (
+            "POST",
+            "/auth/logout",
+            Needs::Nothing,
+            [403, 303, 303, 303, 303],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (method, template, needs, expected) in matrix {
+        for ((role, who), want) in ROLES.iter().zip(expected) {
+            let id = app.request_in(*needs).await;
+            let path = match id {
+                Some(id) => template.replace("{id}", &id.to_string()),
+                None => (*template).to_owned(),
+            };
+            let b = Browser::new(&app);
+            if let Some((email, groups)) = who {
+                b.sign_in(email, groups).await;
+            }
+            let res = if *method == "GET" {
+                b.get(&path).await
+            } else {
+                // A valid CSRF token where the person has a session (the dashboard's).
+                let token = if who.is_some() {
+                    b.get("/").await.csrf()
+                } else {
+                    String::new()
+                };
+                let fields: Vec<(&str, &str)> = if path == "/requests" {
+                    vec![
+                        ("csrf_token", &token),
+                        ("resources", "sales.orders"),
+                        ("duration", "1h"),
+                        ("reason", "authorization matrix"),
+                    ]
+                } else {
+                    vec![("csrf_token", &token)]
+                };
+                b.post(&path, &fields).await
+            };
+            if res.status.as_u16() != *want {
+                wrong.push(format!(
+                    "{method} {template} as {role}: {} (expected {want})",
+                    res.status.as_u16()
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "authorization matrix mismatches:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn admins_read_filter_and_export_the_audit_trail(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    let id = alice.new_request().await;
+    let other = alice.new_request().await;
+    let dora = Browser::new(&app);
+    dora.sign_in("dora@example.com", "security").await;
+
+    let home = dora.get("/").await;
+    assert!(
+        home.has(r#"nav a[href="/audit"]"#),
+        "admins get the Audit link"
+    );
+    assert!(!alice.get("/").await.has(r#"nav a[href="/audit"]"#));
+
+    let page = dora.get("/audit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let rows = page.text_of("#audit-events");
+    assert!(
+        rows.contains("request.submitted") && rows.contains("user.signed_in"),
+        "{rows}"
+    );
+
+    let filtered = dora.get(&format!("/audit?request={id}")).await;
+    let table = filtered.text_of("#audit-events");
+    assert!(
+        table.contains(&id.to_string()) && !table.contains(&other.to_string()),
+        "{table}"
+    );
+    let by_actor = dora
+        .get("/audit?actor=DORA&action=user.signed_in")
+        .await
+        .text_of("#audit-events");
+    assert!(
+        by_actor.contains("dora@example.com") && !by_actor.contains("alice@example.com"),
+        "{by_actor}"
+    );
+
+    let bad = dora.get("/audit?from=yesterday").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.text_of("#error-message")
+            .contains("is not a date like 2026-11-01")
+    );
+
+    let csv = dora
+        .get(&format!("/audit/export?format=csv&request={id}"))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "event_id,occurred_at,request_id,actor_subject,actor_email,action,detail,hash"
+    );
+    assert_eq!(lines.len(), 2, "one event for that request: {}", csv.body);
+    let jsonl = dora.get("/audit/export").await;
+    assert_eq!(jsonl.headers[header::CONTENT_TYPE], "application/x-ndjson");
+    let first: serde_json::Value =
+        serde_json::from_str(jsonl.body.lines().next().unwrap()).unwrap();
+    assert_eq!(first["action"], "user.signed_in", "oldest first");
 }

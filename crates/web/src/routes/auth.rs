@@ -169,7 +169,7 @@ async fn dev_form(
     dev_enabled(&state)?;
     let user = session::user(&session).await?;
     Ok(DevLoginPage {
-        chrome: Chrome::new(&session, user.as_ref()).await?,
+        chrome: Chrome::new(&state, &session, user.as_ref()).await?,
         next: safe_next(q.next.as_deref()),
         error: None,
         email: String::new(),
@@ -200,7 +200,7 @@ async fn dev_sign_in(
         Ok(p) => p,
         Err(e) => {
             let page = DevLoginPage {
-                chrome: Chrome::new(&session, None).await?,
+                chrome: Chrome::new(&state, &session, None).await?,
                 next: safe_next(form.next.as_deref()),
                 error: Some(e.to_string()),
                 email: form.email,

@@ -47,7 +47,7 @@ async fn dashboard(
 ) -> Result<DashboardPage, WebError> {
     let d = verbs::dashboard(&state.services, &user.principal).await?;
     Ok(DashboardPage {
-        chrome: Chrome::new(&user.session, Some(&user.principal)).await?,
+        chrome: Chrome::new(&state, &user.session, Some(&user.principal)).await?,
         mine: d.mine.iter().map(RequestRow::from).collect(),
         is_approver: d.is_approver,
         approver_group: state.services.settings.policy.approver_group.clone(),
@@ -74,7 +74,7 @@ async fn new_request(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<NewRequestPage, WebError> {
-    let chrome = Chrome::new(&user.session, Some(&user.principal)).await?;
+    let chrome = Chrome::new(&state, &user.session, Some(&user.principal)).await?;
     Ok(new_page(&state, chrome))
 }
 
@@ -110,7 +110,7 @@ async fn submit_request(
         }
         // Show the form again, with what was typed and what is wrong.
         Err(AppError::Invalid(e)) => {
-            let chrome = Chrome::new(&user.session, Some(&user.principal)).await?;
+            let chrome = Chrome::new(&state, &user.session, Some(&user.principal)).await?;
             let page = NewRequestPage {
                 error: Some(e.to_string()),
                 resources: form.resources,
@@ -152,7 +152,7 @@ async fn show_request(
     let d = verbs::view(&state.services, &user.principal, id).await?;
     let r = &d.request;
     Ok(ShowRequestPage {
-        chrome: Chrome::new(&user.session, Some(&user.principal)).await?,
+        chrome: Chrome::new(&state, &user.session, Some(&user.principal)).await?,
         id: r.id.to_string(),
         status: r.status.as_str(),
         status_note: status_note(&d),
@@ -329,7 +329,7 @@ async fn issue_credentials(
         .first()
         .map_or_else(String::new, |r| r.qualified_table());
     let page = CredentialsPage {
-        chrome: Chrome::new(&user.session, Some(&user.principal)).await?,
+        chrome: Chrome::new(&state, &user.session, Some(&user.principal)).await?,
         id: id.to_string(),
         short_id: id.0.simple().to_string()[..8].to_owned(),
         url: format!("{}/credentials/{id}", state.config.public_url),

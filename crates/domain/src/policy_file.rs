@@ -1,0 +1,1847 @@
+//! The approval policy file (`LAKEGATE_POLICY`, TOML): rules that match tables by glob and say
+//! who approves, how many distinct approvals are needed, how long access may last, which columns
+//! are sensitive, when a request is approved without anyone, and who may break the glass.
+//!
+//! Two halves, both pure:
+//! - [`PolicyFile::parse`] turns the file into checked rules, or into one error that names the
+//!   file, the line and the rule, so an admin can fix it without reading code.
+//! - [`PolicyFile::evaluate`] turns the facts of one request into an [`Evaluation`]: everything
+//!   the request page shows ("why") and everything the decision code needs ("what").
+//!
+//! Matching is deliberately not first-match-wins: every rule whose pattern matches a table
+//! applies to it, and a request spanning several rules gets the strictest combination. Adding a
+//! rule can therefore only make a request harder to get, never easier, which is the safe
+//! direction for a file that several teams edit. Tables no rule matches fall under `[defaults]`.
+//!
+//! Without a policy file the simple settings of the core product apply;
+//! [`PolicyFile::from_policy`] expresses those as a policy with no rules so callers need only
+//! one code path.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use time::Duration;
+use toml::Spanned;
+
+use crate::duration::{format_duration, parse_duration};
+use crate::error::ValidationError;
+use crate::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
+use crate::principal::Principal;
+use crate::target::ResourceSpec;
+
+/// The label of `[defaults]` wherever a rule name would go (it is reserved as a rule name).
+pub const DEFAULTS: &str = "defaults";
+/// Longest access any rule may grant: AWS credentials and reviews are planned in days, not weeks.
+pub const LONGEST_DURATION: Duration = Duration::days(7);
+/// Shortest duration worth granting.
+pub const SHORTEST_DURATION: Duration = Duration::minutes(1);
+/// Most distinct approvals one rule may ask for.
+pub const MAX_APPROVALS: u32 = 10;
+
+// What `[defaults]` falls back to for keys it leaves out: the core product's defaults.
+const BUILT_IN_MIN: Duration = Duration::minutes(15);
+const BUILT_IN_MAX: Duration = Duration::hours(8);
+const BUILT_IN_DEFAULT: Duration = Duration::hours(1);
+const BUILT_IN_CUTOFF: i64 = 10_000_000_000;
+const MAX_RULE_NAME_LEN: usize = 64;
+
+// ---------------------------------------------------------------------------------------------
+// The checked policy.
+
+/// A parsed and checked policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFile {
+    file_name: String,
+    admin_group: Option<String>,
+    defaults: Settings,
+    rules: Vec<Rule>,
+}
+
+/// The settings `[defaults]` gives and each rule may override. Rules inherit every key they
+/// leave out from `[defaults]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Sorted, deduplicated, never empty. Group names match the identity provider's exactly.
+    pub approver_groups: Vec<String>,
+    /// Distinct people (never the requester) from `approver_groups` who must approve.
+    pub approvals: u32,
+    /// What the request form proposes.
+    pub default_duration: Duration,
+    pub min_duration: Duration,
+    pub max_duration: Duration,
+    /// Per-query bytes-scanned cutoff of the grant's Athena workgroup.
+    pub scan_cutoff_bytes: i64,
+    /// Total bytes the grant may scan; `None` means no budget.
+    pub scan_budget_bytes: Option<i64>,
+}
+
+/// One `[[rule]]`, with the inherited settings filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    /// Lower-case `database.table` globs.
+    pub patterns: Vec<String>,
+    pub settings: Settings,
+    /// Lower-case column-name globs.
+    pub sensitive_columns: Vec<String>,
+    /// A request touching sensitive columns also needs one approval from these; when empty,
+    /// sensitive columns only rule out auto-approval.
+    pub sensitive_approver_groups: Vec<String>,
+    pub auto_approve: Option<AutoApproveRule>,
+    pub break_glass: Option<BreakGlassRule>,
+    /// 1-based line of the rule's header, for messages about the rule.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoApproveRule {
+    pub requester_groups: Vec<String>,
+    /// Longest duration approved automatically; the rule's maximum when the file leaves it out.
+    pub max_duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlassRule {
+    pub groups: Vec<String>,
+    /// Longest break-glass access; the rule's maximum when the file leaves it out.
+    pub max_duration: Duration,
+}
+
+/// Why the policy file was refused: `policy.toml:14: rule "hr": max_duration 10d is longer than
+/// the limit of 7d`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyFileError {
+    pub file: String,
+    /// 1-based; `None` when the problem is the file as a whole.
+    pub line: Option<usize>,
+    /// `rule "hr"`, `[defaults]`, or `None` at the top level.
+    pub section: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(section) = &self.section {
+            write!(f, "{section}: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for PolicyFileError {}
+
+impl PolicyFile {
+    /// Parses and checks a policy file. `file_name` is only used in error messages.
+    pub fn parse(text: &str, file_name: &str) -> Result<Self, PolicyFileError> {
+        let cx = Ctx {
+            text,
+            file: file_name,
+        };
+        let raw: RawFile = toml::from_str(text).map_err(|e| cx.toml_error(&e))?;
+
+        let admin_group = match raw.admin_group {
+            None => None,
+            Some(g) => {
+                let name = g.get_ref().trim();
+                if name.is_empty() {
+                    return Err(cx.err(Some(g.span()), None, "admin_group is empty"));
+                }
+                Some(name.to_owned())
+            }
+        };
+
+        let Some(raw_defaults) = raw.defaults else {
+            return Err(cx.err(
+                None,
+                None,
+                "[defaults] is missing: it names the approver groups for tables no rule matches",
+            ));
+        };
+        let defaults_header = raw_defaults.span();
+        let defaults = resolve_settings(
+            &cx,
+            "[defaults]",
+            raw_defaults.into_inner(),
+            None,
+            defaults_header,
+        )?;
+
+        let mut rules: Vec<Rule> = Vec::new();
+        for (index, raw_rule) in raw.rules.into_iter().enumerate() {
+            let header = raw_rule.span();
+            let name_span = raw_rule.get_ref().name.span();
+            let rule = resolve_rule(&cx, index, raw_rule.into_inner(), &defaults, header.clone())?;
+            if let Some(other) = rules
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(&rule.name))
+            {
+                return Err(cx.err(
+                    Some(name_span),
+                    Some(rule_section(&rule.name)),
+                    format!(
+                        "the name is already used by the rule on line {}",
+                        other.line
+                    ),
+                ));
+            }
+            rules.push(rule);
+        }
+
+        Ok(Self {
+            file_name: file_name.to_owned(),
+            admin_group,
+            defaults,
+            rules,
+        })
+    }
+
+    /// The core product's simple settings as a policy with no rules: one approver group, one
+    /// approval, no auto-approval, no break-glass, no admin group.
+    pub fn from_policy(policy: &Policy) -> Self {
+        Self {
+            file_name: "settings".to_owned(),
+            admin_group: None,
+            defaults: Settings {
+                approver_groups: vec![policy.approver_group.clone()],
+                approvals: 1,
+                default_duration: BUILT_IN_DEFAULT.clamp(policy.min_duration, policy.max_duration),
+                min_duration: policy.min_duration,
+                max_duration: policy.max_duration,
+                scan_cutoff_bytes: policy.scan_cutoff_bytes,
+                scan_budget_bytes: None,
+            },
+            rules: Vec::new(),
+        }
+    }
+
+    /// Members of this group see every request and may revoke any grant.
+    pub fn admin_group(&self) -> Option<&str> {
+        self.admin_group.as_deref()
+    }
+
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// What applies to tables no rule matches.
+    pub fn defaults(&self) -> &Settings {
+        &self.defaults
+    }
+
+    /// In file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Applies the policy to one request. Never fails: a request that can be made at all gets
+    /// an evaluation, and the checks on [`Evaluation`] say what it may do.
+    ///
+    /// A request naming no table is held to `[defaults]`, so it can never come out as needing
+    /// no approval.
+    pub fn evaluate(&self, req: &RequestFacts) -> Evaluation {
+        let defaults_rule = Rule {
+            name: DEFAULTS.to_owned(),
+            patterns: Vec::new(),
+            settings: self.defaults.clone(),
+            sensitive_columns: Vec::new(),
+            sensitive_approver_groups: Vec::new(),
+            auto_approve: None,
+            break_glass: None,
+            line: 0,
+        };
+
+        // Which rules apply: indexes into `self.rules`, `None` for the defaults.
+        let mut applied: BTreeSet<Option<usize>> = BTreeSet::new();
+        let mut tables = Vec::new();
+        let mut sensitive_columns: Vec<SensitiveColumn> = Vec::new();
+        // Rules with at least one sensitive column in this request (a column two rules call
+        // sensitive is listed once, but counts for both).
+        let mut sensitive_rules: BTreeSet<usize> = BTreeSet::new();
+        let mut unmatched_tables = Vec::new();
+        for t in &req.tables {
+            let database = t.database.to_ascii_lowercase();
+            let table = t.table.to_ascii_lowercase();
+            let matched: Vec<usize> = self
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    r.patterns
+                        .iter()
+                        .any(|p| table_glob_matches(p, &database, &table))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if matched.is_empty() {
+                applied.insert(None);
+                unmatched_tables.push(format!("{database}.{table}"));
+            }
+            for &i in &matched {
+                applied.insert(Some(i));
+                let rule = &self.rules[i];
+                if rule.sensitive_columns.is_empty() {
+                    continue;
+                }
+                let hits: Vec<String> = if t.columns.is_empty() {
+                    // Unknown columns could be any of them; assume the worst.
+                    vec!["*".to_owned()]
+                } else {
+                    t.columns
+                        .iter()
+                        .map(|c| c.to_ascii_lowercase())
+                        .filter(|c| {
+                            rule.sensitive_columns
+                                .iter()
+                                .any(|p| glob_matches(p.as_bytes(), c.as_bytes()))
+                        })
+                        .collect()
+                };
+                for column in hits {
+                    sensitive_rules.insert(i);
+                    if !sensitive_columns
+                        .iter()
+                        .any(|s| s.database == database && s.table == table && s.column == column)
+                    {
+                        sensitive_columns.push(SensitiveColumn {
+                            database: database.clone(),
+                            table: table.clone(),
+                            column,
+                            rule: rule.name.clone(),
+                        });
+                    }
+                }
+            }
+            tables.push(TableRules {
+                database,
+                table,
+                rules: if matched.is_empty() {
+                    vec![DEFAULTS.to_owned()]
+                } else {
+                    matched
+                        .iter()
+                        .map(|&i| self.rules[i].name.clone())
+                        .collect()
+                },
+            });
+        }
+        if applied.is_empty() {
+            applied.insert(None);
+        }
+        // File order, the defaults last.
+        let mut rules: Vec<&Rule> = applied
+            .iter()
+            .filter_map(|i| i.map(|i| &self.rules[i]))
+            .collect();
+        if applied.contains(&None) {
+            rules.push(&defaults_rule);
+        }
+
+        // One requirement per rule, merged when the groups are the same: under the "one
+        // approver may fill several requirements" rule that is exactly equivalent, and it keeps
+        // the page from suggesting two approvals where one does.
+        let mut requirements: Vec<Requirement> = Vec::new();
+        for rule in &rules {
+            add_requirement(
+                &mut requirements,
+                &rule.settings.approver_groups,
+                rule.settings.approvals,
+                &rule.name,
+                false,
+            );
+        }
+        for &i in &sensitive_rules {
+            let rule = &self.rules[i];
+            if !rule.sensitive_approver_groups.is_empty() {
+                add_requirement(
+                    &mut requirements,
+                    &rule.sensitive_approver_groups,
+                    1,
+                    &rule.name,
+                    true,
+                );
+            }
+        }
+
+        let (first, rest) = match rules.split_first() {
+            Some((first, rest)) => (*first, rest),
+            None => (&defaults_rule, &[][..]),
+        };
+        let min_duration = tightest(first, rest, |s| s.min_duration, |a, b| a > b);
+        let max_duration = tightest(first, rest, |s| s.max_duration, |a, b| a < b);
+        let default_value = tightest(first, rest, |s| s.default_duration, |a, b| a < b).value;
+        let default_duration = if min_duration.value <= max_duration.value {
+            default_value.clamp(min_duration.value, max_duration.value)
+        } else {
+            max_duration.value
+        };
+        let scan_cutoff_bytes = tightest(first, rest, |s| s.scan_cutoff_bytes, |a, b| a < b);
+        let mut scan_budget_bytes: Option<Limit<i64>> = None;
+        for rule in &rules {
+            if let Some(b) = rule.settings.scan_budget_bytes
+                && scan_budget_bytes.as_ref().is_none_or(|l| b < l.value)
+            {
+                scan_budget_bytes = Some(Limit {
+                    value: b,
+                    rule: rule.name.clone(),
+                });
+            }
+        }
+
+        let in_any = |groups: &[String]| groups.iter().any(|g| req.requester_groups.contains(g));
+
+        // Auto-approval: every applicable rule must allow it, and nothing sensitive.
+        let mut auto_reasons = Vec::new();
+        if req.tables.is_empty() {
+            auto_reasons.push("the request names no table".to_owned());
+        }
+        if !unmatched_tables.is_empty() {
+            auto_reasons.push(format!(
+                "{} {} no rule, and the defaults never auto-approve",
+                unmatched_tables.join(", "),
+                if unmatched_tables.len() == 1 {
+                    "matches"
+                } else {
+                    "match"
+                }
+            ));
+        }
+        for rule in rules.iter().filter(|r| r.name != DEFAULTS) {
+            match &rule.auto_approve {
+                None => {
+                    auto_reasons.push(format!("rule {} does not allow auto-approval", rule.name))
+                }
+                Some(auto) => {
+                    if !in_any(&auto.requester_groups) {
+                        auto_reasons.push(format!(
+                            "rule {} auto-approves only members of {}",
+                            rule.name,
+                            join_or(&auto.requester_groups)
+                        ));
+                    } else if req.duration > auto.max_duration {
+                        auto_reasons.push(format!(
+                            "rule {} auto-approves at most {}; this request asks for {}",
+                            rule.name,
+                            format_duration(auto.max_duration),
+                            format_duration(req.duration)
+                        ));
+                    }
+                }
+            }
+        }
+        if !sensitive_columns.is_empty() {
+            let names: Vec<String> = sensitive_columns.iter().map(|s| s.to_string()).collect();
+            auto_reasons.push(format!(
+                "the request touches sensitive columns: {}",
+                names.join(", ")
+            ));
+        }
+        // Callers check the duration anyway; this keeps a slip there from auto-approving.
+        if req.duration < min_duration.value || req.duration > max_duration.value {
+            auto_reasons.push(format!(
+                "the duration {} is outside the allowed {} to {}",
+                format_duration(req.duration),
+                format_duration(min_duration.value),
+                format_duration(max_duration.value)
+            ));
+        }
+
+        // Break-glass: every applicable rule must allow it for the requester.
+        let mut glass_reasons = Vec::new();
+        let mut glass_max: Option<Limit<Duration>> = None;
+        if req.tables.is_empty() {
+            glass_reasons.push("the request names no table".to_owned());
+        }
+        if !unmatched_tables.is_empty() {
+            glass_reasons.push(format!(
+                "{} {} no rule, and the defaults have no break-glass",
+                unmatched_tables.join(", "),
+                if unmatched_tables.len() == 1 {
+                    "matches"
+                } else {
+                    "match"
+                }
+            ));
+        }
+        for rule in rules.iter().filter(|r| r.name != DEFAULTS) {
+            match &rule.break_glass {
+                None => glass_reasons.push(format!("rule {} has no break-glass", rule.name)),
+                Some(bg) if !in_any(&bg.groups) => glass_reasons.push(format!(
+                    "rule {} allows break-glass only for members of {}",
+                    rule.name,
+                    join_or(&bg.groups)
+                )),
+                Some(bg) => {
+                    if glass_max.as_ref().is_none_or(|l| bg.max_duration < l.value) {
+                        glass_max = Some(Limit {
+                            value: bg.max_duration,
+                            rule: rule.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let glass_allowed = glass_reasons.is_empty();
+
+        Evaluation {
+            requester: req.requester.clone(),
+            duration: req.duration,
+            tables,
+            requirements,
+            sensitive_columns,
+            min_duration,
+            max_duration,
+            default_duration,
+            scan_cutoff_bytes,
+            scan_budget_bytes,
+            auto_approval: AutoApproval {
+                allowed: auto_reasons.is_empty(),
+                reasons: auto_reasons,
+            },
+            break_glass: BreakGlass {
+                allowed: glass_allowed,
+                max_duration: if glass_allowed { glass_max } else { None },
+                reasons: glass_reasons,
+            },
+        }
+    }
+}
+
+fn rule_section(name: &str) -> String {
+    format!("rule \"{name}\"")
+}
+
+fn add_requirement(
+    requirements: &mut Vec<Requirement>,
+    groups: &[String],
+    count: u32,
+    rule: &str,
+    sensitive: bool,
+) {
+    if let Some(r) = requirements.iter_mut().find(|r| r.groups == groups) {
+        r.count = r.count.max(count);
+        r.sensitive |= sensitive;
+        if !r.rules.iter().any(|n| n == rule) {
+            r.rules.push(rule.to_owned());
+        }
+    } else {
+        requirements.push(Requirement {
+            groups: groups.to_vec(),
+            count,
+            rules: vec![rule.to_owned()],
+            sensitive,
+        });
+    }
+}
+
+/// The value that wins under `stricter` across `first` and `rest`, and the first rule that
+/// sets it. Taking `first` apart makes "there is always at least one rule" a type, not a hope.
+fn tightest<T: Copy>(
+    first: &Rule,
+    rest: &[&Rule],
+    get: impl Fn(&Settings) -> T,
+    stricter: impl Fn(T, T) -> bool,
+) -> Limit<T> {
+    let mut best = Limit {
+        value: get(&first.settings),
+        rule: first.name.clone(),
+    };
+    for rule in rest {
+        let v = get(&rule.settings);
+        if stricter(v, best.value) {
+            best = Limit {
+                value: v,
+                rule: rule.name.clone(),
+            };
+        }
+    }
+    best
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests and evaluations.
+
+/// What the policy needs to know about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// The requester's subject: their approvals never count.
+    pub requester: String,
+    pub requester_groups: Vec<String>,
+    /// The duration asked for. For an extension, pass the grant's new total so that
+    /// auto-approval limits bound the whole access, not each step.
+    pub duration: Duration,
+    pub tables: Vec<TableFacts>,
+}
+
+impl RequestFacts {
+    pub fn new(requester: &Principal, duration: Duration, tables: Vec<TableFacts>) -> Self {
+        Self {
+            requester: requester.subject.clone(),
+            requester_groups: requester.groups.clone(),
+            duration,
+            tables,
+        }
+    }
+}
+
+/// One requested table and the columns the grant would actually cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFacts {
+    pub database: String,
+    pub table: String,
+    /// The explicit column list, or every column of the table when the request asks for all.
+    /// Empty means unknown and is treated as touching every sensitive pattern.
+    pub columns: Vec<String>,
+}
+
+impl TableFacts {
+    /// `catalog_columns` are the table's columns in the Glue catalog; used when `spec` asks for
+    /// all of them.
+    pub fn from_spec(spec: &ResourceSpec, catalog_columns: &[String]) -> Self {
+        Self {
+            database: spec.database.clone(),
+            table: spec.table.clone(),
+            columns: spec
+                .columns
+                .clone()
+                .unwrap_or_else(|| catalog_columns.to_vec()),
+        }
+    }
+}
+
+/// The policy applied to one request: what to show, and what to decide with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub requester: String,
+    pub duration: Duration,
+    /// In request order, each with the rules that match it (`["defaults"]` when none does).
+    pub tables: Vec<TableRules>,
+    /// All must be filled before the request is approved.
+    pub requirements: Vec<Requirement>,
+    pub sensitive_columns: Vec<SensitiveColumn>,
+    /// The longest minimum of the rules that apply.
+    pub min_duration: Limit<Duration>,
+    /// The shortest maximum of the rules that apply.
+    pub max_duration: Limit<Duration>,
+    /// What to propose: the shortest default, within the bounds.
+    pub default_duration: Duration,
+    pub scan_cutoff_bytes: Limit<i64>,
+    pub scan_budget_bytes: Option<Limit<i64>>,
+    pub auto_approval: AutoApproval,
+    pub break_glass: BreakGlass,
+}
+
+/// A requested table and the rules that apply to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRules {
+    pub database: String,
+    pub table: String,
+    pub rules: Vec<String>,
+}
+
+/// `count` distinct approvals from people in any of `groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub groups: Vec<String>,
+    pub count: u32,
+    /// The rules this requirement comes from (`defaults` for the defaults).
+    pub rules: Vec<String>,
+    /// It comes (at least in part) from sensitive columns.
+    pub sensitive: bool,
+}
+
+impl Requirement {
+    /// `rule hr`, `sensitive columns, rule hr`, `rule marketing, rule sales`, `defaults`.
+    pub fn label(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.sensitive {
+            parts.push("sensitive columns".to_owned());
+        }
+        for r in &self.rules {
+            if r == DEFAULTS {
+                parts.push(DEFAULTS.to_owned());
+            } else {
+                parts.push(format!("rule {r}"));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SensitiveColumn {
+    pub database: String,
+    pub table: String,
+    /// `*` when the request did not say which columns it covers.
+    pub column: String,
+    /// The (first) rule that calls it sensitive.
+    pub rule: String,
+}
+
+impl fmt::Display for SensitiveColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.database, self.table, self.column)
+    }
+}
+
+/// A combined limit and the rule it comes from, so the page can say why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit<T> {
+    pub value: T,
+    /// A rule name, or `defaults`.
+    pub rule: String,
+}
+
+/// Whether the request may be approved without anyone; `reasons` say why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoApproval {
+    pub allowed: bool,
+    pub reasons: Vec<String>,
+}
+
+/// Whether the requester may activate the request at once; `reasons` say why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakGlass {
+    pub allowed: bool,
+    /// The shortest break-glass maximum of the rules that apply; `Some` when allowed.
+    pub max_duration: Option<Limit<Duration>>,
+    pub reasons: Vec<String>,
+}
+
+/// Someone who approved (or might approve), with their groups when they did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    pub subject: String,
+    pub groups: Vec<String>,
+}
+
+impl From<&Principal> for Approver {
+    fn from(p: &Principal) -> Self {
+        Self {
+            subject: p.subject.clone(),
+            groups: p.groups.clone(),
+        }
+    }
+}
+
+/// How far a request is from approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalStatus {
+    pub satisfied: bool,
+    /// `1 more approval from hr-owners (rule hr)`, one line per unfilled requirement.
+    pub missing: Vec<String>,
+    /// One per [`Evaluation::requirements`], in the same order.
+    pub progress: Vec<RequirementProgress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirementProgress {
+    /// Subjects whose approval counts toward this requirement, in approval order.
+    pub approved_by: Vec<String>,
+    pub still_needed: u32,
+}
+
+impl Evaluation {
+    /// The requested duration must fit every rule that applies.
+    pub fn check_duration(&self, d: Duration) -> Result<(), ValidationError> {
+        self.check_bounds(d, self.max_duration.value, &self.max_duration.rule)
+    }
+
+    fn check_bounds(
+        &self,
+        d: Duration,
+        max: Duration,
+        max_rule: &str,
+    ) -> Result<(), ValidationError> {
+        let min = &self.min_duration;
+        if min.value > max {
+            return Err(ValidationError::new(format!(
+                "these tables fall under rules that cannot agree on a duration: {} needs at least {}, {} allows at most {}; request them separately",
+                describe(&min.rule),
+                format_duration(min.value),
+                describe(max_rule),
+                format_duration(max)
+            )));
+        }
+        if d < min.value {
+            return Err(ValidationError::new(format!(
+                "the duration must be between {} and {}; you asked for {} (the minimum comes from {})",
+                format_duration(min.value),
+                format_duration(max),
+                format_duration(d),
+                describe(&min.rule)
+            )));
+        }
+        if d > max {
+            return Err(ValidationError::new(format!(
+                "the duration must be between {} and {}; you asked for {} (the maximum comes from {})",
+                format_duration(min.value),
+                format_duration(max),
+                format_duration(d),
+                describe(max_rule)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Break-glass activation for `d`: allowed for this requester, and within the shortest
+    /// break-glass maximum of the rules that apply.
+    pub fn check_break_glass(&self, d: Duration) -> Result<(), ValidationError> {
+        match &self.break_glass.max_duration {
+            Some(max) if self.break_glass.allowed => self.check_bounds(d, max.value, &max.rule),
+            _ => Err(ValidationError::new(format!(
+                "break-glass is not available for this request: {}",
+                self.break_glass.reasons.join("; ")
+            ))),
+        }
+    }
+
+    /// An extension of `extra` to a grant that has been given `already_granted_total` so far
+    /// (its original duration plus earlier extensions): the total may not pass the maximum.
+    pub fn check_extension(
+        &self,
+        already_granted_total: Duration,
+        extra: Duration,
+    ) -> Result<(), ValidationError> {
+        let max = &self.max_duration;
+        if extra <= Duration::ZERO {
+            return Err(ValidationError::new("an extension must add some time"));
+        }
+        if already_granted_total >= max.value {
+            return Err(ValidationError::new(format!(
+                "this grant already lasts {}, the longest {} allows; it cannot be extended",
+                format_duration(already_granted_total),
+                describe(&max.rule)
+            )));
+        }
+        let total = already_granted_total + extra;
+        if total > max.value {
+            return Err(ValidationError::new(format!(
+                "with {} more the grant would last {} in all, longer than the {} {} allows; you can add at most {}",
+                format_duration(extra),
+                format_duration(total),
+                format_duration(max.value),
+                describe(&max.rule),
+                format_duration(max.value - already_granted_total)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Which requirements the `approvals` so far fill.
+    ///
+    /// The requester's own approval never counts, and each person counts once per requirement
+    /// however often they approve. One approval counts toward *every* requirement whose groups
+    /// the approver is in: someone in both `sales-owners` and `privacy` fills a rule's
+    /// approval and its sensitive-column approval at once. An admin who wants two different
+    /// people must ask for `approvals = 2` or name groups with no members in common.
+    pub fn approval_status(&self, approvals: &[Approver]) -> ApprovalStatus {
+        let mut progress = Vec::with_capacity(self.requirements.len());
+        let mut missing = Vec::new();
+        for req in &self.requirements {
+            let mut approved_by: Vec<String> = Vec::new();
+            for a in approvals {
+                if a.subject != self.requester
+                    && a.groups.iter().any(|g| req.groups.contains(g))
+                    && !approved_by.contains(&a.subject)
+                {
+                    approved_by.push(a.subject.clone());
+                }
+            }
+            let have = u32::try_from(approved_by.len()).unwrap_or(u32::MAX);
+            let still_needed = req.count.saturating_sub(have);
+            if still_needed > 0 {
+                missing.push(format!(
+                    "{still_needed} more {} from {} ({})",
+                    if still_needed == 1 {
+                        "approval"
+                    } else {
+                        "approvals"
+                    },
+                    join_or(&req.groups),
+                    req.label()
+                ));
+            }
+            progress.push(RequirementProgress {
+                approved_by,
+                still_needed,
+            });
+        }
+        ApprovalStatus {
+            satisfied: missing.is_empty(),
+            missing,
+            progress,
+        }
+    }
+
+    /// Whether `approver`'s approval would fill something now: not the requester, has not
+    /// approved already, and in a group of a requirement still short of approvals.
+    pub fn can_approve(&self, approver: &Approver, approvals: &[Approver]) -> bool {
+        if approver.subject == self.requester
+            || approvals.iter().any(|a| a.subject == approver.subject)
+        {
+            return false;
+        }
+        let status = self.approval_status(approvals);
+        self.requirements
+            .iter()
+            .zip(&status.progress)
+            .any(|(req, p)| {
+                p.still_needed > 0 && approver.groups.iter().any(|g| req.groups.contains(g))
+            })
+    }
+
+    /// Whether `who` is among this request's approvers at all (whatever has been filled), for
+    /// who may see and deny it. Never the requester.
+    pub fn is_approver(&self, who: &Approver) -> bool {
+        who.subject != self.requester
+            && self
+                .requirements
+                .iter()
+                .any(|req| who.groups.iter().any(|g| req.groups.contains(g)))
+    }
+}
+
+fn describe(rule: &str) -> String {
+    if rule == DEFAULTS {
+        "the defaults".to_owned()
+    } else {
+        format!("rule {rule}")
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Globs.
+
+/// `database.table` against a checked pattern: `*` and `?` never cross the dot.
+fn table_glob_matches(pattern: &str, database: &str, table: &str) -> bool {
+    match pattern.split_once('.') {
+        Some((db_pat, table_pat)) => {
+            glob_matches(db_pat.as_bytes(), database.as_bytes())
+                && glob_matches(table_pat.as_bytes(), table.as_bytes())
+        }
+        None => false,
+    }
+}
+
+/// `*` matches any run of characters (even none), `?` exactly one. Names are ASCII.
+fn glob_matches(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    // Where the last `*` was, and how much of the name it has swallowed so far.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes.
+
+const SIZE_UNITS: [(&str, i64); 6] = [
+    ("PB", 1_000_000_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("GB", 1_000_000_000),
+    ("MB", 1_000_000),
+    ("KB", 1_000),
+    ("B", 1),
+];
+
+/// `10GB`, `500MB`, `1TB` → bytes, in decimal units as Athena counts.
+pub fn parse_size(input: &str) -> Result<i64, String> {
+    let s = input.trim().to_ascii_uppercase();
+    let invalid = || {
+        format!(
+            "`{}` is not a size: use a number with a unit, like 500MB, 10GB or 1TB",
+            input.trim()
+        )
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: i64 = digits.parse().map_err(|_| invalid())?;
+    let unit = unit.trim();
+    let factor = if unit.is_empty() {
+        1
+    } else {
+        SIZE_UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, f)| *f)
+            .ok_or_else(invalid)?
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{}` is too large", input.trim()))
+}
+
+/// Bytes in the largest decimal unit that divides them exactly: `10GB`, `1500MB`, `7B`.
+pub fn format_bytes(bytes: i64) -> String {
+    for (unit, size) in SIZE_UNITS {
+        if bytes != 0 && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    admin_group: Option<Spanned<String>>,
+    defaults: Option<Spanned<RawSettings>>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<Spanned<RawRule>>,
+}
+
+type RawList = Spanned<Vec<Spanned<String>>>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    approver_groups: Option<RawList>,
+    approvals: Option<Spanned<i64>>,
+    default_duration: Option<Spanned<String>>,
+    min_duration: Option<Spanned<String>>,
+    max_duration: Option<Spanned<String>>,
+    query_scan_cutoff: Option<Spanned<String>>,
+    scan_budget: Option<Spanned<String>>,
+}
+
+// serde cannot flatten into a struct that denies unknown fields, hence the repetition.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: Spanned<String>,
+    #[serde(rename = "match")]
+    patterns: RawList,
+    approver_groups: Option<RawList>,
+    approvals: Option<Spanned<i64>>,
+    default_duration: Option<Spanned<String>>,
+    min_duration: Option<Spanned<String>>,
+    max_duration: Option<Spanned<String>>,
+    query_scan_cutoff: Option<Spanned<String>>,
+    scan_budget: Option<Spanned<String>>,
+    sensitive_columns: Option<RawList>,
+    sensitive_approver_groups: Option<RawList>,
+    auto_approve: Option<Spanned<RawAutoApprove>>,
+    break_glass: Option<Spanned<RawBreakGlass>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoApprove {
+    requester_groups: RawList,
+    max_duration: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreakGlass {
+    groups: RawList,
+    max_duration: Option<Spanned<String>>,
+}
+
+/// Just enough of the file to say which section a syntax or type error is in.
+#[derive(Deserialize)]
+struct LooseFile {
+    defaults: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    rule: Vec<Spanned<LooseRule>>,
+}
+
+#[derive(Deserialize)]
+struct LooseRule {
+    name: Option<toml::Value>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking.
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(
+        &self,
+        span: Option<Range<usize>>,
+        section: Option<String>,
+        message: impl Into<String>,
+    ) -> PolicyFileError {
+        PolicyFileError {
+            file: self.file.to_owned(),
+            line: span.map(|s| self.line_of(s.start)),
+            section,
+            message: message.into(),
+        }
+    }
+
+    /// A syntax or type error from the TOML reader, reworded for an admin.
+    fn toml_error(&self, e: &toml::de::Error) -> PolicyFileError {
+        let span = e.span();
+        let section = span.as_ref().and_then(|s| self.section_at(s.start));
+        let key = span.as_ref().and_then(|s| self.key_before(s.start));
+        let message = if e.message() == "duplicate key"
+            && let Some(s) = &span
+            && let Some(name) = self.text.get(s.clone())
+        {
+            format!("duplicate key \"{}\"", name.trim())
+        } else {
+            reword(e.message(), key.as_deref(), section.as_deref())
+        };
+        self.err(span, section, message)
+    }
+
+    /// The section (`[defaults]` or a rule) an offset falls in, from the headers before it.
+    fn section_at(&self, offset: usize) -> Option<String> {
+        // Spans fall on token boundaries; `get` only guards against a reader that disagrees.
+        let line_start = self.text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+        let line = self
+            .text
+            .get(line_start..)?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start();
+        let loose: LooseFile = toml::from_str(self.text).ok()?;
+        // A table header belongs to the section its name starts with, not to the one above.
+        let header_owner = line.strip_prefix('[').map(|h| {
+            h.trim_start_matches('[')
+                .split([']', '.'])
+                .next()
+                .unwrap_or("")
+                .trim()
+        });
+        match header_owner {
+            Some("defaults") => return Some("[defaults]".to_owned()),
+            Some("rule") | None => {}
+            Some(_) => return None,
+        }
+        let mut best: Option<(usize, Option<String>)> = None;
+        // A top-level `defaults = 3` starts where its error is, yet is not inside [defaults].
+        let contains = |start: usize| {
+            start < offset
+                || (start == offset && self.text.get(start..).is_some_and(|t| t.starts_with('[')))
+        };
+        if let Some(d) = &loose.defaults
+            && contains(d.span().start)
+        {
+            best = Some((d.span().start, Some("[defaults]".to_owned())));
+        }
+        for (i, r) in loose.rule.iter().enumerate() {
+            if contains(r.span().start) && best.as_ref().is_none_or(|(s, _)| r.span().start >= *s) {
+                let label = match &r.get_ref().name {
+                    Some(toml::Value::String(n)) if !n.trim().is_empty() => rule_section(n.trim()),
+                    _ => format!("rule #{}", i + 1),
+                };
+                best = Some((r.span().start, Some(label)));
+            }
+        }
+        best.and_then(|(_, s)| s)
+    }
+
+    /// The key a value at `offset` belongs to, when it is on the same line: `key = value`,
+    /// `key = [.., value]`, `{ .., key = value }`.
+    fn key_before(&self, offset: usize) -> Option<String> {
+        let before_offset = self.text.get(..offset)?;
+        let line_start = before_offset.rfind('\n').map_or(0, |i| i + 1);
+        let before = &before_offset[line_start..];
+        let eq = before.rfind('=')?;
+        let key: String = before[..eq]
+            .trim_end()
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        (!key.is_empty()).then_some(key)
+    }
+}
+
+/// Rewrites serde's wording (`unknown field`, `invalid type: .. expected i64`) in the words of
+/// the file (keys, lists, tables, whole numbers).
+fn reword(message: &str, key: Option<&str>, section: Option<&str>) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let expected: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let rule_only = [
+            "match",
+            "name",
+            "sensitive_columns",
+            "sensitive_approver_groups",
+            "auto_approve",
+            "break_glass",
+        ];
+        if section == Some("[defaults]") && rule_only.contains(&field) {
+            return format!("unknown key \"{field}\" ({field} can only be set in a [[rule]])");
+        }
+        if let Some(close) = expected
+            .iter()
+            .filter(|e| looks_like(field, e))
+            .min_by_key(|e| edit_distance(field, e))
+        {
+            return format!("unknown key \"{field}\" (did you mean {close}?)");
+        }
+        if expected.is_empty() {
+            return format!("unknown key \"{field}\"");
+        }
+        return format!(
+            "unknown key \"{field}\" (the keys here are {})",
+            expected.join(", ")
+        );
+    }
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some((field, _)) = rest.split_once('`')
+    {
+        let hint = match field {
+            "name" => " (every rule needs a unique name)",
+            "match" => " (the tables the rule covers, like [\"sales.*\"])",
+            "requester_groups" => " (the groups whose requests are approved automatically)",
+            "groups" => " (the groups that may use break-glass)",
+            _ => "",
+        };
+        return format!("missing key \"{field}\"{hint}");
+    }
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        && let Some((found, expected)) = rest.split_once(", expected ")
+    {
+        let expected = if expected.starts_with("struct ") || expected == "a map" {
+            "a table"
+        } else if expected == "a sequence" {
+            "a list, like [\"a\", \"b\"]"
+        } else if matches!(expected, "i64" | "i32" | "u64" | "u32" | "usize") {
+            "a whole number"
+        } else if expected == "a string" {
+            "a string in quotes"
+        } else {
+            expected
+        };
+        let found = found.replace('`', "");
+        return match key {
+            Some(k) => format!("{k}: expected {expected}, found {found}"),
+            None => format!("expected {expected}, found {found}"),
+        };
+    }
+    message.to_owned()
+}
+
+/// Close enough to be a typo: one is a prefix of the other, or at most two edits apart.
+fn looks_like(typed: &str, known: &str) -> bool {
+    typed.starts_with(known) || known.starts_with(typed) || edit_distance(typed, known) <= 2
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Where a setting's value came from, for messages about conflicts.
+#[derive(Clone)]
+enum Origin {
+    /// Written in the section being checked.
+    Here(Range<usize>),
+    /// Left out of a rule, so taken from `[defaults]`.
+    Defaults,
+    /// Left out of `[defaults]`, so lakegate's own default.
+    BuiltIn,
+}
+
+impl Origin {
+    fn suffix(&self) -> &'static str {
+        match self {
+            Origin::Here(_) => "",
+            Origin::Defaults => " (from [defaults])",
+            Origin::BuiltIn => " (lakegate's default)",
+        }
+    }
+
+    fn span(&self) -> Option<Range<usize>> {
+        match self {
+            Origin::Here(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+struct Checker<'a, 'b> {
+    cx: &'a Ctx<'b>,
+    section: String,
+    /// Where to point when no value of this section is to blame.
+    header: Range<usize>,
+}
+
+impl Checker<'_, '_> {
+    fn fail(&self, span: Option<Range<usize>>, message: impl Into<String>) -> PolicyFileError {
+        self.cx.err(
+            Some(span.unwrap_or_else(|| self.header.clone())),
+            Some(self.section.clone()),
+            message,
+        )
+    }
+
+    fn groups(
+        &self,
+        key: &str,
+        raw: RawList,
+        may_be_empty: bool,
+    ) -> Result<Vec<String>, PolicyFileError> {
+        if raw.get_ref().is_empty() && !may_be_empty {
+            return Err(self.fail(
+                Some(raw.span()),
+                format!("{key} is empty; name at least one group"),
+            ));
+        }
+        let mut groups = Vec::new();
+        for g in raw.into_inner() {
+            let name = g.get_ref().trim();
+            if name.is_empty() {
+                return Err(self.fail(Some(g.span()), format!("{key}: a group name is empty")));
+            }
+            groups.push(name.to_owned());
+        }
+        groups.sort();
+        groups.dedup();
+        Ok(groups)
+    }
+
+    fn duration(&self, key: &str, raw: &Spanned<String>) -> Result<Duration, PolicyFileError> {
+        let d = parse_duration(raw.get_ref())
+            .map_err(|e| self.fail(Some(raw.span()), format!("{key}: {e}")))?;
+        if d > LONGEST_DURATION {
+            return Err(self.fail(
+                Some(raw.span()),
+                format!(
+                    "{key} {} is longer than the limit of {}",
+                    format_duration(d),
+                    format_duration(LONGEST_DURATION)
+                ),
+            ));
+        }
+        if d < SHORTEST_DURATION {
+            return Err(self.fail(
+                Some(raw.span()),
+                format!(
+                    "{key} {} is shorter than the shortest allowed, {}",
+                    format_duration(d),
+                    format_duration(SHORTEST_DURATION)
+                ),
+            ));
+        }
+        Ok(d)
+    }
+
+    fn size(&self, key: &str, raw: &Spanned<String>) -> Result<i64, PolicyFileError> {
+        parse_size(raw.get_ref()).map_err(|e| self.fail(Some(raw.span()), format!("{key}: {e}")))
+    }
+
+    /// `lower` must not be above `upper`. Blames whichever of them this section wrote, the
+    /// lower one first if `blame_lower` (it is the one being introduced) and both are.
+    fn ordered(
+        &self,
+        (lower_key, lower, lower_origin): (&str, Duration, &Origin),
+        (upper_key, upper, upper_origin): (&str, Duration, &Origin),
+        blame_lower: bool,
+    ) -> Result<(), PolicyFileError> {
+        if lower <= upper {
+            return Ok(());
+        }
+        let lower_here = matches!(lower_origin, Origin::Here(_));
+        if let Origin::Here(span) = upper_origin
+            && !(blame_lower && lower_here)
+        {
+            return Err(self.fail(
+                Some(span.clone()),
+                format!(
+                    "{upper_key} {} is shorter than {lower_key} {}{}",
+                    format_duration(upper),
+                    format_duration(lower),
+                    lower_origin.suffix()
+                ),
+            ));
+        }
+        Err(self.fail(
+            lower_origin.span(),
+            format!(
+                "{lower_key} {} is longer than {upper_key} {}{}",
+                format_duration(lower),
+                format_duration(upper),
+                upper_origin.suffix()
+            ),
+        ))
+    }
+}
+
+/// A section's settings, each key taken from `raw` or else from `base` (a rule's `[defaults]`)
+/// or else lakegate's own default.
+fn resolve_settings(
+    cx: &Ctx<'_>,
+    section: &str,
+    raw: RawSettings,
+    base: Option<&Settings>,
+    header: Range<usize>,
+) -> Result<Settings, PolicyFileError> {
+    let ck = Checker {
+        cx,
+        section: section.to_owned(),
+        header,
+    };
+    let inherited = if base.is_some() {
+        Origin::Defaults
+    } else {
+        Origin::BuiltIn
+    };
+
+    let approver_groups = match (raw.approver_groups, base) {
+        (Some(list), _) => ck.groups("approver_groups", list, false)?,
+        (None, Some(b)) => b.approver_groups.clone(),
+        (None, None) => {
+            return Err(ck.fail(
+                None,
+                "approver_groups is missing; name the groups whose members approve requests for tables no rule matches",
+            ));
+        }
+    };
+
+    let approvals = match (raw.approvals, base) {
+        (Some(n), _) => {
+            let v = *n.get_ref();
+            if !(1..=i64::from(MAX_APPROVALS)).contains(&v) {
+                return Err(ck.fail(
+                    Some(n.span()),
+                    format!("approvals must be between 1 and {MAX_APPROVALS}, not {v}"),
+                ));
+            }
+            u32::try_from(v).unwrap_or(1)
+        }
+        (None, Some(b)) => b.approvals,
+        (None, None) => 1,
+    };
+
+    let duration = |key: &str,
+                    raw: Option<Spanned<String>>,
+                    from_base: Option<Duration>,
+                    built_in: Duration|
+     -> Result<(Duration, Origin), PolicyFileError> {
+        match (raw, from_base) {
+            (Some(r), _) => Ok((ck.duration(key, &r)?, Origin::Here(r.span()))),
+            (None, Some(b)) => Ok((b, inherited.clone())),
+            (None, None) => Ok((built_in, inherited.clone())),
+        }
+    };
+    let (min, min_o) = duration(
+        "min_duration",
+        raw.min_duration,
+        base.map(|b| b.min_duration),
+        BUILT_IN_MIN,
+    )?;
+    let (max, max_o) = duration(
+        "max_duration",
+        raw.max_duration,
+        base.map(|b| b.max_duration),
+        BUILT_IN_MAX,
+    )?;
+    let default_written = raw.default_duration.is_some();
+    let (default, default_o) = duration(
+        "default_duration",
+        raw.default_duration,
+        base.map(|b| b.default_duration),
+        BUILT_IN_DEFAULT,
+    )?;
+    ck.ordered(
+        ("min_duration", min, &min_o),
+        ("max_duration", max, &max_o),
+        false,
+    )?;
+    let default = if default_written {
+        ck.ordered(
+            ("min_duration", min, &min_o),
+            ("default_duration", default, &default_o),
+            false,
+        )?;
+        ck.ordered(
+            ("default_duration", default, &default_o),
+            ("max_duration", max, &max_o),
+            true,
+        )?;
+        default
+    } else {
+        // An inherited proposal adapts to the section's own bounds rather than failing it.
+        default.clamp(min, max)
+    };
+
+    let (cutoff, cutoff_o) = match (raw.query_scan_cutoff, base) {
+        (Some(r), _) => {
+            let v = ck.size("query_scan_cutoff", &r)?;
+            if v < MIN_SCAN_CUTOFF_BYTES {
+                return Err(ck.fail(
+                    Some(r.span()),
+                    format!(
+                        "query_scan_cutoff {} is below Athena's minimum of {}",
+                        format_bytes(v),
+                        format_bytes(MIN_SCAN_CUTOFF_BYTES)
+                    ),
+                ));
+            }
+            (v, Origin::Here(r.span()))
+        }
+        (None, Some(b)) => (b.scan_cutoff_bytes, inherited.clone()),
+        (None, None) => (BUILT_IN_CUTOFF, inherited.clone()),
+    };
+    let budget = match (raw.scan_budget, base) {
+        (Some(r), _) => Some((ck.size("scan_budget", &r)?, Origin::Here(r.span()))),
+        (None, Some(b)) => b.scan_budget_bytes.map(|v| (v, inherited.clone())),
+        (None, None) => None,
+    };
+    if let Some((budget, budget_o)) = &budget
+        && *budget < cutoff
+    {
+        return Err(match budget_o {
+            Origin::Here(span) => ck.fail(
+                Some(span.clone()),
+                format!(
+                    "scan_budget {} is smaller than query_scan_cutoff {}{}",
+                    format_bytes(*budget),
+                    format_bytes(cutoff),
+                    cutoff_o.suffix()
+                ),
+            ),
+            _ => ck.fail(
+                cutoff_o.span(),
+                format!(
+                    "query_scan_cutoff {} is larger than scan_budget {}{}",
+                    format_bytes(cutoff),
+                    format_bytes(*budget),
+                    budget_o.suffix()
+                ),
+            ),
+        });
+    }
+
+    Ok(Settings {
+        approver_groups,
+        approvals,
+        default_duration: default,
+        min_duration: min,
+        max_duration: max,
+        scan_cutoff_bytes: cutoff,
+        scan_budget_bytes: budget.map(|(v, _)| v),
+    })
+}
+
+fn resolve_rule(
+    cx: &Ctx<'_>,
+    index: usize,
+    raw: RawRule,
+    defaults: &Settings,
+    header: Range<usize>,
+) -> Result<Rule, PolicyFileError> {
+    let name = raw.name.get_ref().trim().to_owned();
+    let unnamed = Checker {
+        cx,
+        section: format!("rule #{}", index + 1),
+        header: header.clone(),
+    };
+    if name.is_empty() {
+        return Err(unnamed.fail(Some(raw.name.span()), "name is empty"));
+    }
+    if name.chars().count() > MAX_RULE_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(unnamed.fail(
+            Some(raw.name.span()),
+            format!("name must be at most {MAX_RULE_NAME_LEN} characters, on one line"),
+        ));
+    }
+    if name.eq_ignore_ascii_case(DEFAULTS) {
+        return Err(unnamed.fail(
+            Some(raw.name.span()),
+            "the name \"defaults\" is reserved for [defaults]; choose another",
+        ));
+    }
+    let section = rule_section(&name);
+    let ck = Checker {
+        cx,
+        section: section.clone(),
+        header: header.clone(),
+    };
+
+    if raw.patterns.get_ref().is_empty() {
+        return Err(ck.fail(
+            Some(raw.patterns.span()),
+            "match is empty; list the tables this rule covers, like [\"sales.*\"]",
+        ));
+    }
+    let mut patterns = Vec::new();
+    for p in raw.patterns.into_inner() {
+        let text = p.get_ref().trim().to_ascii_lowercase();
+        let (db, table) = text.split_once('.').unwrap_or((&text, ""));
+        if text.is_empty() {
+            return Err(ck.fail(Some(p.span()), "match: a pattern is empty"));
+        }
+        if db.is_empty() || table.is_empty() || table.contains('.') {
+            return Err(ck.fail(
+                Some(p.span()),
+                format!(
+                    "match pattern \"{}\" must look like database.table, like \"sales.*\" or \"*.customers\"",
+                    p.get_ref().trim()
+                ),
+            ));
+        }
+        if !text.chars().all(|c| is_glob_char(c) || c == '.') {
+            return Err(ck.fail(
+                Some(p.span()),
+                format!(
+                    "match pattern \"{}\" may use only letters, digits, _ and the wildcards * and ?",
+                    p.get_ref().trim()
+                ),
+            ));
+        }
+        patterns.push(text);
+    }
+
+    let settings = resolve_settings(
+        cx,
+        &section,
+        RawSettings {
+            approver_groups: raw.approver_groups,
+            approvals: raw.approvals,
+            default_duration: raw.default_duration,
+            min_duration: raw.min_duration,
+            max_duration: raw.max_duration,
+            query_scan_cutoff: raw.query_scan_cutoff,
+            scan_budget: raw.scan_budget,
+        },
+        Some(defaults),
+        header.clone(),
+    )?;
+
+    let mut sensitive_columns = Vec::new();
+    for p in raw
+        .sensitive_columns
+        .map(Spanned::into_inner)
+        .unwrap_or_default()
+    {
+        let text = p.get_ref().trim().to_ascii_lowercase();
+        if text.is_empty() {
+            return Err(ck.fail(Some(p.span()), "sensitive_columns: a pattern is empty"));
+        }
+        if text.contains('.') {
+            return Err(ck.fail(
+                Some(p.span()),
+                format!(
+                    "sensitive_columns pattern \"{}\" names a column, not a table: leave out the table, like \"salary\"",
+                    p.get_ref().trim()
+                ),
+            ));
+        }
+        if !text.chars().all(is_glob_char) {
+            return Err(ck.fail(
+                Some(p.span()),
+                format!(
+                    "sensitive_columns pattern \"{}\" may use only letters, digits, _ and the wildcards * and ?",
+                    p.get_ref().trim()
+                ),
+            ));
+        }
+        if !sensitive_columns.contains(&text) {
+            sensitive_columns.push(text);
+        }
+    }
+
+    let sensitive_approver_groups = match raw.sensitive_approver_groups {
+        None => Vec::new(),
+        Some(list) => {
+            let span = list.span();
+            let groups = ck.groups("sensitive_approver_groups", list, true)?;
+            if !groups.is_empty() && sensitive_columns.is_empty() {
+                return Err(ck.fail(
+                    Some(span),
+                    "sensitive_approver_groups is set but sensitive_columns is empty, so it would never apply",
+                ));
+            }
+            if !groups.is_empty() && groups == settings.approver_groups {
+                return Err(ck.fail(
+                    Some(span),
+                    "sensitive_approver_groups is the same as approver_groups, so it asks for nothing more: name another group, or leave it out and sensitive columns only rule out auto-approval",
+                ));
+            }
+            groups
+        }
+    };
+
+    let limited = |key: &str, raw: Option<Spanned<String>>| -> Result<Duration, PolicyFileError> {
+        let Some(r) = raw else {
+            return Ok(settings.max_duration);
+        };
+        let d = ck.duration(key, &r)?;
+        if d > settings.max_duration {
+            return Err(ck.fail(
+                Some(r.span()),
+                format!(
+                    "{key} {} is longer than the rule's max_duration {}",
+                    format_duration(d),
+                    format_duration(settings.max_duration)
+                ),
+            ));
+        }
+        if d < settings.min_duration {
+            return Err(ck.fail(
+                Some(r.span()),
+                format!(
+                    "{key} {} is shorter than the rule's min_duration {}, so it could never apply",
+                    format_duration(d),
+                    format_duration(settings.min_duration)
+                ),
+            ));
+        }
+        Ok(d)
+    };
+
+    let auto_approve = match raw.auto_approve {
+        None => None,
+        Some(a) => {
+            let a = a.into_inner();
+            Some(AutoApproveRule {
+                requester_groups: ck.groups(
+                    "auto_approve.requester_groups",
+                    a.requester_groups,
+                    false,
+                )?,
+                max_duration: limited("auto_approve.max_duration", a.max_duration)?,
+            })
+        }
+    };
+    let break_glass = match raw.break_glass {
+        None => None,
+        Some(b) => {
+            let b = b.into_inner();
+            Some(BreakGlassRule {
+                groups: ck.groups("break_glass.groups", b.groups, false)?,
+                max_duration: limited("break_glass.max_duration", b.max_duration)?,
+            })
+        }
+    };
+
+    Ok(Rule {
+        name,
+        patterns,
+        settings,
+        sensitive_columns,
+        sensitive_approver_groups,
+        auto_approve,
+        break_glass,
+        line: cx.line_of(header.start),
+    })
+}
+
+fn is_glob_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '*' | '?')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let cases = [
+            ("*", "anything", true),
+            ("*", "", true),
+            ("a*", "abc", true),
+            ("a*c", "abbbc", true),
+            ("a*c", "abcd", false),
+            ("?b", "ab", true),
+            ("?b", "b", false),
+            ("*_id", "national_id", true),
+            ("*_id*", "national_identity", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("orders", "orders2", false),
+        ];
+        for (p, n, want) in cases {
+            assert_eq!(glob_matches(p.as_bytes(), n.as_bytes()), want, "{p} vs {n}");
+        }
+        assert!(table_glob_matches("sales.*", "sales", "orders"));
+        assert!(!table_glob_matches("sales*", "sales", "orders"));
+        assert!(!table_glob_matches("s*", "sales", "orders"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10GB"), Ok(10_000_000_000));
+        assert_eq!(parse_size(" 10 mb "), Ok(10_000_000));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("10XB").is_err());
+        assert!(parse_size("GB").is_err());
+        assert!(parse_size("99999999999PB").is_err());
+        assert_eq!(format_bytes(10_000_000_000), "10GB");
+        assert_eq!(format_bytes(1_500_000_000), "1500MB");
+        assert_eq!(format_bytes(7), "7B");
+        assert_eq!(format_bytes(0), "0B");
+    }
+
+    #[test]
+    fn typo_suggestions() {
+        assert!(looks_like("approver_group", "approver_groups"));
+        assert!(looks_like("max", "max_duration"));
+        assert!(looks_like("aprovals", "approvals"));
+        assert!(!looks_like("colour", "approvals"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
