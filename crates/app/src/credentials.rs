@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::record;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lakegate_domain::audit::AuditAction;
@@ -15,7 +16,6 @@ use lakegate_domain::iam_policy::session_policy;
 use lakegate_domain::naming::{TAG_REQUEST, session_name, source_identity};
 use lakegate_domain::ports::{SessionCredentials, SessionSpec};
 use lakegate_domain::{Principal, RequestId, RequestStatus};
-use lakegate_store::audit::{self, NewAuditEvent};
 use lakegate_store::requests;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -90,15 +90,13 @@ pub async fn issue_token(
     if !requests::set_credentials_token(&mut tx, id, &hash_token(&token), now).await? {
         return Err(AppError::NotUsable("access is no longer active".into()));
     }
-    audit::append(
+    record(
         &mut tx,
-        NewAuditEvent {
-            at: now,
-            request: Some(id),
-            actor: Some(&actor(who)),
-            action: AuditAction::CredentialsTokenIssued,
-            detail: json!({ "replaces_previous": request.has_credentials_token }),
-        },
+        now,
+        Some(id),
+        Some(&actor(who)),
+        AuditAction::CredentialsTokenIssued,
+        json!({ "replaces_previous": request.has_credentials_token }),
     )
     .await?;
     tx.commit().await?;
@@ -254,19 +252,17 @@ pub async fn mint(
     }
 
     let mut tx = svc.db.begin().await?;
-    audit::append(
+    record(
         &mut tx,
-        NewAuditEvent {
-            at: now,
-            request: Some(id),
-            actor: None,
-            action: AuditAction::CredentialsMinted,
-            detail: json!({
-                "access_key_id": credentials.access_key_id,
-                "session_name": spec.session_name,
-                "expiration": credentials.expiration.unix_timestamp(),
-            }),
-        },
+        now,
+        Some(id),
+        None,
+        AuditAction::CredentialsMinted,
+        json!({
+            "access_key_id": credentials.access_key_id,
+            "session_name": spec.session_name,
+            "expiration": credentials.expiration.unix_timestamp(),
+        }),
     )
     .await?;
     tx.commit().await?;

@@ -14,11 +14,14 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use lakegate_domain::RequestId;
+use lakegate_domain::audit::AuditAction;
 use lakegate_domain::policy::Policy;
 use lakegate_domain::ports::{Clock, CloudAccess};
 use lakegate_domain::target::ResultsLocation;
-use sqlx::PgPool;
-use time::Duration;
+use lakegate_store::audit::{Actor, NewAuditEvent};
+use sqlx::{PgConnection, PgPool};
+use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 
 pub use error::AppError;
@@ -87,4 +90,28 @@ impl Services {
             sessions: credentials::SessionCache::default(),
         }
     }
+}
+
+/// Appends an audit event in the caller's transaction, next to the change it records.
+/// `actor: None` is lakegate itself (the worker, the credentials URL).
+pub(crate) async fn record(
+    conn: &mut PgConnection,
+    at: OffsetDateTime,
+    request: Option<RequestId>,
+    actor: Option<&Actor>,
+    action: AuditAction,
+    detail: serde_json::Value,
+) -> Result<(), AppError> {
+    lakegate_store::audit::append(
+        conn,
+        NewAuditEvent {
+            at,
+            request,
+            actor,
+            action,
+            detail,
+        },
+    )
+    .await?;
+    Ok(())
 }

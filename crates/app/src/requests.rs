@@ -12,11 +12,11 @@ use lakegate_domain::target::parse_resources;
 use lakegate_domain::{
     AccessRequest, EndState, Principal, RequestId, RequestStatus, ResourceSpec, ValidationError,
 };
-use lakegate_store::audit::{self, Actor, AuditEvent, NewAuditEvent};
+use lakegate_store::audit::{self, Actor, AuditEvent};
 use lakegate_store::requests::{self, Decision, DecisionRecord, GrantPlan, NewRequest};
 use serde_json::json;
 
-use crate::{AppError, Services};
+use crate::{AppError, Services, record};
 
 /// The new-request form, as typed.
 #[derive(Debug, Clone, Default)]
@@ -111,24 +111,35 @@ pub async fn submit(
         },
     )
     .await?;
-    audit::append(
+    record(
         &mut tx,
-        NewAuditEvent {
-            at: now,
-            request: Some(id),
-            actor: Some(&actor(who)),
-            action: AuditAction::RequestSubmitted,
-            detail: json!({
-                "resources": resources.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "duration_seconds": duration.whole_seconds(),
-                "reason": reason,
-            }),
-        },
+        now,
+        Some(id),
+        Some(&actor(who)),
+        AuditAction::RequestSubmitted,
+        json!({
+            "resources": resources.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "duration_seconds": duration.whole_seconds(),
+            "reason": reason,
+        }),
     )
     .await?;
     tx.commit().await?;
     tracing::info!(request_id = %id, "request submitted");
     Ok(id)
+}
+
+/// The guarded update found the request in another state than just read: someone else acted in
+/// between. Report the state they left it in.
+async fn lost_race(conn: &mut sqlx::PgConnection, id: RequestId, event: Event) -> AppError {
+    match requests::get(conn, id).await {
+        Ok(current) => current
+            .status
+            .next(event, None)
+            .err()
+            .map_or(AppError::NotFound, AppError::Conflict),
+        Err(e) => e.into(),
+    }
 }
 
 /// What lakegate will create for this request, derived from its id.
@@ -174,23 +185,16 @@ pub async fn decide(
     };
     if !won {
         // Someone else decided between our read and our write: report the state they left.
-        let current = requests::get(&mut tx, id).await?;
-        return Err(current
-            .status
-            .next(event, None)
-            .err()
-            .map_or(AppError::NotFound, AppError::Conflict));
+        return Err(lost_race(&mut tx, id, event).await);
     }
     requests::record_decision(&mut tx, id, &actor(who), decision, comment.as_deref(), now).await?;
-    audit::append(
+    record(
         &mut tx,
-        NewAuditEvent {
-            at: now,
-            request: Some(id),
-            actor: Some(&actor(who)),
-            action,
-            detail: json!({ "comment": comment }),
-        },
+        now,
+        Some(id),
+        Some(&actor(who)),
+        action,
+        json!({ "comment": comment }),
     )
     .await?;
     tx.commit().await?;
@@ -213,22 +217,15 @@ pub async fn cancel(svc: &Services, who: &Principal, id: RequestId) -> Result<()
     svc.settings.policy.check_cancel(who, &request)?;
     request.status.next(Event::Cancel, None)?;
     if !requests::cancel(&mut tx, id, now).await? {
-        let current = requests::get(&mut tx, id).await?;
-        return Err(current
-            .status
-            .next(Event::Cancel, None)
-            .err()
-            .map_or(AppError::NotFound, AppError::Conflict));
+        return Err(lost_race(&mut tx, id, Event::Cancel).await);
     }
-    audit::append(
+    record(
         &mut tx,
-        NewAuditEvent {
-            at: now,
-            request: Some(id),
-            actor: Some(&actor(who)),
-            action: AuditAction::RequestCancelled,
-            detail: json!({}),
-        },
+        now,
+        Some(id),
+        Some(&actor(who)),
+        AuditAction::RequestCancelled,
+        json!({}),
     )
     .await?;
     tx.commit().await?;
@@ -269,22 +266,15 @@ pub async fn revoke(
     )
     .await?
     {
-        let current = requests::get(&mut tx, id).await?;
-        return Err(current
-            .status
-            .next(event, None)
-            .err()
-            .map_or(AppError::NotFound, AppError::Conflict));
+        return Err(lost_race(&mut tx, id, event).await);
     }
-    audit::append(
+    record(
         &mut tx,
-        NewAuditEvent {
-            at: now,
-            request: Some(id),
-            actor: Some(&actor(who)),
-            action: AuditAction::RevokeRequested,
-            detail: json!({ "end_state": "revoked", "reason": reason, "from": request.status.as_str() }),
-        },
+        now,
+        Some(id),
+        Some(&actor(who)),
+        AuditAction::RevokeRequested,
+        json!({ "end_state": "revoked", "reason": reason, "from": request.status.as_str() }),
     )
     .await?;
     tx.commit().await?;

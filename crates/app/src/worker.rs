@@ -3,6 +3,7 @@
 //! `for update skip locked` under a lease, records each step before taking it, and treats every
 //! step as idempotent, so a crash anywhere is repaired by the next pass of any replica.
 
+use crate::record;
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::iam_policy::{access_policy, session_policy, trust_policy};
 use lakegate_domain::naming::{
@@ -12,7 +13,6 @@ use lakegate_domain::naming::{
 use lakegate_domain::ports::{CloudError, RoleSpec, SessionSpec, WorkgroupSpec};
 use lakegate_domain::steps::{ProvisionStep, RevokeStep};
 use lakegate_domain::{EndState, RequestId, RequestStatus};
-use lakegate_store::audit::{self, NewAuditEvent};
 use lakegate_store::requests;
 use lakegate_store::work::{self, WorkItem};
 use serde_json::json;
@@ -118,15 +118,13 @@ async fn expire(svc: &Services, id: RequestId) -> Result<(), AppError> {
     )
     .await?
     {
-        audit::append(
+        record(
             &mut tx,
-            NewAuditEvent {
-                at: now,
-                request: Some(id),
-                actor: None,
-                action: AuditAction::RevokeRequested,
-                detail: json!({ "end_state": "expired", "reason": "the requested time ran out", "from": "active" }),
-            },
+            now,
+            Some(id),
+            None,
+            AuditAction::RevokeRequested,
+            json!({ "end_state": "expired", "reason": "the requested time ran out", "from": "active" }),
         )
         .await?;
     }
@@ -163,19 +161,17 @@ async fn provision(
             let expires_at = now + item.duration;
             let mut tx = svc.db.begin().await?;
             if requests::activate(&mut tx, id, now, expires_at).await? {
-                audit::append(
+                record(
                     &mut tx,
-                    NewAuditEvent {
-                        at: now,
-                        request: Some(id),
-                        actor: None,
-                        action: AuditAction::GrantActivated,
-                        detail: json!({
-                            "role_arn": item.role_arn,
-                            "workgroup": item.workgroup,
-                            "expires_at": expires_at.unix_timestamp(),
-                        }),
-                    },
+                    now,
+                    Some(id),
+                    None,
+                    AuditAction::GrantActivated,
+                    json!({
+                        "role_arn": item.role_arn,
+                        "workgroup": item.workgroup,
+                        "expires_at": expires_at.unix_timestamp(),
+                    }),
                 )
                 .await?;
                 tx.commit().await?;
@@ -193,31 +189,18 @@ async fn provision(
             let give_up = !error.is_retryable()
                 || item.attempts + 1 >= svc.settings.worker.max_provision_attempts;
             let mut tx = svc.db.begin().await?;
-            let Some(attempts) = work::record_failure(
-                &mut tx,
-                id,
-                RequestStatus::Approved,
-                owner,
-                &format!("{step}: {error}"),
-                now + backoff(svc, item.attempts),
-            )
-            .await?
-            else {
+            let failure = StepFailure {
+                status: RequestStatus::Approved,
+                step,
+                error: &error,
+                action: AuditAction::ProvisioningStepFailed,
+                giving_up: Some(give_up),
+            };
+            if !record_step_failure(&mut tx, svc, owner, &item, failure).await? {
                 // Revoked meanwhile (or taken over): let go so teardown starts at once.
                 drop(tx);
                 return release(svc, owner, id).await;
-            };
-            audit::append(
-                &mut tx,
-                NewAuditEvent {
-                    at: now,
-                    request: Some(id),
-                    actor: None,
-                    action: AuditAction::ProvisioningStepFailed,
-                    detail: json!({ "step": step, "error": error.to_string(), "attempt": attempts, "giving_up": give_up }),
-                },
-            )
-            .await?;
+            }
             if give_up {
                 let reason = format!("provisioning failed at {step}: {error}");
                 if requests::begin_revoke(
@@ -231,15 +214,13 @@ async fn provision(
                 )
                 .await?
                 {
-                    audit::append(
+                    record(
                         &mut tx,
-                        NewAuditEvent {
-                            at: now,
-                            request: Some(id),
-                            actor: None,
-                            action: AuditAction::RevokeRequested,
-                            detail: json!({ "end_state": "failed", "reason": reason, "from": "approved" }),
-                        },
+                        now,
+                        Some(id),
+                        None,
+                        AuditAction::RevokeRequested,
+                        json!({ "end_state": "failed", "reason": reason, "from": "approved" }),
                     )
                     .await?;
                 }
@@ -250,6 +231,46 @@ async fn provision(
             Ok(())
         }
     }
+}
+
+/// A step that failed, for the record.
+struct StepFailure<'a> {
+    status: RequestStatus,
+    step: &'a str,
+    error: &'a CloudError,
+    action: AuditAction,
+    /// For provisioning: whether this failure ends the attempts.
+    giving_up: Option<bool>,
+}
+
+/// Records a failed step (why, and when to retry) with its audit row, in `tx`, and lets go of
+/// the lease. `false` when the request moved on or another worker holds it: nothing written.
+async fn record_step_failure(
+    tx: &mut sqlx::PgConnection,
+    svc: &Services,
+    owner: &str,
+    item: &WorkItem,
+    f: StepFailure<'_>,
+) -> Result<bool, AppError> {
+    let now = svc.clock.now();
+    let Some(attempt) = work::record_failure(
+        tx,
+        item.id,
+        f.status,
+        owner,
+        &format!("{}: {}", f.step, f.error),
+        now + backoff(svc, item.attempts),
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    let mut detail = json!({ "step": f.step, "error": f.error.to_string(), "attempt": attempt });
+    if let Some(giving_up) = f.giving_up {
+        detail["giving_up"] = giving_up.into();
+    }
+    record(tx, now, Some(item.id), None, f.action, detail).await?;
+    Ok(true)
 }
 
 async fn run_provision_steps(
@@ -379,32 +400,18 @@ async fn teardown(
             return release(svc, owner, id).await;
         }
         if let Err(error) = revoke_step(svc, &item, s).await {
-            let now = svc.clock.now();
             let mut tx = svc.db.begin().await?;
-            let Some(attempts) = work::record_failure(
-                &mut tx,
-                id,
-                RequestStatus::Revoking,
-                owner,
-                &format!("{}: {error}", s.as_str()),
-                now + backoff(svc, item.attempts),
-            )
-            .await?
-            else {
+            let failure = StepFailure {
+                status: RequestStatus::Revoking,
+                step: s.as_str(),
+                error: &error,
+                action: AuditAction::RevokeStepFailed,
+                giving_up: None,
+            };
+            if !record_step_failure(&mut tx, svc, owner, &item, failure).await? {
                 drop(tx);
                 return release(svc, owner, id).await;
-            };
-            audit::append(
-                &mut tx,
-                NewAuditEvent {
-                    at: now,
-                    request: Some(id),
-                    actor: None,
-                    action: AuditAction::RevokeStepFailed,
-                    detail: json!({ "step": s.as_str(), "error": error.to_string(), "attempt": attempts }),
-                },
-            )
-            .await?;
+            }
             tx.commit().await?;
             tracing::warn!(request_id = %id, step = s.as_str(), %error, "revoke step failed; will retry");
             report.retrying.push(id);
@@ -415,15 +422,13 @@ async fn teardown(
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
     if let Some(end) = requests::finish(&mut tx, id, now).await? {
-        audit::append(
+        record(
             &mut tx,
-            NewAuditEvent {
-                at: now,
-                request: Some(id),
-                actor: None,
-                action: AuditAction::GrantEnded,
-                detail: json!({ "end_state": end.as_str() }),
-            },
+            now,
+            Some(id),
+            None,
+            AuditAction::GrantEnded,
+            json!({ "end_state": end.as_str() }),
         )
         .await?;
         tx.commit().await?;

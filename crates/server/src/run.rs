@@ -58,9 +58,7 @@ pub async fn serve(
     )
     .await?;
     migrate(&pool).await?;
-    let sessions = lakegate_web::session_store(pool.clone())
-        .await
-        .context("could not set up the session table")?;
+    let sessions = lakegate_web::session_store(pool.clone());
 
     // Bounded calls: a hung AWS call must end well within a worker's lease (5 min) and a
     // credentials fetch within what SDKs wait.

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod error;
 pub mod requests;
+pub mod sessions;
 pub mod work;
 
 pub use error::StoreError;

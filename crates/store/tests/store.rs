@@ -583,3 +583,61 @@ async fn tampering_with_any_row_is_detected_at_that_row(pool: PgPool) {
         "{broken:?}"
     );
 }
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn sessions_are_kept_until_they_expire(pool: PgPool) {
+    use lakegate_store::sessions;
+    let mut conn = pool.acquire().await.unwrap();
+    let key = [7u8; 32];
+    let data = serde_json::json!({"user": {"email": "alice@example.com"}});
+    assert!(
+        sessions::insert_new(&mut conn, &key, &data, T0 + Duration::hours(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions::insert_new(&mut conn, &key, &data, T0)
+            .await
+            .unwrap(),
+        "a taken key is reported, not overwritten"
+    );
+    let (loaded, expires) = sessions::load(&mut conn, &key, T0).await.unwrap().unwrap();
+    assert_eq!(loaded, data);
+    assert_eq!(expires, T0 + Duration::hours(1));
+    assert_eq!(
+        sessions::load(&mut conn, &key, T0 + Duration::hours(1))
+            .await
+            .unwrap(),
+        None
+    );
+
+    sessions::save(
+        &mut conn,
+        &key,
+        &serde_json::json!({}),
+        T0 + Duration::hours(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sessions::delete_expired(&mut conn, T0 + Duration::minutes(90))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        sessions::delete_expired(&mut conn, T0 + Duration::hours(2))
+            .await
+            .unwrap(),
+        1
+    );
+    sessions::delete(&mut conn, &key).await.unwrap();
+    // Keys are hashes: nothing else fits.
+    let err = sessions::save(&mut conn, b"raw-session-id", &data, T0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, lakegate_store::StoreError::Conflict { .. }),
+        "{err:?}"
+    );
+}

@@ -21,10 +21,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-pub use tower_sessions_sqlx_store::PostgresStore;
 
 pub use error::WebError;
-pub use session::{run_session_sweeper, session_store};
+pub use session::{PgSessionStore, run_session_sweeper, session_store};
 pub use state::AppState;
 
 /// Largest request body accepted; forms are small.
@@ -57,7 +56,7 @@ impl WebConfig {
 }
 
 /// The whole application: routes, sessions, static files, and the layer stack.
-pub fn router(state: AppState, sessions: PostgresStore) -> Router {
+pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
     let config = state.config.clone();
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name("lakegate_session")

@@ -1,12 +1,19 @@
-//! Sessions in Postgres (tower-sessions), and the typed values lakegate keeps in them.
+//! Sessions in PostgreSQL, and the typed values lakegate keeps in them.
+//!
+//! The store keys each session by the SHA-256 of its id, so the ids (the cookies' values) are
+//! never stored: reading the table does not let anyone ride a session (ARCHITECTURE.md,
+//! "Non-negotiables"). The SQL lives in lakegate-store; this is the tower-sessions adapter.
 
+use async_trait::async_trait;
 use lakegate_domain::Principal;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tower_sessions::Session;
-use tower_sessions::session_store::ExpiredDeletion;
-use tower_sessions_sqlx_store::PostgresStore;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
 use crate::error::WebError;
 
@@ -37,22 +44,111 @@ impl FlashKind {
     }
 }
 
-/// Creates the session table if needed and returns the store.
-pub async fn session_store(pool: PgPool) -> Result<PostgresStore, sqlx::Error> {
-    let store = PostgresStore::new(pool);
-    store.migrate().await?;
-    Ok(store)
+/// Sessions in PostgreSQL, keyed by a hash of the session id.
+#[derive(Clone)]
+pub struct PgSessionStore {
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for PgSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSessionStore").finish_non_exhaustive()
+    }
+}
+
+/// The session store over the application's pool (its table comes with the migrations).
+pub fn session_store(pool: PgPool) -> PgSessionStore {
+    PgSessionStore { pool }
+}
+
+/// What is stored instead of the id.
+fn key(id: &Id) -> [u8; 32] {
+    Sha256::digest(id.0.to_le_bytes()).into()
+}
+
+fn backend(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+fn encode(record: &Record) -> session_store::Result<serde_json::Value> {
+    serde_json::to_value(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+#[async_trait]
+impl SessionStore for PgSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        // 128 random bits collide practically never; if one does, take another id.
+        while !lakegate_store::sessions::insert_new(
+            &mut conn,
+            &key(&record.id),
+            &data,
+            record.expiry_date,
+        )
+        .await
+        .map_err(backend)?
+        {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        lakegate_store::sessions::save(&mut conn, &key(&record.id), &data, record.expiry_date)
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        let Some((data, expiry_date)) =
+            lakegate_store::sessions::load(&mut conn, &key(id), OffsetDateTime::now_utc())
+                .await
+                .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Record {
+            id: *id,
+            data: serde_json::from_value(data)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+            expiry_date,
+        }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        lakegate_store::sessions::delete(&mut conn, &key(id))
+            .await
+            .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for PgSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        lakegate_store::sessions::delete_expired(&mut conn, OffsetDateTime::now_utc())
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
 }
 
 /// Deletes expired sessions every minute until `shutdown` fires.
-pub async fn run_session_sweeper(store: PostgresStore, shutdown: CancellationToken) {
-    let sweep = store.continuously_delete_expired(std::time::Duration::from_secs(60));
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        result = sweep => {
-            if let Err(e) = result {
-                tracing::error!(error = %e, "session sweeper stopped");
-            }
+pub async fn run_session_sweeper(store: PgSessionStore, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = store.delete_expired().await {
+            tracing::warn!(error = %e, "could not delete expired sessions; will try again");
         }
     }
 }

@@ -49,7 +49,7 @@ async fn app_with(pool: PgPool, dev_login: bool) -> TestApp {
         session_idle: Duration::hours(1),
         oidc: None,
     };
-    let sessions = lakegate_web::session_store(pool).await.unwrap();
+    let sessions = lakegate_web::session_store(pool);
     TestApp {
         router: lakegate_web::router(AppState::new(services.clone(), config), sessions),
         services,
@@ -325,6 +325,36 @@ async fn dev_sign_in_requires_the_csrf_token(pool: PgPool) {
     let home = b.get("/").await;
     assert_eq!(home.status, StatusCode::OK);
     assert_eq!(home.text_of(".flash"), "Signed in as alice@example.com.");
+
+    // The session id (the cookie's value) is stored only as a hash.
+    let cookie = b.cookies.lock().unwrap()["lakegate_session"].clone();
+    let raw_id = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&cookie)
+            .unwrap()
+    };
+    let keys: Vec<Vec<u8>> = sqlx::query_scalar("select id_hash from web_session")
+        .fetch_all(&b.app.services.db)
+        .await
+        .unwrap();
+    let expected: [u8; 32] = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&raw_id).into()
+    };
+    assert!(
+        keys.contains(&expected.to_vec()),
+        "the session is stored under the id's hash"
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from web_session where position($1::bytea in id_hash) > 0 or data::text like '%' || $2 || '%'",
+    )
+    .bind(&raw_id)
+    .bind(&cookie)
+    .fetch_one(&b.app.services.db)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0, "the id itself is nowhere in the table");
     assert!(home.body.contains("alice@example.com"));
     assert!(
         !home.has("#pending-requests"),

@@ -64,7 +64,7 @@ async fn app(pool: PgPool) -> Router {
         session_idle: Duration::hours(1),
         oidc: Some(Arc::new(oidc)),
     };
-    let sessions = lakegate_web::session_store(pool).await.unwrap();
+    let sessions = lakegate_web::session_store(pool);
     lakegate_web::router(AppState::new(services, config), sessions)
 }
 
