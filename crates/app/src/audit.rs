@@ -56,7 +56,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// The columns of an export, in order.
-pub const COLUMNS: [&str; 8] = [
+const COLUMNS: [&str; 8] = [
     "event_id",
     "occurred_at",
     "request_id",
@@ -80,9 +80,32 @@ fn record(e: &AuditEvent, hash: &[u8]) -> serde_json::Value {
     })
 }
 
-/// One JSON object, no trailing newline.
-pub fn jsonl_line(e: &AuditEvent, hash: &[u8]) -> String {
-    record(e, hash).to_string()
+/// How an export is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row (`detail` as JSON).
+    Csv,
+}
+
+/// Writes `events` in `format`, one record per line (after a header row for CSV). Shared by
+/// `lakegate audit export` and the admins' download, so both give the same file.
+pub fn write_export(
+    out: &mut impl std::io::Write,
+    events: &[(AuditEvent, Vec<u8>)],
+    format: ExportFormat,
+) -> std::io::Result<()> {
+    if format == ExportFormat::Csv {
+        writeln!(out, "{}", COLUMNS.join(","))?;
+    }
+    for (e, hash) in events {
+        match format {
+            ExportFormat::Jsonl => writeln!(out, "{}", record(e, hash))?,
+            ExportFormat::Csv => writeln!(out, "{}", csv_line(e, hash))?,
+        }
+    }
+    out.flush()
 }
 
 /// Quotes a CSV field when it needs it (RFC 4180).
@@ -94,12 +117,8 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub fn csv_header() -> String {
-    COLUMNS.join(",")
-}
-
 /// One CSV record (`detail` as JSON), no trailing newline.
-pub fn csv_line(e: &AuditEvent, hash: &[u8]) -> String {
+fn csv_line(e: &AuditEvent, hash: &[u8]) -> String {
     let r = record(e, hash);
     COLUMNS
         .iter()

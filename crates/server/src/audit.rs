@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use lakegate_app::audit::{csv_header, csv_line, hex, jsonl_line};
+use lakegate_app::audit::{hex, write_export};
 use lakegate_store::audit::{self, ChainReport};
 use sqlx::PgPool;
 
@@ -39,15 +39,6 @@ pub async fn export(
 ) -> anyhow::Result<usize> {
     let mut conn = pool.acquire().await?;
     let events = audit::list_all(&mut conn).await?;
-    if format == ExportFormat::Csv {
-        writeln!(out, "{}", csv_header())?;
-    }
-    for (e, hash) in &events {
-        match format {
-            ExportFormat::Jsonl => writeln!(out, "{}", jsonl_line(e, hash))?,
-            ExportFormat::Csv => writeln!(out, "{}", csv_line(e, hash))?,
-        }
-    }
-    out.flush()?;
+    write_export(out, &events, format.into())?;
     Ok(events.len())
 }

@@ -50,6 +50,15 @@ pub enum ExportFormat {
     Csv,
 }
 
+impl From<ExportFormat> for lakegate_app::audit::ExportFormat {
+    fn from(f: ExportFormat) -> Self {
+        match f {
+            ExportFormat::Jsonl => Self::Jsonl,
+            ExportFormat::Csv => Self::Csv,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// PostgreSQL connection URL.

@@ -2,7 +2,7 @@
 //! environment. Secrets are redacted in `Debug`.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
 use lakegate_app::{Settings, WorkerSettings};
@@ -81,7 +81,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 a.listen
             )
         })?;
-        if a.dev_login && !is_loopback(listen.ip()) {
+        if a.dev_login && !listen.ip().is_loopback() {
             bail!(
                 "LAKEGATE_DEV_LOGIN is on but LAKEGATE_LISTEN is {listen}: the development sign-in trusts whatever is typed \
                  and is only allowed on a loopback address (127.0.0.1 or ::1)"
@@ -197,10 +197,6 @@ fn oidc_config(a: &ServeArgs, public_url: &str) -> anyhow::Result<Option<OidcCon
             .collect(),
         redirect_url: format!("{public_url}/auth/callback"),
     }))
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
 }
 
 impl ServeConfig {

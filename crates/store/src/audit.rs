@@ -46,6 +46,14 @@ struct AuditRow {
     detail: Value,
 }
 
+/// An event with its chain hash, as exports carry it.
+#[derive(sqlx::FromRow)]
+struct HashedRow {
+    #[sqlx(flatten)]
+    event: AuditRow,
+    hash: Vec<u8>,
+}
+
 impl TryFrom<AuditRow> for AuditEvent {
     type Error = StoreError;
     fn try_from(r: AuditRow) -> Result<Self, StoreError> {
@@ -175,13 +183,7 @@ pub async fn verify_chain(conn: &mut PgConnection) -> Result<ChainReport, StoreE
 
 /// Every event, oldest first, for export.
 pub async fn list_all(conn: &mut PgConnection) -> Result<Vec<(AuditEvent, Vec<u8>)>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        event: AuditRow,
-        hash: Vec<u8>,
-    }
-    sqlx::query_as::<_, Row>(
+    sqlx::query_as::<_, HashedRow>(
         "select event_id, occurred_at, request_id, actor_subject, actor_email, action, detail, hash
          from audit_event order by event_id",
     )
@@ -211,12 +213,6 @@ pub async fn search(
     filter: &AuditFilter,
     limit: i64,
 ) -> Result<Vec<(AuditEvent, Vec<u8>)>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        event: AuditRow,
-        hash: Vec<u8>,
-    }
     let mut q = sqlx::QueryBuilder::new(
         "select event_id, occurred_at, request_id, actor_subject, actor_email, action, detail, hash
          from audit_event where true",
@@ -247,7 +243,7 @@ pub async fn search(
         q.push(" and event_id < ").push_bind(before);
     }
     q.push(" order by event_id desc limit ").push_bind(limit);
-    q.build_query_as::<Row>()
+    q.build_query_as::<HashedRow>()
         .fetch_all(conn)
         .await?
         .into_iter()

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lakegate_app::AppError;
-use lakegate_app::audit::{self, csv_header, csv_line, hex, jsonl_line};
+use lakegate_app::audit::{self, ExportFormat, hex, write_export};
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::{RequestId, ValidationError};
 use lakegate_store::audit::AuditFilter;
@@ -161,9 +161,9 @@ async fn export_audit(
     user: CurrentUser,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, WebError> {
-    let csv = match q.format.as_deref() {
-        None | Some("jsonl") => false,
-        Some("csv") => true,
+    let format = match q.format.as_deref() {
+        None | Some("jsonl") => ExportFormat::Jsonl,
+        Some("csv") => ExportFormat::Csv,
         Some(other) => {
             return Err(AppError::from(ValidationError::new(format!(
                 "unknown export format `{other}`: use jsonl or csv"
@@ -173,23 +173,12 @@ async fn export_audit(
     };
     let filter = q.filter.parse(None).map_err(AppError::from)?;
     let events = audit::export(&state.services, &user.principal, &filter).await?;
-    let mut body = String::new();
-    if csv {
-        body.push_str(&csv_header());
-        body.push('\n');
-    }
-    for (e, hash) in &events {
-        body.push_str(&if csv {
-            csv_line(e, hash)
-        } else {
-            jsonl_line(e, hash)
-        });
-        body.push('\n');
-    }
-    let (content_type, ext) = if csv {
-        ("text/csv; charset=utf-8", "csv")
-    } else {
-        ("application/x-ndjson", "jsonl")
+    let mut body = Vec::new();
+    write_export(&mut body, &events, format)
+        .map_err(|e| WebError::Internal(format!("audit export: {e}")))?;
+    let (content_type, ext) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        ExportFormat::Jsonl => ("application/x-ndjson", "jsonl"),
     };
     let mut res = body.into_response();
     let h = res.headers_mut();
