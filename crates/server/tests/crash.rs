@@ -4,6 +4,9 @@
 //! that never returns from the chosen call, and a worker pass that is abandoned mid-flight.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+#[path = "support/aws.rs"]
+mod aws_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
@@ -24,6 +27,8 @@ use lakegate_store::requests::Decision;
 use lakegate_testkit::FixedClock;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
+
+use crate::aws_support::{leftovers, seed_catalog};
 
 /// Delegates to the real adapter, but hangs forever right after `op` succeeds (once).
 struct DiesAfter {
@@ -134,44 +139,9 @@ fn settings() -> Settings {
 
 impl World {
     async fn new(pool: PgPool) -> Self {
-        std::env::var("AWS_ENDPOINT_URL")
-            .expect("AWS_ENDPOINT_URL is not set: run the tests with scripts/test");
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
-        let glue = aws_sdk_glue::Client::new(&conf);
-        let db = format!("crash_{}", uuid::Uuid::new_v4().simple());
-        glue.create_database()
-            .database_input(
-                aws_sdk_glue::types::DatabaseInput::builder()
-                    .name(&db)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        glue.create_table()
-            .database_name(&db)
-            .table_input(
-                aws_sdk_glue::types::TableInput::builder()
-                    .name("orders")
-                    .storage_descriptor(
-                        aws_sdk_glue::types::StorageDescriptor::builder()
-                            .columns(
-                                aws_sdk_glue::types::Column::builder()
-                                    .name("order_id")
-                                    .r#type("bigint")
-                                    .build()
-                                    .unwrap(),
-                            )
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let db = seed_catalog("crash").await;
         Self {
             pool,
             cloud,
@@ -239,45 +209,6 @@ impl World {
             .unwrap()
             .status
     }
-
-    async fn leftovers(&self, id: RequestId) -> Vec<String> {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let name = format!("lakegate-{id}");
-        let mut left = Vec::new();
-        if aws_sdk_iam::Client::new(&conf)
-            .get_role()
-            .role_name(&name)
-            .send()
-            .await
-            .is_ok()
-        {
-            left.push("role".to_owned());
-        }
-        let wg = aws_sdk_athena::Client::new(&conf)
-            .get_work_group()
-            .work_group(&name)
-            .send()
-            .await
-            .unwrap();
-        if wg.work_group().is_some() {
-            left.push("workgroup".to_owned());
-        }
-        let arn = format!("arn:aws:iam::123456789012:role/lakegate/{name}");
-        let perms = aws_sdk_lakeformation::Client::new(&conf)
-            .list_permissions()
-            .send()
-            .await
-            .unwrap();
-        for p in perms.principal_resource_permissions() {
-            if p.principal()
-                .and_then(|p| p.data_lake_principal_identifier())
-                == Some(arn.as_str())
-            {
-                left.push(format!("grant {:?}", p.resource()));
-            }
-        }
-        left
-    }
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
@@ -291,7 +222,11 @@ async fn provisioning_interrupted_after_any_step_is_completed(pool: PgPool) {
         assert_eq!(report.activated, [id], "after a crash in {op}");
         assert_eq!(w.status(id).await, RequestStatus::Active, "{op}");
         // The role, the workgroup, DESCRIBE on `default` and on the database, SELECT on the table.
-        assert_eq!(w.leftovers(id).await.len(), 2 + 3, "after a crash in {op}");
+        assert_eq!(
+            leftovers(&id.to_string()).await.len(),
+            2 + 3,
+            "after a crash in {op}"
+        );
 
         // And it tears down cleanly afterwards.
         let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
@@ -299,7 +234,7 @@ async fn provisioning_interrupted_after_any_step_is_completed(pool: PgPool) {
         work_once(&w.real(), "survivor").await.unwrap();
         assert_eq!(w.status(id).await, RequestStatus::Revoked, "{op}");
         assert_eq!(
-            w.leftovers(id).await,
+            leftovers(&id.to_string()).await,
             Vec::<String>::new(),
             "after a crash in {op}"
         );
@@ -324,7 +259,7 @@ async fn provisioning_interrupted_and_then_revoked_leaves_nothing(pool: PgPool) 
             "after a crash in {op}"
         );
         assert_eq!(
-            w.leftovers(id).await,
+            leftovers(&id.to_string()).await,
             Vec::<String>::new(),
             "after a crash in {op}"
         );
@@ -348,7 +283,7 @@ async fn teardown_interrupted_after_any_step_is_completed(pool: PgPool) {
             "after a crash in {op}"
         );
         assert_eq!(
-            w.leftovers(id).await,
+            leftovers(&id.to_string()).await,
             Vec::<String>::new(),
             "after a crash in {op}"
         );
@@ -370,7 +305,7 @@ async fn expiry_interrupted_after_any_step_is_completed(pool: PgPool) {
             "after a crash in {op}"
         );
         assert_eq!(
-            w.leftovers(id).await,
+            leftovers(&id.to_string()).await,
             Vec::<String>::new(),
             "after a crash in {op}"
         );

@@ -2,6 +2,9 @@
 //! `scripts/test` sets it) and the AWS CLI as an independent client of the credentials URL.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
+#[path = "support/aws.rs"]
+mod aws_support;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,6 +17,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::aws_support::{leftovers, seed_catalog};
 
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/lakegate-boundary";
 
@@ -28,39 +33,6 @@ fn database_url(pool: &PgPool) -> String {
     let db = pool.connect_options().get_database().unwrap().to_owned();
     let (prefix, _) = base.rsplit_once('/').unwrap();
     format!("{prefix}/{db}")
-}
-
-/// A Glue database of this test's own with a table `orders`.
-async fn seed_catalog() -> String {
-    use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
-    require_env("AWS_ENDPOINT_URL");
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let glue = aws_sdk_glue::Client::new(&conf);
-    let db = format!("e2e_{}", uuid::Uuid::new_v4().simple());
-    glue.create_database()
-        .database_input(DatabaseInput::builder().name(&db).build().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let col = |n: &str| Column::builder().name(n).r#type("string").build().unwrap();
-    glue.create_table()
-        .database_name(&db)
-        .table_input(
-            TableInput::builder()
-                .name("orders")
-                .storage_descriptor(
-                    StorageDescriptor::builder()
-                        .columns(col("order_id"))
-                        .columns(col("email"))
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    db
 }
 
 struct Server {
@@ -311,53 +283,9 @@ fn caller_arn(output: &std::process::Output) -> String {
     v["Arn"].as_str().unwrap().to_owned()
 }
 
-/// What is left in AWS of a request's role, workgroup and grants.
-async fn leftovers(id: &str) -> Vec<String> {
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let name = format!("lakegate-{id}");
-    let mut left = Vec::new();
-    if aws_sdk_iam::Client::new(&conf)
-        .get_role()
-        .role_name(&name)
-        .send()
-        .await
-        .is_ok()
-    {
-        left.push("role".to_owned());
-    }
-    let wg = aws_sdk_athena::Client::new(&conf)
-        .get_work_group()
-        .work_group(&name)
-        .send()
-        .await
-        .unwrap();
-    if wg.work_group().is_some() {
-        left.push("workgroup".to_owned());
-    }
-    let perms = aws_sdk_lakeformation::Client::new(&conf)
-        .list_permissions()
-        .send()
-        .await
-        .unwrap();
-    let arn = format!("arn:aws:iam::123456789012:role/lakegate/{name}");
-    let grants = perms
-        .principal_resource_permissions()
-        .iter()
-        .filter(|p| {
-            p.principal()
-                .and_then(|p| p.data_lake_principal_identifier())
-                == Some(arn.as_str())
-        })
-        .count();
-    if grants > 0 {
-        left.push(format!("{grants} Lake Formation grants"));
-    }
-    left
-}
-
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn request_approve_and_the_aws_cli_gets_the_ephemeral_role(pool: PgPool) {
-    let db = seed_catalog().await;
+    let db = seed_catalog("e2e").await;
     let server = Server::start(&database_url(&pool), None).await;
     let alice = Person::sign_in(&server, "alice@example.com", "analysts").await;
     let bob = Person::sign_in(&server, "bob@example.com", "data-owners").await;
@@ -439,9 +367,10 @@ async fn request_approve_and_the_aws_cli_gets_the_ephemeral_role(pool: PgPool) {
     assert_eq!(caller_arn(&out), expected);
     std::fs::remove_dir_all(&dir).unwrap();
 
+    // The role, the workgroup, DESCRIBE on `default` and on the database, SELECT on the table.
     assert_eq!(
         leftovers(&id).await.len(),
-        3,
+        2 + 3,
         "role, workgroup and grants exist while active"
     );
 
@@ -482,7 +411,7 @@ async fn request_approve_and_the_aws_cli_gets_the_ephemeral_role(pool: PgPool) {
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn a_one_minute_grant_is_reaped_right_after_expiry(pool: PgPool) {
-    let db = seed_catalog().await;
+    let db = seed_catalog("e2e").await;
     let server = Server::start(&database_url(&pool), None).await;
     let alice = Person::sign_in(&server, "alice@example.com", "analysts").await;
     let bob = Person::sign_in(&server, "bob@example.com", "data-owners").await;
@@ -520,7 +449,7 @@ async fn a_one_minute_grant_is_reaped_right_after_expiry(pool: PgPool) {
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn a_grant_that_expires_while_the_server_is_down_is_reaped_after_restart(pool: PgPool) {
-    let db = seed_catalog().await;
+    let db = seed_catalog("e2e").await;
     let url = database_url(&pool);
     let server = Server::start(&url, None).await;
     let alice = Person::sign_in(&server, "alice@example.com", "analysts").await;
@@ -552,7 +481,7 @@ async fn a_grant_that_expires_while_the_server_is_down_is_reaped_after_restart(p
     assert_eq!(status, "active", "nothing ran while the server was down");
     assert_eq!(
         leftovers(&id).await.len(),
-        3,
+        2 + 3,
         "role, workgroup and grants are still there"
     );
 

@@ -1,0 +1,77 @@
+//! AWS helpers shared by the server's test binaries (included with `#[path]`): a catalog of the
+//! test's own in moto, and what is left in AWS of a request.
+
+/// A Glue database of the test's own (`<prefix>_<random>`) holding `orders(order_id, email)`.
+pub async fn seed_catalog(prefix: &str) -> String {
+    use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, which starts moto");
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let glue = aws_sdk_glue::Client::new(&conf);
+    let db = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(&db).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let col = |n: &str, t: &str| Column::builder().name(n).r#type(t).build().unwrap();
+    glue.create_table()
+        .database_name(&db)
+        .table_input(
+            TableInput::builder()
+                .name("orders")
+                .storage_descriptor(
+                    StorageDescriptor::builder()
+                        .columns(col("order_id", "bigint"))
+                        .columns(col("email", "string"))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    db
+}
+
+/// What is left in AWS of request `id`: its role, its workgroup, and each Lake Formation grant
+/// to its role (listed unfiltered and matched here: moto cannot filter on column grants).
+pub async fn leftovers(id: &str) -> Vec<String> {
+    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let name = format!("lakegate-{id}");
+    let mut left = Vec::new();
+    if aws_sdk_iam::Client::new(&conf)
+        .get_role()
+        .role_name(&name)
+        .send()
+        .await
+        .is_ok()
+    {
+        left.push("role".to_owned());
+    }
+    let wg = aws_sdk_athena::Client::new(&conf)
+        .get_work_group()
+        .work_group(&name)
+        .send()
+        .await
+        .unwrap();
+    if wg.work_group().is_some() {
+        left.push("workgroup".to_owned());
+    }
+    let arn = format!("arn:aws:iam::123456789012:role/lakegate/{name}");
+    let perms = aws_sdk_lakeformation::Client::new(&conf)
+        .list_permissions()
+        .send()
+        .await
+        .unwrap();
+    for p in perms.principal_resource_permissions() {
+        if p.principal()
+            .and_then(|p| p.data_lake_principal_identifier())
+            == Some(arn.as_str())
+        {
+            left.push(format!("grant {:?}", p.resource()));
+        }
+    }
+    left
+}
