@@ -114,3 +114,69 @@ test('forged forms do not act for the signed-in person', async () => {
   await carol.goto(`${BASE}/`);
   assert.match(await carol.textContent('main'), /You have no requests yet/);
 });
+
+// The policy the server runs with (tests/browser/policy.toml): hr tables need two hr-owners;
+// salary and national_id are sensitive; the on-call group may break the glass for 30 minutes.
+test('two approvals, the reasons shown, and break-glass with its review', async () => {
+  const alice = await signIn('alice@example.com', 'analysts');
+  await alice.goto(`${BASE}/requests/new`);
+  await alice.fill('#resources', 'hr.employees');
+  await alice.fill('#duration', '30m');
+  await alice.fill('#reason', 'Headcount report for the board, needs salaries');
+  assert.equal(await alice.locator('#break-glass').count(), 0, 'break-glass is offered only to its groups');
+  await alice.click('form.stack button[type=submit]');
+  await alice.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  const url = alice.url();
+  assert.match(await alice.textContent('#policy-rules'), /hr\.employees\s*rule hr/);
+  assert.match(await alice.textContent('#approvals-missing'), /2 more approvals from hr-owners \(rule hr\)/);
+  assert.match(await alice.textContent('#sensitive-columns'), /hr\.employees\.salary/);
+
+  // data-owners approve sales, not hr: they do not even see it.
+  const bob = await signIn('bob@example.com', 'data-owners');
+  const forbidden = await bob.goto(url);
+  assert.equal(forbidden.status(), 403);
+
+  const h1 = await signIn('harriet@example.com', 'hr-owners');
+  await h1.click('#pending-requests >> text=Review');
+  await h1.click('#approve');
+  await h1.waitForURL(url);
+  assert.match(await h1.textContent('.flash'), /Still needed: 1 more approval from hr-owners/);
+  assert.equal((await h1.textContent('#status')).trim(), 'pending');
+  assert.equal(await h1.locator('#approve').count(), 0, 'the same person does not approve twice');
+
+  const h2 = await signIn('henry@example.com', 'hr-owners');
+  await h2.goto(url);
+  await h2.click('#approve');
+  await h2.waitForURL(url);
+  assert.match(await h2.textContent('.flash'), /Approved/);
+  await waitForStatus(alice, url, 'active');
+  await alice.click('#revoke');
+  await waitForStatus(alice, url, 'revoked');
+
+  // Break-glass: at once, flagged, and reviewed afterwards by an approver of the table.
+  const olga = await signIn('olga@example.com', 'oncall');
+  await olga.goto(`${BASE}/requests/new`);
+  await olga.fill('#resources', 'hr.employees: name, department');
+  await olga.fill('#duration', '15m');
+  await olga.fill('#reason', 'Incident 4711: payroll export is failing');
+  await olga.check('#break-glass');
+  await olga.click('form.stack button[type=submit]');
+  await olga.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  const bgUrl = olga.url();
+  assert.match(await olga.textContent('.flash'), /Break-glass access is being set up now/);
+  assert.equal((await olga.textContent('#break-glass-flag')).trim(), 'break-glass');
+  await waitForStatus(olga, bgUrl, 'active');
+  assert.equal(await olga.locator('#review').count(), 0, 'nobody reviews their own break-glass');
+
+  await h1.goto(`${BASE}/`);
+  await h1.click('#review-queue a.button');
+  await h1.waitForURL(bgUrl);
+  await h1.fill('#review-comment', 'checked with the incident channel');
+  await h1.click('#review');
+  await h1.waitForURL(bgUrl);
+  assert.equal(await h1.locator('#needs-review').count(), 0);
+  assert.match(await h1.textContent('#break-glass-note'), /reviewed by harriet@example.com/);
+  await olga.goto(bgUrl);
+  await olga.click('#revoke');
+  await waitForStatus(olga, bgUrl, 'revoked');
+});

@@ -26,7 +26,7 @@ pub async fn page(
     who: &Principal,
     filter: &AuditFilter,
 ) -> Result<AuditPage, AppError> {
-    svc.settings.policy.check_audit(who)?;
+    lakegate_domain::access::check_audit(&svc.settings.policy, who)?;
     let mut conn = svc.db.acquire().await?;
     let mut events = audit::search(&mut conn, filter, PAGE + 1).await?;
     let older = if events.len() > usize::try_from(PAGE).unwrap_or(usize::MAX) {
@@ -44,7 +44,7 @@ pub async fn export(
     who: &Principal,
     filter: &AuditFilter,
 ) -> Result<Vec<(AuditEvent, Vec<u8>)>, AppError> {
-    svc.settings.policy.check_audit(who)?;
+    lakegate_domain::access::check_audit(&svc.settings.policy, who)?;
     let mut conn = svc.db.acquire().await?;
     let mut events = audit::search(&mut conn, filter, EXPORT_LIMIT).await?;
     events.reverse();

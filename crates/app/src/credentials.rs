@@ -78,8 +78,15 @@ pub async fn issue_token(
     let request = requests::find(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    svc.settings.policy.check_view(who, &request)?;
-    svc.settings.policy.check_credentials(who, &request)?;
+    let evaluation = crate::requests::evaluate(&svc.settings.policy, &request);
+    let access = lakegate_domain::access::RequestAccess {
+        policy: &svc.settings.policy,
+        request: &request,
+        evaluation: &evaluation,
+        approvals: &[],
+    };
+    access.check_view(who)?;
+    access.check_credentials(who)?;
     let Some(expires_at) = request.expires_at.filter(|_| request.is_usable_at(now)) else {
         return Err(AppError::NotUsable(format!(
             "credentials are only available while access is active; this request is {}",

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod credentials;
 pub mod error;
 pub mod health;
+pub mod notify;
 pub mod requests;
 pub mod sessions;
 pub mod worker;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use lakegate_domain::RequestId;
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::policy::Policy;
+use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::{Clock, CloudAccess};
 use lakegate_domain::target::ResultsLocation;
 use lakegate_store::audit::{Actor, NewAuditEvent};
@@ -29,7 +30,8 @@ pub use error::AppError;
 /// Deployment settings the verbs need.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub policy: Policy,
+    /// The approval policy: the policy file, or the simple settings expressed as one.
+    pub policy: PolicyFile,
     pub results: ResultsLocation,
     pub permissions_boundary_arn: String,
     pub worker: WorkerSettings,
@@ -72,6 +74,8 @@ pub struct Services {
     /// Wakes the worker when new work appears (an approval, a revoke).
     pub wake: Arc<Notify>,
     pub sessions: credentials::SessionCache,
+    /// Told about break-glass access and other events people must hear of at once.
+    pub notifier: Arc<dyn notify::Notifier>,
 }
 
 impl Services {
@@ -88,7 +92,20 @@ impl Services {
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
             sessions: credentials::SessionCache::default(),
+            notifier: Arc::new(notify::LogNotifier),
         }
+    }
+
+    /// Replaces the notifier (the default writes to the log only).
+    pub fn with_notifier(mut self, notifier: Arc<dyn notify::Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Sends a notification in the background: the verb that caused it does not wait.
+    pub(crate) fn notify(&self, n: notify::Notification) {
+        let notifier = Arc::clone(&self.notifier);
+        tokio::spawn(async move { notifier.notify(&n).await });
     }
 }
 

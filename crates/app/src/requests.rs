@@ -1,21 +1,36 @@
-//! Submitting, deciding, cancelling, revoking and reading access requests.
+//! Submitting, deciding, cancelling, revoking, extending and reading access requests.
+//!
+//! Every decision is taken under the policy in force ([`PolicyFile`]): a request is evaluated
+//! from what was stored when it was submitted (its tables, the catalog's columns then, the
+//! requester's groups then), so the page that explains a decision and the code that takes it
+//! agree. Deciders of one request queue behind a row lock, so approvals that together fill the
+//! policy always see each other.
 
+use lakegate_domain::access::{AllowedActions, RequestAccess};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::duration::parse_duration;
+use lakegate_domain::duration::{format_duration, parse_duration};
 use lakegate_domain::lake_formation::plan_grants;
 use lakegate_domain::naming::GrantResources;
-use lakegate_domain::policy::AllowedActions;
+use lakegate_domain::policy_file::{
+    ApprovalStatus, Approver, Evaluation, PolicyFile, RequestFacts, TableFacts,
+};
 use lakegate_domain::ports::TableLookup;
 use lakegate_domain::request::{Event, Requester, parse_comment, parse_reason};
 use lakegate_domain::steps::{ProvisionStep, RevokeStep};
 use lakegate_domain::target::parse_resources;
 use lakegate_domain::{
-    AccessRequest, EndState, Principal, RequestId, RequestStatus, ResourceSpec, ValidationError,
+    AccessRequest, EndState, Principal, RequestId, RequestStatus, ResourceSpec, TransitionError,
+    ValidationError,
 };
 use lakegate_store::audit::{self, Actor, AuditEvent};
-use lakegate_store::requests::{self, Decision, DecisionRecord, GrantPlan, NewRequest};
+use lakegate_store::extensions::{self, Extension};
+use lakegate_store::requests::{
+    self, Decision, DecisionRecord, GrantPlan, NewDecision, NewRequest,
+};
 use serde_json::json;
+use time::OffsetDateTime;
 
+use crate::notify::Notification;
 use crate::{AppError, Services, record};
 
 /// The new-request form, as typed.
@@ -24,6 +39,19 @@ pub struct SubmitInput<'a> {
     pub resources: &'a str,
     pub duration: &'a str,
     pub reason: &'a str,
+    /// Activate at once, without approval (only for the policy's break-glass groups).
+    pub break_glass: bool,
+}
+
+/// What became of a submitted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Waiting for approvers.
+    Pending,
+    /// The policy approved it; access is being set up.
+    AutoApproved,
+    /// Break-glass: access is being set up now; approvers review it afterwards.
+    BreakGlass,
 }
 
 pub(crate) fn actor(who: &Principal) -> Actor {
@@ -33,8 +61,31 @@ pub(crate) fn actor(who: &Principal) -> Actor {
     }
 }
 
-/// Checks every requested table and column against the Glue catalog.
-async fn check_catalog(svc: &Services, resources: &[ResourceSpec]) -> Result<(), AppError> {
+/// The policy applied to a stored request.
+pub(crate) fn evaluate(policy: &PolicyFile, request: &AccessRequest) -> Evaluation {
+    policy.evaluate(&RequestFacts::of(request))
+}
+
+/// The approvals among `decisions`, with the approvers' groups when they approved.
+fn approvals(decisions: &[DecisionRecord]) -> Vec<Approver> {
+    decisions
+        .iter()
+        .filter(|d| d.decision == Decision::Approve)
+        .map(|d| Approver {
+            subject: d.actor.subject.clone(),
+            groups: d.groups.clone(),
+        })
+        .collect()
+}
+
+/// Checks every requested table and column against the Glue catalog, and returns each table's
+/// columns (what an all-columns request covers, and what the policy's sensitive patterns are
+/// matched against).
+async fn check_catalog(
+    svc: &Services,
+    resources: &[ResourceSpec],
+) -> Result<Vec<Vec<String>>, AppError> {
+    let mut catalog = Vec::with_capacity(resources.len());
     for r in resources {
         let table = match svc.cloud.describe_table(&r.database, &r.table).await? {
             TableLookup::Found(t) => t,
@@ -53,8 +104,8 @@ async fn check_catalog(svc: &Services, resources: &[ResourceSpec]) -> Result<(),
                 .into());
             }
         };
+        let known: Vec<&str> = table.column_names().collect();
         if let Some(cols) = &r.columns {
-            let known: Vec<&str> = table.column_names().collect();
             let unknown: Vec<&str> = cols
                 .iter()
                 .map(String::as_str)
@@ -74,22 +125,43 @@ async fn check_catalog(svc: &Services, resources: &[ResourceSpec]) -> Result<(),
                 .into());
             }
         }
+        catalog.push(known.into_iter().map(ToOwned::to_owned).collect());
     }
-    Ok(())
+    Ok(catalog)
 }
 
-/// Validates the form, checks the catalog, stores the request as `pending`.
+/// Validates the form, checks the catalog, applies the policy and stores the request: pending,
+/// approved by the policy, or (break-glass) approved at once and flagged for review.
 #[tracing::instrument(skip_all, fields(requester = %who.subject))]
 pub async fn submit(
     svc: &Services,
     who: &Principal,
     input: SubmitInput<'_>,
-) -> Result<RequestId, AppError> {
+) -> Result<(RequestId, Submitted), AppError> {
     let resources = parse_resources(input.resources)?;
     let duration = parse_duration(input.duration)?;
-    svc.settings.policy.check_duration(duration)?;
     let reason = parse_reason(input.reason)?;
-    check_catalog(svc, &resources).await?;
+    let catalog = check_catalog(svc, &resources).await?;
+    let tables = resources
+        .iter()
+        .zip(&catalog)
+        .map(|(spec, cols)| TableFacts::from_spec(spec, cols))
+        .collect();
+    let evaluation = svc
+        .settings
+        .policy
+        .evaluate(&RequestFacts::new(who, duration, tables));
+    let outcome = if input.break_glass {
+        evaluation.check_break_glass(duration)?;
+        Submitted::BreakGlass
+    } else {
+        evaluation.check_duration(duration)?;
+        if evaluation.auto_approval.allowed {
+            Submitted::AutoApproved
+        } else {
+            Submitted::Pending
+        }
+    };
 
     let id = RequestId::new_random();
     let now = svc.clock.now();
@@ -104,7 +176,10 @@ pub async fn submit(
         NewRequest {
             id,
             requester: &requester,
+            requester_groups: &who.groups,
             resources: &resources,
+            catalog_columns: &catalog,
+            break_glass: outcome == Submitted::BreakGlass,
             duration,
             reason: &reason,
             at: now,
@@ -121,12 +196,83 @@ pub async fn submit(
             "resources": resources.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "duration_seconds": duration.whole_seconds(),
             "reason": reason,
+            "break_glass": outcome == Submitted::BreakGlass,
+            "rules": rules_by_table(&evaluation),
         }),
     )
     .await?;
+    let plan = grant_plan(svc, id, &resources, &evaluation);
+    match outcome {
+        Submitted::Pending => {}
+        Submitted::AutoApproved => {
+            requests::approve(&mut tx, id, now, &plan, true).await?;
+            record(
+                &mut tx,
+                now,
+                Some(id),
+                None,
+                AuditAction::RequestAutoApproved,
+                json!({ "rules": rules_by_table(&evaluation) }),
+            )
+            .await?;
+        }
+        Submitted::BreakGlass => {
+            requests::approve(&mut tx, id, now, &plan, false).await?;
+            record(
+                &mut tx,
+                now,
+                Some(id),
+                Some(&actor(who)),
+                AuditAction::BreakGlassActivated,
+                json!({
+                    "reason": reason,
+                    "duration_seconds": duration.whole_seconds(),
+                    "rules": rules_by_table(&evaluation),
+                }),
+            )
+            .await?;
+        }
+    }
     tx.commit().await?;
-    tracing::info!(request_id = %id, "request submitted");
-    Ok(id)
+    tracing::info!(request_id = %id, ?outcome, "request submitted");
+    match outcome {
+        Submitted::Pending => {}
+        Submitted::AutoApproved => svc.wake.notify_one(),
+        Submitted::BreakGlass => {
+            svc.wake.notify_one();
+            svc.notify(Notification {
+                event: "break_glass.activated",
+                request: id,
+                summary: format!(
+                    "BREAK-GLASS: {} activated access to {} for {} without approval: {}",
+                    who.email,
+                    resources
+                        .iter()
+                        .map(ResourceSpec::qualified_table)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    format_duration(duration),
+                    reason
+                ),
+                detail: json!({
+                    "requester": who.email,
+                    "resources": resources.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "duration_seconds": duration.whole_seconds(),
+                    "reason": reason,
+                }),
+            });
+        }
+    }
+    Ok((id, outcome))
+}
+
+/// `{"sales.orders": ["sales"], ...}`: which rules applied, for the audit trail.
+fn rules_by_table(e: &Evaluation) -> serde_json::Value {
+    e.tables
+        .iter()
+        .map(|t| (format!("{}.{}", t.database, t.table), json!(t.rules)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// The guarded update found the request in another state than just read: someone else acted in
@@ -142,20 +288,68 @@ async fn lost_race(conn: &mut sqlx::PgConnection, id: RequestId, event: Event) -
     }
 }
 
-/// What lakegate will create for this request, derived from its id.
-pub fn grant_plan(svc: &Services, request: &AccessRequest) -> GrantPlan {
-    let g = GrantResources::derive(request.id, svc.cloud.identity(), &svc.settings.results);
+/// What lakegate will create for this request, derived from its id, with the limits the
+/// policy sets for it.
+pub fn grant_plan(
+    svc: &Services,
+    id: RequestId,
+    resources: &[ResourceSpec],
+    evaluation: &Evaluation,
+) -> GrantPlan {
+    let g = GrantResources::derive(id, svc.cloud.identity(), &svc.settings.results);
     GrantPlan {
-        lf_grants: plan_grants(&g.account_id, &g.role_arn, &request.resources),
+        lf_grants: plan_grants(&g.account_id, &g.role_arn, resources),
         results_uri: g.results_uri(),
         role_name: g.role_name,
         role_arn: g.role_arn,
         workgroup: g.workgroup,
         first_step: ProvisionStep::first().as_str(),
+        scan_cutoff_bytes: evaluation.scan_cutoff_bytes.value,
+        scan_budget_bytes: evaluation.scan_budget_bytes.as_ref().map(|l| l.value),
     }
 }
 
-/// Approve (provisioning starts in the background) or deny.
+/// Reads a request for a decision, locked until the transaction ends, with its evaluation and
+/// the approvals it has.
+async fn load_for_decision(
+    svc: &Services,
+    conn: &mut sqlx::PgConnection,
+    id: RequestId,
+) -> Result<(AccessRequest, Evaluation, Vec<Approver>), AppError> {
+    let request = requests::find_for_update(conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let evaluation = evaluate(&svc.settings.policy, &request);
+    let approvals = approvals(&requests::list_decisions(conn, id, None).await?);
+    Ok((request, evaluation, approvals))
+}
+
+fn access<'a>(
+    svc: &'a Services,
+    request: &'a AccessRequest,
+    evaluation: &'a Evaluation,
+    approvals: &'a [Approver],
+) -> RequestAccess<'a> {
+    RequestAccess {
+        policy: &svc.settings.policy,
+        request,
+        evaluation,
+        approvals,
+    }
+}
+
+/// What a decision did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    /// The last approval needed: access is being set up.
+    Approved,
+    /// Recorded; these are still missing.
+    NeedsMore(Vec<String>),
+    Denied,
+}
+
+/// Approve or deny. An approval is recorded; the request is approved when the approvals so far
+/// fill every requirement of the policy, and provisioning starts in the background.
 #[tracing::instrument(skip_all, fields(request_id = %id, approver = %who.subject, ?decision))]
 pub async fn decide(
     svc: &Services,
@@ -163,46 +357,348 @@ pub async fn decide(
     id: RequestId,
     decision: Decision,
     comment: Option<&str>,
+) -> Result<Decided, AppError> {
+    let comment = parse_comment(comment)?;
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    let (request, evaluation, mut approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let access = access(svc, &request, &evaluation, &approvals);
+    access.check_view(who)?;
+    let event = match decision {
+        Decision::Approve => Event::Approve,
+        Decision::Deny => Event::Deny,
+    };
+    request.status.next(event, None)?;
+    match decision {
+        Decision::Approve => access.check_approve(who)?,
+        Decision::Deny => access.check_deny(who)?,
+    }
+    requests::record_decision(
+        &mut tx,
+        NewDecision {
+            request: id,
+            extension: None,
+            actor: &actor(who),
+            groups: &who.groups,
+            decision,
+            comment: comment.as_deref(),
+            at: now,
+        },
+    )
+    .await?;
+    let outcome = match decision {
+        Decision::Deny => {
+            // We hold the row lock and saw `pending`: the guarded update cannot lose.
+            if !requests::deny(&mut tx, id, now).await? {
+                return Err(lost_race(&mut tx, id, event).await);
+            }
+            record(
+                &mut tx,
+                now,
+                Some(id),
+                Some(&actor(who)),
+                AuditAction::RequestDenied,
+                json!({ "comment": comment }),
+            )
+            .await?;
+            Decided::Denied
+        }
+        Decision::Approve => {
+            approvals.push(Approver::from(who));
+            let status = evaluation.approval_status(&approvals);
+            if status.satisfied {
+                let plan = grant_plan(svc, id, &request.resources, &evaluation);
+                if !requests::approve(&mut tx, id, now, &plan, false).await? {
+                    return Err(lost_race(&mut tx, id, event).await);
+                }
+                record(
+                    &mut tx,
+                    now,
+                    Some(id),
+                    Some(&actor(who)),
+                    AuditAction::RequestApproved,
+                    json!({
+                        "comment": comment,
+                        "approvers": approvals.iter().map(|a| &a.subject).collect::<Vec<_>>(),
+                    }),
+                )
+                .await?;
+                Decided::Approved
+            } else {
+                record(
+                    &mut tx,
+                    now,
+                    Some(id),
+                    Some(&actor(who)),
+                    AuditAction::ApprovalRecorded,
+                    json!({ "comment": comment, "missing": status.missing }),
+                )
+                .await?;
+                Decided::NeedsMore(status.missing)
+            }
+        }
+    };
+    tx.commit().await?;
+    tracing::info!(?outcome, "request decided");
+    if outcome == Decided::Approved {
+        svc.wake.notify_one();
+    }
+    Ok(outcome)
+}
+
+/// An approver marks a break-glass grant as reviewed, with an optional comment.
+#[tracing::instrument(skip_all, fields(request_id = %id, reviewer = %who.subject))]
+pub async fn review(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    comment: Option<&str>,
 ) -> Result<(), AppError> {
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let request = requests::find(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    svc.settings.policy.check_view(who, &request)?;
-    svc.settings.policy.check_decide(who, &request)?;
-    let (event, action) = match decision {
-        Decision::Approve => (Event::Approve, AuditAction::RequestApproved),
-        Decision::Deny => (Event::Deny, AuditAction::RequestDenied),
-    };
-    request.status.next(event, None)?;
-    let won = match decision {
-        Decision::Approve => {
-            requests::approve(&mut tx, id, now, &grant_plan(svc, &request)).await?
-        }
-        Decision::Deny => requests::deny(&mut tx, id, now).await?,
-    };
-    if !won {
-        // Someone else decided between our read and our write: report the state they left.
-        return Err(lost_race(&mut tx, id, event).await);
+    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let access = access(svc, &request, &evaluation, &approvals);
+    access.check_view(who)?;
+    access.check_review(who)?;
+    if !request.needs_review() {
+        return Err(ValidationError::new(if request.break_glass {
+            "this break-glass access has already been reviewed"
+        } else {
+            "only break-glass access is reviewed; this request was approved"
+        })
+        .into());
     }
-    requests::record_decision(&mut tx, id, &actor(who), decision, comment.as_deref(), now).await?;
+    if !requests::review(&mut tx, id, &actor(who), comment.as_deref(), now).await? {
+        return Err(ValidationError::new("this access has already been reviewed").into());
+    }
     record(
         &mut tx,
         now,
         Some(id),
         Some(&actor(who)),
-        action,
+        AuditAction::BreakGlassReviewed,
         json!({ "comment": comment }),
     )
     .await?;
     tx.commit().await?;
-    tracing::info!("request decided");
-    if decision == Decision::Approve {
-        svc.wake.notify_one();
-    }
     Ok(())
+}
+
+/// What became of a request for more time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extended {
+    /// The policy approved it: the grant now ends at this time.
+    Now(OffsetDateTime),
+    /// Waiting for approvers.
+    Pending,
+}
+
+fn not_active(request: &AccessRequest, action: &'static str) -> AppError {
+    AppError::Conflict(TransitionError {
+        from: request.status,
+        action,
+    })
+}
+
+/// The requester of an active grant asks for `extra` more time. The policy decides as for a
+/// request (auto-approval judged on the grant's new total); the total never passes the rule's
+/// maximum.
+#[tracing::instrument(skip_all, fields(request_id = %id))]
+pub async fn extend(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    extra: &str,
+    reason: &str,
+) -> Result<Extended, AppError> {
+    let extra = parse_duration(extra)?;
+    let reason = parse_reason(reason)?;
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let access = access(svc, &request, &evaluation, &approvals);
+    access.check_view(who)?;
+    access.check_extend(who)?;
+    if !request.is_usable_at(now) {
+        return Err(not_active(&request, "extend"));
+    }
+    evaluation.check_extension(request.granted_total(), extra)?;
+    // Auto-approval looks at the whole access (what was granted plus this), asked by the
+    // requester as they are now.
+    let mut facts = RequestFacts::of(&request);
+    facts.requester_groups.clone_from(&who.groups);
+    facts.duration = request.granted_total() + extra;
+    let auto = !request.break_glass && svc.settings.policy.evaluate(&facts).auto_approval.allowed;
+
+    let Some(ext_id) = extensions::insert(&mut tx, id, extra, &reason, now).await? else {
+        return Err(ValidationError::new(
+            "an extension of this grant is already waiting for approval",
+        )
+        .into());
+    };
+    record(
+        &mut tx,
+        now,
+        Some(id),
+        Some(&actor(who)),
+        AuditAction::ExtensionRequested,
+        json!({ "extension_id": ext_id, "extra_seconds": extra.whole_seconds(), "reason": reason }),
+    )
+    .await?;
+    let outcome = if auto {
+        let ext = Extension {
+            id: ext_id,
+            request: id,
+            extra,
+            reason,
+            status: extensions::ExtensionStatus::Pending,
+            auto_approved: true,
+            requested_at: now,
+            decided_at: None,
+        };
+        let Some(expires_at) = extensions::approve(&mut tx, &ext, true, now).await? else {
+            return Err(not_active(&request, "extend"));
+        };
+        record(
+            &mut tx,
+            now,
+            Some(id),
+            None,
+            AuditAction::ExtensionAutoApproved,
+            json!({ "extension_id": ext_id, "expires_at": expires_at.unix_timestamp() }),
+        )
+        .await?;
+        Extended::Now(expires_at)
+    } else {
+        Extended::Pending
+    };
+    tx.commit().await?;
+    if let Extended::Now(_) = outcome {
+        extension_applied(svc, id);
+    }
+    Ok(outcome)
+}
+
+/// The grant lasts longer: sessions cached for the old expiry are minted again, and the worker
+/// looks at its schedule again.
+fn extension_applied(svc: &Services, id: RequestId) {
+    svc.sessions.forget(id);
+    svc.wake.notify_one();
+}
+
+/// Approve or deny the pending extension `extension` of a grant, under the same requirements
+/// as the request itself.
+#[tracing::instrument(skip_all, fields(request_id = %id, extension, approver = %who.subject))]
+pub async fn decide_extension(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    extension: i64,
+    decision: Decision,
+    comment: Option<&str>,
+) -> Result<Decided, AppError> {
+    let comment = parse_comment(comment)?;
+    let now = svc.clock.now();
+    let mut tx = svc.db.begin().await?;
+    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let access = access(svc, &request, &evaluation, &approvals);
+    access.check_view(who)?;
+    if request.status != RequestStatus::Active {
+        return Err(not_active(&request, "extend"));
+    }
+    let Some(ext) = extensions::list(&mut tx, id)
+        .await?
+        .into_iter()
+        .find(|e| e.id == extension && e.status == extensions::ExtensionStatus::Pending)
+    else {
+        return Err(ValidationError::new("this extension has already been decided").into());
+    };
+    let mut ext_approvals = approvals_of_extension(&mut tx, id, ext.id).await?;
+    match decision {
+        Decision::Approve => access.check_approve_with(who, &ext_approvals)?,
+        Decision::Deny => access.check_deny(who)?,
+    }
+    requests::record_decision(
+        &mut tx,
+        NewDecision {
+            request: id,
+            extension: Some(ext.id),
+            actor: &actor(who),
+            groups: &who.groups,
+            decision,
+            comment: comment.as_deref(),
+            at: now,
+        },
+    )
+    .await?;
+    let detail = |extra: serde_json::Value| {
+        let mut d = json!({ "extension_id": ext.id, "comment": comment });
+        if let (Some(d), Some(extra)) = (d.as_object_mut(), extra.as_object()) {
+            d.extend(extra.clone());
+        }
+        d
+    };
+    let outcome = match decision {
+        Decision::Deny => {
+            extensions::deny(&mut tx, ext.id, now).await?;
+            record(
+                &mut tx,
+                now,
+                Some(id),
+                Some(&actor(who)),
+                AuditAction::ExtensionDenied,
+                detail(json!({})),
+            )
+            .await?;
+            Decided::Denied
+        }
+        Decision::Approve => {
+            ext_approvals.push(Approver::from(who));
+            let status = evaluation.approval_status(&ext_approvals);
+            if status.satisfied {
+                let Some(expires_at) = extensions::approve(&mut tx, &ext, false, now).await? else {
+                    return Err(not_active(&request, "extend"));
+                };
+                record(
+                    &mut tx,
+                    now,
+                    Some(id),
+                    Some(&actor(who)),
+                    AuditAction::ExtensionApproved,
+                    detail(json!({ "expires_at": expires_at.unix_timestamp() })),
+                )
+                .await?;
+                Decided::Approved
+            } else {
+                record(
+                    &mut tx,
+                    now,
+                    Some(id),
+                    Some(&actor(who)),
+                    AuditAction::ExtensionApprovalRecorded,
+                    detail(json!({ "missing": status.missing })),
+                )
+                .await?;
+                Decided::NeedsMore(status.missing)
+            }
+        }
+    };
+    tx.commit().await?;
+    if outcome == Decided::Approved {
+        extension_applied(svc, id);
+    }
+    Ok(outcome)
+}
+
+async fn approvals_of_extension(
+    conn: &mut sqlx::PgConnection,
+    id: RequestId,
+    extension: i64,
+) -> Result<Vec<Approver>, AppError> {
+    Ok(approvals(
+        &requests::list_decisions(conn, id, Some(extension)).await?,
+    ))
 }
 
 /// The requester withdraws a pending request.
@@ -210,11 +706,10 @@ pub async fn decide(
 pub async fn cancel(svc: &Services, who: &Principal, id: RequestId) -> Result<(), AppError> {
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let request = requests::find(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    svc.settings.policy.check_view(who, &request)?;
-    svc.settings.policy.check_cancel(who, &request)?;
+    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let access = access(svc, &request, &evaluation, &approvals);
+    access.check_view(who)?;
+    access.check_cancel(who)?;
     request.status.next(Event::Cancel, None)?;
     if !requests::cancel(&mut tx, id, now).await? {
         return Err(lost_race(&mut tx, id, Event::Cancel).await);
@@ -244,11 +739,10 @@ pub async fn revoke(
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let request = requests::find(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    svc.settings.policy.check_view(who, &request)?;
-    svc.settings.policy.check_revoke(who, &request)?;
+    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let access = access(svc, &request, &evaluation, &approvals);
+    access.check_view(who)?;
+    access.check_revoke(who)?;
     let event = Event::BeginRevoke(EndState::Revoked);
     request.status.next(event, None)?;
     let reason = match &comment {
@@ -292,6 +786,19 @@ pub struct RequestDetail {
     pub timeline: Vec<AuditEvent>,
     pub actions: AllowedActions,
     pub viewer_is_requester: bool,
+    /// The policy applied to the request: which rules, what they require, what is sensitive.
+    pub evaluation: Evaluation,
+    /// How far the request is from approved (also shown once decided, as the record).
+    pub approval: ApprovalStatus,
+    pub extensions: Vec<ExtensionDetail>,
+}
+
+/// An extension and how far it is from approved.
+#[derive(Debug, Clone)]
+pub struct ExtensionDetail {
+    pub extension: Extension,
+    pub decisions: Vec<DecisionRecord>,
+    pub approval: ApprovalStatus,
 }
 
 pub async fn view(
@@ -303,57 +810,105 @@ pub async fn view(
     let request = requests::find(&mut conn, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    svc.settings.policy.check_view(who, &request)?;
-    let decisions = requests::list_decisions(&mut conn, id).await?;
+    let evaluation = evaluate(&svc.settings.policy, &request);
+    let decisions = requests::list_decisions(&mut conn, id, None).await?;
+    let approvals = approvals(&decisions);
+    let access = access(svc, &request, &evaluation, &approvals);
+    access.check_view(who)?;
+    let mut ext_details = Vec::new();
+    for extension in extensions::list(&mut conn, id).await? {
+        let decisions = requests::list_decisions(&mut conn, id, Some(extension.id)).await?;
+        let approval = evaluation.approval_status(&self::approvals(&decisions));
+        ext_details.push(ExtensionDetail {
+            extension,
+            decisions,
+            approval,
+        });
+    }
+    let pending_ext_approvals = ext_details
+        .iter()
+        .find(|e| e.extension.status == extensions::ExtensionStatus::Pending)
+        .map(|e| self::approvals(&e.decisions));
     let timeline = audit::list_for_request(&mut conn, id).await?;
     Ok(RequestDetail {
-        actions: svc.settings.policy.allowed_actions(who, &request),
-        viewer_is_requester: request.requester.subject == who.subject,
+        actions: access.allowed_actions(who, pending_ext_approvals.as_deref()),
+        viewer_is_requester: access.is_requester(who),
+        approval: evaluation.approval_status(&approvals),
         request,
         decisions,
         timeline,
+        evaluation,
+        extensions: ext_details,
     })
 }
 
-/// The home page: my requests, and for approvers the queue and what is live.
+/// The home page: my requests, and for approvers and admins what needs them and what is live.
 #[derive(Debug, Clone, Default)]
 pub struct Dashboard {
     pub mine: Vec<AccessRequest>,
+    /// In some approver group of the policy.
     pub is_approver: bool,
+    pub is_admin: bool,
     /// Pending requests of other people that this approver can decide.
     pub pending: Vec<AccessRequest>,
-    /// Grants being provisioned, live, or being torn down.
+    /// Pending extensions of other people's grants this approver can decide.
+    pub extensions: Vec<(AccessRequest, Extension)>,
+    /// Break-glass grants this approver should review.
+    pub needs_review: Vec<AccessRequest>,
+    /// Grants being provisioned, live, or being torn down, that this person approves (all of
+    /// them for an admin).
     pub live: Vec<AccessRequest>,
 }
 
+/// Queues are read whole and filtered by the policy here: whether someone approves a request
+/// depends on its tables and the rules that match them, which SQL cannot see.
+const QUEUE_LIMIT: i64 = 500;
+
 pub async fn dashboard(svc: &Services, who: &Principal) -> Result<Dashboard, AppError> {
+    let policy = &svc.settings.policy;
     let mut conn = svc.db.acquire().await?;
     let mine = requests::list_by_requester(&mut conn, &who.subject, 100).await?;
-    let is_approver = svc.settings.policy.is_approver(who);
-    let (pending, live) = if is_approver {
-        let pending = requests::list_by_status(&mut conn, &[RequestStatus::Pending], 200)
-            .await?
-            .into_iter()
-            .filter(|r| r.requester.subject != who.subject)
-            .collect();
-        let live = requests::list_by_status(
-            &mut conn,
-            &[
-                RequestStatus::Approved,
-                RequestStatus::Active,
-                RequestStatus::Revoking,
-            ],
-            200,
-        )
-        .await?;
-        (pending, live)
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    Ok(Dashboard {
+    let is_approver = policy.approves_anything(who);
+    let is_admin = policy.is_admin(who);
+    let mut board = Dashboard {
         mine,
         is_approver,
-        pending,
-        live,
-    })
+        is_admin,
+        ..Dashboard::default()
+    };
+    if !is_approver && !is_admin {
+        return Ok(board);
+    }
+    let approves = |r: &AccessRequest| evaluate(policy, r).is_approver(&Approver::from(who));
+    board.pending = requests::list_by_status(&mut conn, &[RequestStatus::Pending], QUEUE_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|r| approves(r))
+        .collect();
+    board.needs_review = requests::list_needing_review(&mut conn, QUEUE_LIMIT)
+        .await?
+        .into_iter()
+        .filter(|r| approves(r))
+        .collect();
+    board.live = requests::list_by_status(
+        &mut conn,
+        &[
+            RequestStatus::Approved,
+            RequestStatus::Active,
+            RequestStatus::Revoking,
+        ],
+        QUEUE_LIMIT,
+    )
+    .await?
+    .into_iter()
+    .filter(|r| is_admin || approves(r))
+    .collect();
+    for ext in extensions::list_pending(&mut conn, QUEUE_LIMIT).await? {
+        if let Some(r) = board.live.iter().find(|r| r.id == ext.request)
+            && approves(r)
+        {
+            board.extensions.push((r.clone(), ext));
+        }
+    }
+    Ok(board)
 }

@@ -350,7 +350,9 @@ async fn provision_step(
                 .create_workgroup(&WorkgroupSpec {
                     name: item.workgroup.clone(),
                     output_location: item.results_uri.clone(),
-                    bytes_scanned_cutoff: svc.settings.policy.scan_cutoff_bytes,
+                    bytes_scanned_cutoff: item
+                        .scan_cutoff_bytes
+                        .unwrap_or(svc.settings.policy.defaults().scan_cutoff_bytes),
                     tags: vec![
                         (TAG_REQUEST.to_owned(), item.id.to_string()),
                         (TAG_OWNER.to_owned(), tag_value(&item.requester.email)),

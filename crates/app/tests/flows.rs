@@ -10,6 +10,7 @@ use lakegate_app::worker::work_once;
 use lakegate_app::{AppError, Services, Settings, WorkerSettings};
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::policy::Policy;
+use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::CloudError;
 use lakegate_domain::{EndState, Principal, RequestId, RequestStatus, ResultsLocation};
 use lakegate_store::requests::Decision;
@@ -29,13 +30,15 @@ fn harness(pool: PgPool) -> Harness {
     let clock = Arc::new(FixedClock::at(datetime!(2026-05-01 09:00 UTC)));
     let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
     let settings = Settings {
-        policy: Policy::new(
-            "data-owners",
-            Duration::minutes(15),
-            Duration::hours(8),
-            10_000_000_000,
-        )
-        .unwrap(),
+        policy: PolicyFile::from_policy(
+            &Policy::new(
+                "data-owners",
+                Duration::minutes(15),
+                Duration::hours(8),
+                10_000_000_000,
+            )
+            .unwrap(),
+        ),
         results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
@@ -69,11 +72,12 @@ const GOOD: SubmitInput<'static> = SubmitInput {
     resources: "sales.orders\nsales.customers: customer_id, email",
     duration: "1h",
     reason: "reconcile the April revenue report",
+    break_glass: false,
 };
 
 impl Harness {
     async fn submit(&self) -> RequestId {
-        requests::submit(&self.svc, &alice(), GOOD).await.unwrap()
+        requests::submit(&self.svc, &alice(), GOOD).await.unwrap().0
     }
 
     async fn status(&self, id: RequestId) -> RequestStatus {
@@ -168,6 +172,7 @@ async fn bad_input_is_refused_with_a_clear_message_and_writes_nothing(pool: PgPo
                 resources,
                 duration,
                 reason,
+                break_glass: false,
             },
         )
         .await
@@ -205,7 +210,7 @@ async fn catalog_outage_is_reported_as_unavailable(pool: PgPool) {
 async fn approver_cannot_approve_own_request_and_others_cannot_decide(pool: PgPool) {
     let h = harness(pool);
     let boss = person("boss", &["data-owners"]);
-    let own = requests::submit(&h.svc, &boss, GOOD).await.unwrap();
+    let (own, _) = requests::submit(&h.svc, &boss, GOOD).await.unwrap();
     let err = requests::decide(&h.svc, &boss, own, Decision::Approve, None)
         .await
         .unwrap_err();
@@ -370,7 +375,7 @@ async fn credentials_are_minted_cached_and_bounded_by_the_grant(pool: PgPool) {
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn long_grants_are_reminted_before_the_session_runs_out(pool: PgPool) {
     let h = harness(pool);
-    let id = requests::submit(
+    let (id, _) = requests::submit(
         &h.svc,
         &alice(),
         SubmitInput {

@@ -17,10 +17,19 @@ pub enum AuditAction {
     RevokeRequested,
     RevokeStepFailed,
     GrantEnded,
+    ApprovalRecorded,
+    RequestAutoApproved,
+    BreakGlassActivated,
+    BreakGlassReviewed,
+    ExtensionRequested,
+    ExtensionApprovalRecorded,
+    ExtensionApproved,
+    ExtensionAutoApproved,
+    ExtensionDenied,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 21] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -33,6 +42,15 @@ impl AuditAction {
         Self::RevokeRequested,
         Self::RevokeStepFailed,
         Self::GrantEnded,
+        Self::ApprovalRecorded,
+        Self::RequestAutoApproved,
+        Self::BreakGlassActivated,
+        Self::BreakGlassReviewed,
+        Self::ExtensionRequested,
+        Self::ExtensionApprovalRecorded,
+        Self::ExtensionApproved,
+        Self::ExtensionAutoApproved,
+        Self::ExtensionDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +67,15 @@ impl AuditAction {
             Self::RevokeRequested => "grant.revoke_started",
             Self::RevokeStepFailed => "revoke.step_failed",
             Self::GrantEnded => "grant.ended",
+            Self::ApprovalRecorded => "request.approval_recorded",
+            Self::RequestAutoApproved => "request.auto_approved",
+            Self::BreakGlassActivated => "request.break_glass",
+            Self::BreakGlassReviewed => "request.break_glass_reviewed",
+            Self::ExtensionRequested => "extension.requested",
+            Self::ExtensionApprovalRecorded => "extension.approval_recorded",
+            Self::ExtensionApproved => "extension.approved",
+            Self::ExtensionAutoApproved => "extension.auto_approved",
+            Self::ExtensionDenied => "extension.denied",
         }
     }
 
@@ -71,6 +98,15 @@ impl AuditAction {
             Self::RevokeRequested => "started revoking access",
             Self::RevokeStepFailed => "revoke step failed",
             Self::GrantEnded => "access ended",
+            Self::ApprovalRecorded => "approved; more approvals are needed",
+            Self::RequestAutoApproved => "the policy approved the request automatically",
+            Self::BreakGlassActivated => "broke the glass: activated access without approval",
+            Self::BreakGlassReviewed => "reviewed the break-glass access",
+            Self::ExtensionRequested => "asked for more time",
+            Self::ExtensionApprovalRecorded => "approved the extension; more approvals are needed",
+            Self::ExtensionApproved => "approved the extension: the grant lasts longer",
+            Self::ExtensionAutoApproved => "the policy approved the extension automatically",
+            Self::ExtensionDenied => "denied the extension",
         }
     }
 }

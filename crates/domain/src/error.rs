@@ -19,8 +19,15 @@ impl ValidationError {
 pub enum PolicyError {
     #[error("you cannot approve or deny your own request")]
     SelfApproval,
-    #[error("only members of the approver group `{group}` can {action}")]
-    NotApprover { group: String, action: &'static str },
+    #[error("only members of {groups} can {action}")]
+    NotApprover {
+        groups: String,
+        action: &'static str,
+    },
+    #[error("you have already approved this")]
+    AlreadyApproved,
+    #[error("your approval would not count toward what is still needed: {missing}")]
+    ApprovalNotNeeded { missing: String },
     #[error("only the requester can {action}")]
     NotRequester { action: &'static str },
     #[error("you may not view this request")]

@@ -2,6 +2,7 @@
 //! what lakegate creates in AWS for it. Pure: no database, no network, no clock of its own.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod audit;
 pub mod duration;
 pub mod error;
@@ -19,5 +20,5 @@ pub mod target;
 
 pub use error::{PolicyError, TransitionError, ValidationError};
 pub use principal::Principal;
-pub use request::{AccessRequest, EndState, RequestId, RequestStatus};
+pub use request::{AccessRequest, EndState, RequestId, RequestStatus, Review};
 pub use target::{ResourceSpec, ResultsLocation};

@@ -26,6 +26,7 @@ use crate::duration::format_duration;
 use crate::error::ValidationError;
 use crate::policy::Policy;
 use crate::principal::Principal;
+use crate::request::AccessRequest;
 use crate::target::ResourceSpec;
 
 mod parse;
@@ -138,11 +139,11 @@ impl std::error::Error for PolicyFileError {}
 
 impl PolicyFile {
     /// The core product's simple settings as a policy with no rules: one approver group, one
-    /// approval, no auto-approval, no break-glass, no admin group.
+    /// approval, no auto-approval, no break-glass.
     pub fn from_policy(policy: &Policy) -> Self {
         Self {
             file_name: "settings".to_owned(),
-            admin_group: None,
+            admin_group: policy.admin_group.clone(),
             defaults: Settings {
                 approver_groups: vec![policy.approver_group.clone()],
                 approvals: 1,
@@ -159,6 +160,49 @@ impl PolicyFile {
     /// Members of this group see every request and may revoke any grant.
     pub fn admin_group(&self) -> Option<&str> {
         self.admin_group.as_deref()
+    }
+
+    /// Names the admin group when the file does not (blank means none).
+    pub fn with_admin_group(mut self, group: Option<String>) -> Self {
+        if self.admin_group.is_none() {
+            self.admin_group = group.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty());
+        }
+        self
+    }
+
+    pub fn is_admin(&self, who: &Principal) -> bool {
+        self.admin_group.as_deref().is_some_and(|g| who.in_group(g))
+    }
+
+    /// Every group whose members approve something, sorted: `[defaults]`, each rule, and each
+    /// rule's sensitive-column approvers.
+    pub fn approver_groups(&self) -> Vec<&str> {
+        let mut groups: BTreeSet<&str> = self
+            .defaults
+            .approver_groups
+            .iter()
+            .map(String::as_str)
+            .collect();
+        for r in &self.rules {
+            groups.extend(r.settings.approver_groups.iter().map(String::as_str));
+            groups.extend(r.sensitive_approver_groups.iter().map(String::as_str));
+        }
+        groups.into_iter().collect()
+    }
+
+    /// Whether some rule lets `who` break the glass (for whether the form offers it; each
+    /// request is still checked against the rules of its own tables).
+    pub fn may_break_glass(&self, who: &Principal) -> bool {
+        self.rules.iter().any(|r| {
+            r.break_glass
+                .as_ref()
+                .is_some_and(|b| b.groups.iter().any(|g| who.in_group(g)))
+        })
+    }
+
+    /// Whether `who` approves anything at all (for whether the dashboard shows a queue).
+    pub fn approves_anything(&self, who: &Principal) -> bool {
+        self.approver_groups().into_iter().any(|g| who.in_group(g))
     }
 
     pub fn file_name(&self) -> &str {
@@ -521,6 +565,25 @@ impl RequestFacts {
             requester_groups: requester.groups.clone(),
             duration,
             tables,
+        }
+    }
+
+    /// A stored request as it was asked for (with the columns the catalog had then), for the
+    /// whole time granted so far.
+    pub fn of(request: &AccessRequest) -> Self {
+        let none: Vec<String> = Vec::new();
+        Self {
+            requester: request.requester.subject.clone(),
+            requester_groups: request.requester_groups.clone(),
+            duration: request.granted_total(),
+            tables: request
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| {
+                    TableFacts::from_spec(spec, request.catalog_columns.get(i).unwrap_or(&none))
+                })
+                .collect(),
         }
     }
 }

@@ -254,12 +254,47 @@ pub struct AccessRequest {
     pub ended_at: Option<OffsetDateTime>,
     pub last_error: Option<String>,
     pub has_credentials_token: bool,
+    /// The requester's groups when they asked: auto-approval and break-glass depend on them.
+    pub requester_groups: Vec<String>,
+    /// For each of `resources`, in the same order, the table's columns in the catalog when it
+    /// was requested (what an all-columns request covers). Empty when not known, which the
+    /// policy treats as touching every sensitive column.
+    pub catalog_columns: Vec<Vec<String>>,
+    /// Activated at once by the requester, without approval (break-glass).
+    pub break_glass: bool,
+    /// An approver's look at a break-glass grant after the fact.
+    pub review: Option<Review>,
+    /// Approved by the policy's auto-approval, without anyone.
+    pub auto_approved: bool,
+    /// The grant's per-query cutoff and total scan budget, fixed when it was approved.
+    pub scan_cutoff_bytes: Option<i64>,
+    pub scan_budget_bytes: Option<i64>,
+    /// Time added by approved extensions.
+    pub extended: Duration,
+}
+
+/// Who reviewed a break-glass grant, and what they said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub by_email: String,
+    pub comment: Option<String>,
+    pub at: OffsetDateTime,
 }
 
 impl AccessRequest {
     /// Whether credentials may be handed out at `now`.
     pub fn is_usable_at(&self, now: OffsetDateTime) -> bool {
         self.status == RequestStatus::Active && self.expires_at.is_some_and(|e| now < e)
+    }
+
+    /// A break-glass grant no approver has looked at yet.
+    pub fn needs_review(&self) -> bool {
+        self.break_glass && self.review.is_none()
+    }
+
+    /// The whole time granted so far: the duration asked for and every approved extension.
+    pub fn granted_total(&self) -> Duration {
+        self.duration + self.extended
     }
 }
 

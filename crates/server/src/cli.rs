@@ -118,7 +118,18 @@ pub struct ServeArgs {
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev_login: bool,
 
-    /// Members of this group approve requests (never their own).
+    /// Approval policy file (TOML): rules per database and table for approvers, number of
+    /// approvals, durations, sensitive columns, auto-approval, break-glass, scan limits. Without
+    /// it, the simple settings below apply (see policy.example.toml).
+    #[arg(long, env = "LAKEGATE_POLICY")]
+    pub policy: Option<std::path::PathBuf>,
+
+    /// Webhook (http or https URL) that receives a JSON POST for break-glass access. Notifications
+    /// are always written to the log as well.
+    #[arg(long, env = "LAKEGATE_NOTIFY_WEBHOOK_URL", hide_env_values = true)]
+    pub notify_webhook_url: Option<String>,
+
+    /// Members of this group approve requests (never their own). Ignored with LAKEGATE_POLICY.
     #[arg(long, env = "LAKEGATE_APPROVER_GROUP", default_value = "data-owners")]
     pub approver_group: String,
 
@@ -126,11 +137,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_ADMIN_GROUP")]
     pub admin_group: Option<String>,
 
-    /// Shortest duration a request may ask for (like 15m).
+    /// Shortest duration a request may ask for (like 15m). Ignored with LAKEGATE_POLICY.
     #[arg(long, env = "LAKEGATE_MIN_DURATION", default_value = "15m")]
     pub min_duration: String,
 
-    /// Longest duration a request may ask for (like 8h).
+    /// Longest duration a request may ask for (like 8h). Ignored with LAKEGATE_POLICY.
     #[arg(long, env = "LAKEGATE_MAX_DURATION", default_value = "8h")]
     pub max_duration: String,
 
@@ -144,6 +155,7 @@ pub struct ServeArgs {
     pub permissions_boundary_arn: String,
 
     /// Per-query bytes-scanned cutoff of each grant's Athena workgroup (like 10GB; at least 10MB).
+    /// Ignored with LAKEGATE_POLICY (its `query_scan_cutoff` applies).
     #[arg(long, env = "LAKEGATE_QUERY_SCAN_CUTOFF", default_value = "10GB")]
     pub query_scan_cutoff: String,
 

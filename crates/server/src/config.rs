@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use lakegate_app::{Settings, WorkerSettings};
 use lakegate_domain::duration::{format_duration, parse_duration};
 use lakegate_domain::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
+use lakegate_domain::policy_file::{PolicyFile, format_bytes};
 use lakegate_domain::target::ResultsLocation;
 use lakegate_web::WebConfig;
 use lakegate_web::oidc::OidcConfig;
@@ -26,6 +27,8 @@ pub struct ServeConfig {
     pub broker_principal_arn: Option<String>,
     /// OpenID Connect sign-in; discovered when the server starts.
     pub oidc: Option<OidcConfig>,
+    /// Where break-glass notifications are POSTed, besides the log.
+    pub notify_webhook_url: Option<String>,
     pub log_format: LogFormat,
 }
 
@@ -42,9 +45,24 @@ impl fmt::Debug for ServeConfig {
             .field("settings", &self.settings)
             .field("broker_principal_arn", &self.broker_principal_arn)
             .field("oidc", &self.oidc)
+            .field(
+                "notify_webhook_url",
+                &self.notify_webhook_url.as_deref().map(redact_webhook),
+            )
             .field("log_format", &self.log_format)
             .finish()
     }
+}
+
+/// `https://hooks.example.com/T0/B0/secret` → `https://hooks.example.com/***`: webhook URLs
+/// often carry their secret in the path.
+pub fn redact_webhook(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{host}/***")
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
@@ -108,9 +126,28 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 a.query_scan_cutoff
             );
         }
-        let policy = Policy::new(&a.approver_group, min, max, cutoff)
+        let simple = Policy::new(&a.approver_group, min, max, cutoff)
             .context("approval policy")?
             .with_admin_group(a.admin_group.clone());
+        let policy = match &a.policy {
+            None => PolicyFile::from_policy(&simple),
+            Some(path) => load_policy(path, a.admin_group.as_deref())?,
+        };
+        let notify_webhook_url = a
+            .notify_webhook_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                if u.starts_with("https://") || u.starts_with("http://") {
+                    Ok(u.to_owned())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "LAKEGATE_NOTIFY_WEBHOOK_URL must be an http:// or https:// URL"
+                    ))
+                }
+            })
+            .transpose()?;
         let results =
             ResultsLocation::parse(&a.results_location).context("LAKEGATE_RESULTS_LOCATION")?;
         if !a.permissions_boundary_arn.starts_with("arn:aws")
@@ -148,9 +185,31 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
             oidc,
+            notify_webhook_url,
             log_format: a.log_format,
         })
     }
+}
+
+/// Reads and checks the policy file. Its errors name the file, the line and the rule.
+fn load_policy(
+    path: &std::path::Path,
+    env_admin_group: Option<&str>,
+) -> anyhow::Result<PolicyFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("LAKEGATE_POLICY: cannot read {}", path.display()))?;
+    let policy = PolicyFile::parse(&text, &path.display().to_string())
+        .map_err(|e| anyhow::anyhow!("LAKEGATE_POLICY: the policy file is not valid: {e}"))?;
+    let env_admin_group = env_admin_group.map(str::trim).filter(|g| !g.is_empty());
+    if let (Some(file), Some(env)) = (policy.admin_group(), env_admin_group)
+        && file != env
+    {
+        bail!(
+            "the admin group is set twice, to `{file}` in {} and to `{env}` in LAKEGATE_ADMIN_GROUP: set it in one place",
+            path.display()
+        );
+    }
+    Ok(policy.with_admin_group(env_admin_group.map(ToOwned::to_owned)))
 }
 
 /// The OpenID Connect settings, all or nothing.
@@ -203,10 +262,25 @@ impl ServeConfig {
     /// A readable summary for `check-config` and the start-up log.
     pub fn summary(&self) -> String {
         let p = &self.settings.policy;
+        let d = p.defaults();
+        let rules = if p.rules().is_empty() {
+            "no rules".to_owned()
+        } else {
+            format!(
+                "{} rules ({})",
+                p.rules().len(),
+                p.rules()
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         format!(
-            "database        {}\nlisten          {}\npublic URL      {}\nsign-in         {}\ndev sign-in     {}\napprover group  {}\n\
-             durations       {} – {}\nscan cutoff     {} bytes per query\nresults         {}\nboundary        {}\n\
-             broker          {}\nsession idle    {}",
+            "database        {}\nlisten          {}\npublic URL      {}\nsign-in         {}\ndev sign-in     {}\n\
+             policy          {}: {rules}\napprovers       {} ({} approval{} by default)\nadmin group     {}\n\
+             durations       {} – {} by default\nscan cutoff     {} per query by default\nresults         {}\n\
+             boundary        {}\nbroker          {}\nsession idle    {}\nnotifications   {}",
             redact_url(self.database_url.expose_secret()),
             self.listen,
             self.web.public_url,
@@ -222,16 +296,24 @@ impl ServeConfig {
             } else {
                 "off"
             },
-            p.approver_group,
-            format_duration(p.min_duration),
-            format_duration(p.max_duration),
-            p.scan_cutoff_bytes,
+            p.file_name(),
+            d.approver_groups.join(", "),
+            d.approvals,
+            if d.approvals == 1 { "" } else { "s" },
+            p.admin_group().unwrap_or("(none)"),
+            format_duration(d.min_duration),
+            format_duration(d.max_duration),
+            format_bytes(d.scan_cutoff_bytes),
             self.settings.results,
             self.settings.permissions_boundary_arn,
             self.broker_principal_arn
                 .as_deref()
                 .unwrap_or("(the identity lakegate runs as)"),
             format_duration(self.web.session_idle),
+            self.notify_webhook_url.as_deref().map_or_else(
+                || "log only".to_owned(),
+                |u| format!("log and webhook {}", redact_webhook(u))
+            ),
         )
     }
 }
@@ -247,6 +329,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_OIDC_GROUPS_CLAIM",
     "LAKEGATE_OIDC_SCOPES",
     "LAKEGATE_DEV_LOGIN",
+    "LAKEGATE_POLICY",
+    "LAKEGATE_NOTIFY_WEBHOOK_URL",
     "LAKEGATE_APPROVER_GROUP",
     "LAKEGATE_ADMIN_GROUP",
     "LAKEGATE_MIN_DURATION",
@@ -312,8 +396,14 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.web.public_url, "http://127.0.0.1:8080");
         assert!(!c.web.secure_cookies && !c.web.dev_login);
-        assert_eq!(c.settings.policy.scan_cutoff_bytes, 10_000_000_000);
-        assert_eq!(c.settings.policy.approver_group, "data-owners");
+        assert_eq!(
+            c.settings.policy.defaults().scan_cutoff_bytes,
+            10_000_000_000
+        );
+        assert_eq!(
+            c.settings.policy.defaults().approver_groups,
+            ["data-owners"]
+        );
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!c.summary().contains("hunter2"));
@@ -385,6 +475,93 @@ mod tests {
         assert!(
             err.to_string().contains("no sign-in is configured"),
             "{err}"
+        );
+    }
+
+    /// A policy file in a fresh temporary directory.
+    fn policy_file(text: &str) -> (std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("lakegate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "policy-{:x}.toml",
+            text.len() * 31 + text.lines().count()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let shown = path.display().to_string();
+        (path, shown)
+    }
+
+    #[test]
+    fn the_policy_file_is_read_and_its_mistakes_are_named() {
+        let (good, _) = policy_file(include_str!("../../../policy.example.toml"));
+        let c = ServeConfig::try_from(&args(&["--policy", good.to_str().unwrap()])).unwrap();
+        let p = &c.settings.policy;
+        assert_eq!(p.admin_group(), Some("lakegate-admins"));
+        assert_eq!(
+            p.rules()
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["sales", "hr", "marketing"]
+        );
+        assert!(c.summary().contains("3 rules (sales, hr, marketing)"));
+
+        let (bad, shown) = policy_file(
+            "[defaults]\napprover_groups = [\"data-owners\"]\n\n[[rule]]\nname = \"hr\"\nmatch = [\"hr.*\"]\nmax_duration = \"10d\"\n",
+        );
+        let err = ServeConfig::try_from(&args(&["--policy", bad.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "LAKEGATE_POLICY: the policy file is not valid: {shown}:7: rule \"hr\": "
+            )),
+            "{err}"
+        );
+
+        let err =
+            ServeConfig::try_from(&args(&["--policy", "/nonexistent/policy.toml"])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("LAKEGATE_POLICY: cannot read /nonexistent/policy.toml"),
+            "{err:#}"
+        );
+
+        // The admin group in two places must agree.
+        let err = ServeConfig::try_from(&args(&[
+            "--policy",
+            good.to_str().unwrap(),
+            "--admin-group",
+            "security",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("the admin group is set twice"), "{err}");
+        let (no_admin, _) = policy_file("[defaults]\napprover_groups = [\"data-owners\", \"x\"]\n");
+        let c = ServeConfig::try_from(&args(&[
+            "--policy",
+            no_admin.to_str().unwrap(),
+            "--admin-group",
+            "security",
+        ]))
+        .unwrap();
+        assert_eq!(c.settings.policy.admin_group(), Some("security"));
+    }
+
+    #[test]
+    fn webhook_urls_are_checked_and_redacted() {
+        let c = ServeConfig::try_from(&args(&[
+            "--notify-webhook-url",
+            "https://hooks.example.com/T0/B0/s3cret",
+        ]))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(!c.summary().contains("s3cret"));
+        assert!(
+            c.summary()
+                .contains("log and webhook https://hooks.example.com/***")
+        );
+        assert!(
+            ServeConfig::try_from(&args(&["--notify-webhook-url", "hooks.example.com/x"])).is_err()
         );
     }
 

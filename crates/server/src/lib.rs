@@ -6,5 +6,6 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod notify;
 pub mod run;
 pub mod telemetry;

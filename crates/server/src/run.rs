@@ -74,12 +74,18 @@ pub async fn serve(
     let cloud = AwsCloudAccess::from_conf(&aws, config.broker_principal_arn.clone())
         .await
         .context("could not reach AWS STS to find out who lakegate runs as")?;
-    let services = Services::new(
+    let mut services = Services::new(
         pool,
         Arc::new(cloud),
         Arc::new(SystemClock),
         config.settings.clone(),
     );
+    if let Some(url) = &config.notify_webhook_url {
+        services = services.with_notifier(Arc::new(
+            crate::notify::WebhookNotifier::new(url.clone(), config.web.public_url.clone())
+                .context("could not set up the notification webhook client")?,
+        ));
+    }
 
     let tracker = TaskTracker::new();
     tracker.spawn(lakegate_app::worker::run(

@@ -42,6 +42,9 @@ async fn seed(pool: &PgPool) {
         NewRequest {
             id,
             requester: &requester,
+            requester_groups: &[],
+            catalog_columns: &[],
+            break_glass: false,
             resources: &[ResourceSpec {
                 database: "sales".into(),
                 table: "orders".into(),

@@ -19,6 +19,7 @@ use lakegate_aws::AwsCloudAccess;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::policy::Policy;
+use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::{
     CloudAccess, CloudError, RoleSpec, SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
 };
@@ -124,13 +125,15 @@ struct World {
 
 fn settings() -> Settings {
     Settings {
-        policy: Policy::new(
-            "data-owners",
-            Duration::minutes(15),
-            Duration::hours(8),
-            10_000_000_000,
-        )
-        .unwrap(),
+        policy: PolicyFile::from_policy(
+            &Policy::new(
+                "data-owners",
+                Duration::minutes(15),
+                Duration::hours(8),
+                10_000_000_000,
+            )
+            .unwrap(),
+        ),
         results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
@@ -172,13 +175,14 @@ impl World {
         let bob =
             Principal::new("bob", "bob@example.com", None, ["data-owners".to_owned()]).unwrap();
         let resources = format!("{}.orders", self.db);
-        let id = requests::submit(
+        let (id, _) = requests::submit(
             &svc,
             &alice,
             SubmitInput {
                 resources: &resources,
                 duration: "1h",
                 reason: "crash safety test",
+                break_glass: false,
             },
         )
         .await

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod extensions;
 pub mod requests;
 pub mod sessions;
 pub mod work;

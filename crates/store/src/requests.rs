@@ -3,7 +3,7 @@
 //! (someone else got there first) and nothing was written.
 
 use lakegate_domain::lake_formation::LfGrant;
-use lakegate_domain::request::Requester;
+use lakegate_domain::request::{Requester, Review};
 use lakegate_domain::{AccessRequest, EndState, RequestId, RequestStatus, ResourceSpec};
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
@@ -15,7 +15,11 @@ use crate::error::StoreError;
 pub struct NewRequest<'a> {
     pub id: RequestId,
     pub requester: &'a Requester,
+    pub requester_groups: &'a [String],
     pub resources: &'a [ResourceSpec],
+    /// Aligned with `resources`: each table's columns in the catalog.
+    pub catalog_columns: &'a [Vec<String>],
+    pub break_glass: bool,
     pub duration: Duration,
     pub reason: &'a str,
     pub at: OffsetDateTime,
@@ -30,6 +34,9 @@ pub struct GrantPlan {
     pub results_uri: String,
     pub lf_grants: Vec<LfGrant>,
     pub first_step: &'static str,
+    /// From the policy's rules for this request.
+    pub scan_cutoff_bytes: i64,
+    pub scan_budget_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +57,8 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecisionRecord {
     pub actor: Actor,
+    /// The approver's groups when they decided: which requirements their approval fills.
+    pub groups: Vec<String>,
     pub decision: Decision,
     pub comment: Option<String>,
     pub at: OffsetDateTime,
@@ -69,7 +78,9 @@ pub struct CredentialsView {
 const REQUEST_COLUMNS: &str =
     "request_id, requester_subject, requester_email, requester_name, reason,
     duration_seconds, status, end_state, end_reason, created_at, decided_at, activated_at,
-    expires_at, ended_at, last_error, credentials_token_hash is not null as has_token";
+    expires_at, ended_at, last_error, credentials_token_hash is not null as has_token,
+    requester_groups, break_glass, auto_approved, reviewed_at, reviewed_by_email, review_comment,
+    scan_cutoff_bytes, scan_budget_bytes, extended_seconds";
 
 #[derive(sqlx::FromRow)]
 struct RequestRow {
@@ -89,6 +100,15 @@ struct RequestRow {
     ended_at: Option<OffsetDateTime>,
     last_error: Option<String>,
     has_token: bool,
+    requester_groups: Vec<String>,
+    break_glass: bool,
+    auto_approved: bool,
+    reviewed_at: Option<OffsetDateTime>,
+    reviewed_by_email: Option<String>,
+    review_comment: Option<String>,
+    scan_cutoff_bytes: Option<i64>,
+    scan_budget_bytes: Option<i64>,
+    extended_seconds: i32,
 }
 
 #[derive(sqlx::FromRow)]
@@ -97,6 +117,7 @@ struct ResourceRow {
     database_name: String,
     table_name: String,
     columns: Option<Vec<String>>,
+    catalog_columns: Option<Vec<String>>,
 }
 
 pub(crate) fn parse_status(s: &str) -> Result<RequestStatus, StoreError> {
@@ -111,7 +132,19 @@ pub(crate) fn parse_end_state(s: Option<&str>) -> Result<Option<EndState>, Store
 }
 
 impl RequestRow {
-    fn into_domain(self, resources: Vec<ResourceSpec>) -> Result<AccessRequest, StoreError> {
+    fn into_domain(
+        self,
+        resources: Vec<ResourceSpec>,
+        catalog_columns: Vec<Vec<String>>,
+    ) -> Result<AccessRequest, StoreError> {
+        let review = match (self.reviewed_at, self.reviewed_by_email) {
+            (Some(at), Some(by_email)) => Some(Review {
+                by_email,
+                comment: self.review_comment,
+                at,
+            }),
+            _ => None,
+        };
         Ok(AccessRequest {
             id: RequestId(self.request_id),
             requester: Requester {
@@ -132,6 +165,14 @@ impl RequestRow {
             ended_at: self.ended_at,
             last_error: self.last_error,
             has_credentials_token: self.has_token,
+            requester_groups: self.requester_groups,
+            catalog_columns,
+            break_glass: self.break_glass,
+            review,
+            auto_approved: self.auto_approved,
+            scan_cutoff_bytes: self.scan_cutoff_bytes,
+            scan_budget_bytes: self.scan_budget_bytes,
+            extended: Duration::seconds(i64::from(self.extended_seconds)),
         })
     }
 }
@@ -141,8 +182,9 @@ pub async fn insert(conn: &mut PgConnection, r: NewRequest<'_>) -> Result<(), St
         .map_err(|_| StoreError::Corrupt("duration out of range".into()))?;
     sqlx::query(
         "insert into access_request
-            (request_id, requester_subject, requester_email, requester_name, reason, duration_seconds, status, created_at)
-         values ($1, $2, $3, $4, $5, $6, 'pending', $7)",
+            (request_id, requester_subject, requester_email, requester_name, reason, duration_seconds,
+             status, created_at, requester_groups, break_glass)
+         values ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
     )
     .bind(r.id.0)
     .bind(&r.requester.subject)
@@ -151,20 +193,24 @@ pub async fn insert(conn: &mut PgConnection, r: NewRequest<'_>) -> Result<(), St
     .bind(r.reason)
     .bind(seconds)
     .bind(r.at)
+    .bind(r.requester_groups)
+    .bind(r.break_glass)
     .execute(&mut *conn)
     .await?;
     for (position, res) in r.resources.iter().enumerate() {
         let position = i16::try_from(position)
             .map_err(|_| StoreError::Corrupt("too many resources".into()))?;
         sqlx::query(
-            "insert into request_resource (request_id, position, database_name, table_name, columns)
-             values ($1, $2, $3, $4, $5)",
+            "insert into request_resource
+                 (request_id, position, database_name, table_name, columns, catalog_columns)
+             values ($1, $2, $3, $4, $5, $6)",
         )
         .bind(r.id.0)
         .bind(position)
         .bind(&res.database)
         .bind(&res.table)
         .bind(&res.columns)
+        .bind(r.catalog_columns.get(usize::from(position.unsigned_abs())))
         .execute(&mut *conn)
         .await?;
     }
@@ -176,7 +222,7 @@ async fn resources_for(
     ids: &[Uuid],
 ) -> Result<Vec<ResourceRow>, StoreError> {
     Ok(sqlx::query_as::<_, ResourceRow>(
-        "select request_id, database_name, table_name, columns from request_resource
+        "select request_id, database_name, table_name, columns, catalog_columns from request_resource
          where request_id = any($1) order by request_id, position",
     )
     .bind(ids)
@@ -192,15 +238,20 @@ async fn hydrate(
     let mut resources = resources_for(conn, &ids).await?;
     rows.into_iter()
         .map(|row| {
-            let mine: Vec<ResourceSpec> = resources
+            let (mine, catalog): (Vec<ResourceSpec>, Vec<Vec<String>>) = resources
                 .extract_if(.., |r| r.request_id == row.request_id)
-                .map(|r| ResourceSpec {
-                    database: r.database_name,
-                    table: r.table_name,
-                    columns: r.columns,
+                .map(|r| {
+                    (
+                        ResourceSpec {
+                            database: r.database_name,
+                            table: r.table_name,
+                            columns: r.columns,
+                        },
+                        r.catalog_columns.unwrap_or_default(),
+                    )
                 })
-                .collect();
-            row.into_domain(mine)
+                .unzip();
+            row.into_domain(mine, catalog)
         })
         .collect()
 }
@@ -211,6 +262,24 @@ pub async fn find(
 ) -> Result<Option<AccessRequest>, StoreError> {
     let row = sqlx::query_as::<_, RequestRow>(&format!(
         "select {REQUEST_COLUMNS} from access_request where request_id = $1"
+    ))
+    .bind(id.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(hydrate(conn, vec![row]).await?.pop()),
+    }
+}
+
+/// Reads a request and locks its row until the transaction ends: deciders of the same request
+/// queue behind each other, so two approvals that together fill the policy both see the other.
+pub async fn find_for_update(
+    conn: &mut PgConnection,
+    id: RequestId,
+) -> Result<Option<AccessRequest>, StoreError> {
+    let row = sqlx::query_as::<_, RequestRow>(&format!(
+        "select {REQUEST_COLUMNS} from access_request where request_id = $1 for update"
     ))
     .bind(id.0)
     .fetch_optional(&mut *conn)
@@ -261,18 +330,21 @@ pub async fn list_by_status(
 }
 
 /// pending → approved, recording what will be created in AWS (write-ahead for provisioning).
+/// `auto`: by the policy's auto-approval, without anyone.
 pub async fn approve(
     conn: &mut PgConnection,
     id: RequestId,
     at: OffsetDateTime,
     plan: &GrantPlan,
+    auto: bool,
 ) -> Result<bool, StoreError> {
     let grants = serde_json::to_value(&plan.lf_grants)
         .map_err(|e| StoreError::Corrupt(format!("grant plan: {e}")))?;
     let done = sqlx::query(
         "update access_request set status = 'approved', decided_at = $2, role_name = $3, role_arn = $4,
              workgroup = $5, results_uri = $6, lf_grants = $7, step = $8, attempts = 0,
-             next_attempt_at = null, lease_owner = null, lease_until = null
+             next_attempt_at = null, lease_owner = null, lease_until = null, scan_cutoff_bytes = $9,
+             scan_budget_bytes = $10, auto_approved = $11
          where request_id = $1 and status = 'pending'",
     )
     .bind(id.0)
@@ -283,6 +355,9 @@ pub async fn approve(
     .bind(&plan.results_uri)
     .bind(grants)
     .bind(plan.first_step)
+    .bind(plan.scan_cutoff_bytes)
+    .bind(plan.scan_budget_bytes)
+    .bind(auto)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -322,44 +397,69 @@ pub async fn cancel(
     Ok(done.rows_affected() == 1)
 }
 
+/// What one decision says, about the request or (with `extension`) about one of its extensions.
+pub struct NewDecision<'a> {
+    pub request: RequestId,
+    pub extension: Option<i64>,
+    pub actor: &'a Actor,
+    pub groups: &'a [String],
+    pub decision: Decision,
+    pub comment: Option<&'a str>,
+    pub at: OffsetDateTime,
+}
+
+/// Each person decides a request (and each extension) once: a second decision is refused by the
+/// database (`StoreError::Conflict`-free: the caller checks first, under the request's lock).
 pub async fn record_decision(
     conn: &mut PgConnection,
-    id: RequestId,
-    actor: &Actor,
-    decision: Decision,
-    comment: Option<&str>,
-    at: OffsetDateTime,
+    d: NewDecision<'_>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "insert into request_decision (request_id, decision, actor_subject, actor_email, comment, decided_at)
-         values ($1, $2, $3, $4, $5, $6)",
+        "insert into request_decision
+             (request_id, extension_id, decision, actor_subject, actor_email, actor_groups, comment, decided_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(id.0)
-    .bind(decision.as_str())
-    .bind(&actor.subject)
-    .bind(&actor.email)
-    .bind(comment)
-    .bind(at)
+    .bind(d.request.0)
+    .bind(d.extension)
+    .bind(d.decision.as_str())
+    .bind(&d.actor.subject)
+    .bind(&d.actor.email)
+    .bind(d.groups)
+    .bind(d.comment)
+    .bind(d.at)
     .execute(conn)
     .await?;
     Ok(())
 }
 
+/// Decisions on the request itself (`extension` `None`) or on one of its extensions, oldest first.
 pub async fn list_decisions(
     conn: &mut PgConnection,
     id: RequestId,
+    extension: Option<i64>,
 ) -> Result<Vec<DecisionRecord>, StoreError> {
-    let rows: Vec<(String, String, String, Option<String>, OffsetDateTime)> = sqlx::query_as(
-        "select decision, actor_subject, actor_email, comment, decided_at from request_decision
-         where request_id = $1 order by decision_id",
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        Vec<String>,
+        Option<String>,
+        OffsetDateTime,
+    )> = sqlx::query_as(
+        "select decision, actor_subject, actor_email, actor_groups, comment, decided_at
+             from request_decision
+             where request_id = $1 and extension_id is not distinct from $2 order by decision_id",
     )
     .bind(id.0)
+    .bind(extension)
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(decision, subject, email, comment, at)| {
+        .map(|(decision, subject, email, groups, comment, at)| {
             Ok(DecisionRecord {
                 actor: Actor { subject, email },
+                groups,
                 decision: match decision.as_str() {
                     "approve" => Decision::Approve,
                     "deny" => Decision::Deny,
@@ -370,6 +470,44 @@ pub async fn list_decisions(
             })
         })
         .collect()
+}
+
+/// Marks a break-glass grant as reviewed. `false`: it is not break-glass, or was reviewed.
+pub async fn review(
+    conn: &mut PgConnection,
+    id: RequestId,
+    by: &Actor,
+    comment: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set reviewed_at = $2, reviewed_by_subject = $3, reviewed_by_email = $4,
+             review_comment = $5
+         where request_id = $1 and break_glass and reviewed_at is null",
+    )
+    .bind(id.0)
+    .bind(at)
+    .bind(&by.subject)
+    .bind(&by.email)
+    .bind(comment)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Break-glass grants nobody has reviewed yet, oldest first.
+pub async fn list_needing_review(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    let rows = sqlx::query_as::<_, RequestRow>(&format!(
+        "select {REQUEST_COLUMNS} from access_request where break_glass and reviewed_at is null
+         order by created_at, request_id limit $1"
+    ))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    hydrate(conn, rows).await
 }
 
 /// approved → active; the grant's clock starts now.

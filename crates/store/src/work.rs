@@ -31,6 +31,9 @@ pub struct WorkItem {
     pub expires_at: Option<OffsetDateTime>,
     pub revoke_started_at: Option<OffsetDateTime>,
     pub attempts: i32,
+    /// The grant's per-query cutoff, fixed at approval (`None` for grants approved before the
+    /// policy set one: the configured default applies).
+    pub scan_cutoff_bytes: Option<i64>,
 }
 
 /// Claims up to `limit` requests that need work now: approved ones to provision, active ones
@@ -107,11 +110,12 @@ pub async fn load(conn: &mut PgConnection, id: RequestId) -> Result<Option<WorkI
         expires_at: Option<OffsetDateTime>,
         revoke_started_at: Option<OffsetDateTime>,
         attempts: i32,
+        scan_cutoff_bytes: Option<i64>,
     }
     let Some(r) = sqlx::query_as::<_, Row>(
         "select status, step, end_state, requester_subject, requester_email, requester_name,
                 duration_seconds, role_name, role_arn, workgroup, results_uri, lf_grants, expires_at,
-                revoke_started_at, attempts
+                revoke_started_at, attempts, scan_cutoff_bytes
          from access_request where request_id = $1",
     )
     .bind(id.0)
@@ -165,6 +169,7 @@ pub async fn load(conn: &mut PgConnection, id: RequestId) -> Result<Option<WorkI
         expires_at: r.expires_at,
         revoke_started_at: r.revoke_started_at,
         attempts: r.attempts,
+        scan_cutoff_bytes: r.scan_cutoff_bytes,
     }))
 }
 

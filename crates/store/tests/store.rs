@@ -6,7 +6,8 @@ use lakegate_domain::lake_formation::plan_grants;
 use lakegate_domain::request::Requester;
 use lakegate_domain::{EndState, RequestId, RequestStatus, ResourceSpec};
 use lakegate_store::audit::{self, Actor, NewAuditEvent};
-use lakegate_store::requests::{self, GrantPlan, NewRequest};
+use lakegate_store::extensions::{self, ExtensionStatus};
+use lakegate_store::requests::{self, GrantPlan, NewDecision, NewRequest};
 use lakegate_store::{StoreError, work};
 use sqlx::PgPool;
 use time::macros::datetime;
@@ -45,6 +46,9 @@ async fn submit(pool: &PgPool) -> RequestId {
         NewRequest {
             id,
             requester: &alice(),
+            requester_groups: &[],
+            catalog_columns: &[],
+            break_glass: false,
             resources: &resources(),
             duration: Duration::hours(1),
             reason: "quarterly revenue reconciliation",
@@ -65,6 +69,8 @@ fn plan(id: RequestId) -> GrantPlan {
         workgroup: format!("lakegate-{id}"),
         results_uri: format!("s3://results/{id}/"),
         first_step: "create_role",
+        scan_cutoff_bytes: 10_000_000_000,
+        scan_budget_bytes: Some(1_000_000_000_000),
     }
 }
 
@@ -93,7 +99,7 @@ async fn concurrent_approvals_produce_exactly_one(pool: PgPool) {
         let p = p.clone();
         tasks.push(tokio::spawn(async move {
             let mut tx = pool.begin().await.unwrap();
-            let won = requests::approve(&mut tx, id, T0, &p).await.unwrap();
+            let won = requests::approve(&mut tx, id, T0, &p, false).await.unwrap();
             tx.commit().await.unwrap();
             won
         }));
@@ -115,6 +121,24 @@ async fn concurrent_approvals_produce_exactly_one(pool: PgPool) {
     );
 }
 
+fn decision<'a>(
+    id: RequestId,
+    extension: Option<i64>,
+    actor: &'a Actor,
+    decision: requests::Decision,
+    comment: Option<&'a str>,
+) -> NewDecision<'a> {
+    NewDecision {
+        request: id,
+        extension,
+        actor,
+        groups: &[],
+        decision,
+        comment,
+        at: T0,
+    }
+}
+
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn one_decision_per_person(pool: PgPool) {
     let id = submit(&pool).await;
@@ -125,25 +149,199 @@ async fn one_decision_per_person(pool: PgPool) {
     };
     requests::record_decision(
         &mut conn,
-        id,
-        &bob,
-        requests::Decision::Approve,
-        Some("ok"),
-        T0,
+        NewDecision {
+            groups: &["data-owners".to_owned()],
+            ..decision(id, None, &bob, requests::Decision::Approve, Some("ok"))
+        },
     )
     .await
     .unwrap();
-    let again =
-        requests::record_decision(&mut conn, id, &bob, requests::Decision::Deny, None, T0).await;
+    let again = requests::record_decision(
+        &mut conn,
+        decision(id, None, &bob, requests::Decision::Deny, None),
+    )
+    .await;
     match again {
         Err(StoreError::Conflict { constraint }) => {
             assert_eq!(constraint, "request_decision_once_per_actor")
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let decisions = requests::list_decisions(&mut conn, id).await.unwrap();
+    let decisions = requests::list_decisions(&mut conn, id, None).await.unwrap();
     assert_eq!(decisions.len(), 1);
     assert_eq!(decisions[0].comment.as_deref(), Some("ok"));
+    assert_eq!(decisions[0].groups, ["data-owners"]);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn policy_facts_round_trip(pool: PgPool) {
+    let id = RequestId::new_random();
+    let mut conn = pool.acquire().await.unwrap();
+    requests::insert(
+        &mut conn,
+        NewRequest {
+            id,
+            requester: &alice(),
+            requester_groups: &["analysts".to_owned(), "oncall".to_owned()],
+            catalog_columns: &[
+                vec!["order_id".to_owned(), "amount".to_owned()],
+                vec![
+                    "customer_id".to_owned(),
+                    "email".to_owned(),
+                    "phone".to_owned(),
+                ],
+            ],
+            break_glass: true,
+            resources: &resources(),
+            duration: Duration::hours(1),
+            reason: "incident 42: orders are missing",
+            at: T0,
+        },
+    )
+    .await
+    .unwrap();
+    let r = requests::get(&mut conn, id).await.unwrap();
+    assert_eq!(r.requester_groups, ["analysts", "oncall"]);
+    assert_eq!(r.catalog_columns[1], ["customer_id", "email", "phone"]);
+    assert!(r.break_glass && r.needs_review());
+    assert_eq!(r.scan_cutoff_bytes, None);
+
+    assert!(
+        requests::approve(&mut conn, id, T0, &plan(id), false)
+            .await
+            .unwrap()
+    );
+    let r = requests::get(&mut conn, id).await.unwrap();
+    assert_eq!(r.scan_cutoff_bytes, Some(10_000_000_000));
+    assert_eq!(r.scan_budget_bytes, Some(1_000_000_000_000));
+    assert!(!r.auto_approved);
+
+    let carol = Actor {
+        subject: "carol".into(),
+        email: "carol@example.com".into(),
+    };
+    assert!(
+        requests::review(&mut conn, id, &carol, Some("fine"), T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !requests::review(&mut conn, id, &carol, None, T0)
+            .await
+            .unwrap(),
+        "once"
+    );
+    let r = requests::get(&mut conn, id).await.unwrap();
+    assert!(!r.needs_review());
+    assert_eq!(r.review.unwrap().by_email, "carol@example.com");
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn extensions_move_the_expiry_of_active_grants_only(pool: PgPool) {
+    let id = submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let first = extensions::insert(&mut conn, id, Duration::hours(1), "need another hour", T0)
+        .await
+        .unwrap()
+        .expect("first extension");
+    let second = extensions::insert(&mut conn, id, Duration::hours(2), "and two more hours", T0)
+        .await
+        .unwrap();
+    assert_eq!(second, None, "one pending extension at a time");
+
+    // The same person decides the request and its extension, each once.
+    let bob = Actor {
+        subject: "bob".into(),
+        email: "bob@example.com".into(),
+    };
+    requests::record_decision(
+        &mut conn,
+        decision(id, None, &bob, requests::Decision::Approve, None),
+    )
+    .await
+    .unwrap();
+    requests::record_decision(
+        &mut conn,
+        decision(id, Some(first), &bob, requests::Decision::Approve, None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        requests::list_decisions(&mut conn, id, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        requests::list_decisions(&mut conn, id, Some(first))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Not active yet: nothing moves and the extension stays pending.
+    let ext = extensions::list(&mut conn, id).await.unwrap().remove(0);
+    let mut tx = pool.begin().await.unwrap();
+    assert_eq!(
+        extensions::approve(&mut tx, &ext, false, T0).await.unwrap(),
+        None
+    );
+    tx.rollback().await.unwrap();
+
+    assert!(
+        requests::approve(&mut conn, id, T0, &plan(id), false)
+            .await
+            .unwrap()
+    );
+    let expires = T0 + Duration::hours(1);
+    assert!(
+        requests::activate(&mut conn, id, T0, expires)
+            .await
+            .unwrap()
+    );
+    let mut tx = pool.begin().await.unwrap();
+    let moved = extensions::approve(&mut tx, &ext, false, T0).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(moved, Some(expires + Duration::hours(1)));
+    let r = requests::get(&mut conn, id).await.unwrap();
+    assert_eq!(r.expires_at, Some(expires + Duration::hours(1)));
+    assert_eq!(r.granted_total(), Duration::hours(2));
+    assert_eq!(
+        extensions::list(&mut conn, id).await.unwrap()[0].status,
+        ExtensionStatus::Approved
+    );
+    // Approving again changes nothing.
+    let mut tx = pool.begin().await.unwrap();
+    assert_eq!(
+        extensions::approve(&mut tx, &ext, false, T0).await.unwrap(),
+        None
+    );
+    tx.rollback().await.unwrap();
+
+    let next = extensions::insert(
+        &mut conn,
+        id,
+        Duration::minutes(30),
+        "half an hour more",
+        T0,
+    )
+    .await
+    .unwrap()
+    .expect("a new one once the first is decided");
+    assert_eq!(
+        extensions::list_pending(&mut conn, 10).await.unwrap().len(),
+        1
+    );
+    assert!(extensions::deny(&mut conn, next, T0).await.unwrap());
+    assert!(!extensions::deny(&mut conn, next, T0).await.unwrap());
+    assert!(
+        extensions::list_pending(&mut conn, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
@@ -153,7 +351,7 @@ async fn two_claimers_never_get_the_same_request(pool: PgPool) {
         let id = submit(&pool).await;
         let mut conn = pool.acquire().await.unwrap();
         assert!(
-            requests::approve(&mut conn, id, T0, &plan(id))
+            requests::approve(&mut conn, id, T0, &plan(id), false)
                 .await
                 .unwrap()
         );
@@ -215,7 +413,7 @@ async fn active_grants_are_due_at_expiry_and_not_before(pool: PgPool) {
     let id = submit(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
     assert!(
-        requests::approve(&mut conn, id, T0, &plan(id))
+        requests::approve(&mut conn, id, T0, &plan(id), false)
             .await
             .unwrap()
     );
@@ -250,7 +448,7 @@ async fn revoking_stops_new_tokens_and_finishes_once(pool: PgPool) {
     let id = submit(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
     assert!(
-        requests::approve(&mut conn, id, T0, &plan(id))
+        requests::approve(&mut conn, id, T0, &plan(id), false)
             .await
             .unwrap()
     );
@@ -329,7 +527,11 @@ async fn work_item_carries_the_stored_grant_plan(pool: PgPool) {
         work::load(&mut conn, id).await.unwrap().is_none(),
         "no plan while pending"
     );
-    assert!(requests::approve(&mut conn, id, T0, &p).await.unwrap());
+    assert!(
+        requests::approve(&mut conn, id, T0, &p, false)
+            .await
+            .unwrap()
+    );
     let item = work::load(&mut conn, id).await.unwrap().unwrap();
     assert_eq!(item.lf_grants, p.lf_grants);
     assert_eq!(item.step.as_deref(), Some("create_role"));

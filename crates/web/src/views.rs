@@ -71,6 +71,8 @@ pub struct RequestRow {
     pub duration: String,
     pub created_at: String,
     pub expires_at: String,
+    pub break_glass: bool,
+    pub needs_review: bool,
 }
 
 impl RequestRow {
@@ -81,9 +83,11 @@ impl RequestRow {
             status: r.status.as_str(),
             tables: tables.join(", "),
             requester: r.requester.display_name().to_owned(),
-            duration: format_duration(r.duration),
+            duration: format_duration(r.granted_total()),
             created_at: fmt_time(r.created_at),
             expires_at: fmt_opt_time(r.expires_at),
+            break_glass: r.break_glass,
+            needs_review: r.needs_review(),
         }
     }
 }

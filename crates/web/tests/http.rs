@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use lakegate_app::worker::work_once;
 use lakegate_app::{Services, Settings, WorkerSettings};
-use lakegate_domain::policy::Policy;
+use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::{RequestId, ResultsLocation};
 use lakegate_testkit::{FakeCloud, FixedClock};
 use lakegate_web::{AppState, WebConfig};
@@ -25,18 +25,33 @@ struct TestApp {
     cloud: Arc<FakeCloud>,
 }
 
+/// Sales (and every other table) is approved by `data-owners`; HR by `hr-owners`, who are
+/// nobody special for sales.
+const POLICY: &str = r#"
+admin_group = "security"
+
+[defaults]
+approver_groups = ["data-owners"]
+min_duration = "15m"
+max_duration = "8h"
+query_scan_cutoff = "10GB"
+
+[[rule]]
+name = "hr"
+match = ["hr.*"]
+approver_groups = ["hr-owners"]
+
+[[rule]]
+name = "sales"
+match = ["sales.*"]
+break_glass = { groups = ["oncall"], max_duration = "1h" }
+"#;
+
 async fn app_with(pool: PgPool, dev_login: bool) -> TestApp {
     let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
     let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
     let settings = Settings {
-        policy: Policy::new(
-            "data-owners",
-            Duration::minutes(15),
-            Duration::hours(8),
-            10_000_000_000,
-        )
-        .unwrap()
-        .with_admin_group(Some("security".into())),
+        policy: PolicyFile::parse(POLICY, "policy.toml").unwrap(),
         results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
@@ -764,10 +779,14 @@ async fn sign_out_ends_the_session(pool: PgPool) {
 }
 
 /// Who is asking, in the order of the matrix's columns.
-const ROLES: [(&str, Option<(&str, &str)>); 5] = [
+const ROLES: [(&str, Option<(&str, &str)>); 6] = [
     ("anonymous", None),
     ("requester", Some(("alice@example.com", "analysts"))),
     ("another requester", Some(("carol@example.com", "analysts"))),
+    (
+        "approver of another database",
+        Some(("harriet@example.com", "hr-owners")),
+    ),
     ("approver", Some(("bob@example.com", "data-owners"))),
     ("admin", Some(("dora@example.com", "security"))),
 ];
@@ -777,6 +796,10 @@ enum Needs {
     Nothing,
     Pending,
     Active,
+    /// Active through break-glass, not reviewed yet.
+    BreakGlass,
+    /// Active, with an extension waiting for approval.
+    Extension,
 }
 
 impl TestApp {
@@ -789,7 +812,7 @@ impl TestApp {
             "alice@example.com",
             "alice@example.com",
             None,
-            ["analysts".to_owned()],
+            ["analysts".to_owned(), "oncall".to_owned()],
         )
         .unwrap();
         let bob = lakegate_domain::Principal::new(
@@ -799,18 +822,22 @@ impl TestApp {
             ["data-owners".to_owned()],
         )
         .unwrap();
-        let id = lakegate_app::requests::submit(
+        let (id, _) = lakegate_app::requests::submit(
             &self.services,
             &alice,
             lakegate_app::requests::SubmitInput {
                 resources: "sales.orders",
                 duration: "1h",
                 reason: "authorization matrix",
+                break_glass: needs == Needs::BreakGlass,
             },
         )
         .await
         .unwrap();
-        if needs == Needs::Active {
+        if needs == Needs::BreakGlass {
+            self.run_worker().await;
+        }
+        if matches!(needs, Needs::Active | Needs::Extension) {
             lakegate_app::requests::decide(
                 &self.services,
                 &bob,
@@ -822,7 +849,29 @@ impl TestApp {
             .unwrap();
             self.run_worker().await;
         }
+        if needs == Needs::Extension {
+            let outcome = lakegate_app::requests::extend(
+                &self.services,
+                &alice,
+                id,
+                "1h",
+                "the reconciliation takes longer",
+            )
+            .await
+            .unwrap();
+            assert_eq!(outcome, lakegate_app::requests::Extended::Pending);
+        }
         Some(id)
+    }
+
+    async fn pending_extension(&self, id: RequestId) -> i64 {
+        sqlx::query_scalar(
+            "select extension_id from request_extension where request_id = $1 and status = 'pending'",
+        )
+        .bind(id.0)
+        .fetch_one(&self.services.db)
+        .await
+        .unwrap()
     }
 }
 
@@ -830,85 +879,42 @@ impl TestApp {
 async fn authorization_matrix(pool: PgPool) {
     let app = app(pool).await;
     // (method, path with {id}, the request it needs, expected status per role in ROLES order)
-    let matrix: &[(&str, &str, Needs, [u16; 5])] = &[
-        ("GET", "/healthz", Needs::Nothing, [200, 200, 200, 200, 200]),
-        ("GET", "/", Needs::Nothing, [303, 200, 200, 200, 200]),
-        (
-            "GET",
-            "/requests/new",
-            Needs::Nothing,
-            [303, 200, 200, 200, 200],
-        ),
-        (
-            "POST",
-            "/requests",
-            Needs::Nothing,
-            [303, 303, 303, 303, 303],
-        ),
-        (
-            "GET",
-            "/requests/{id}",
-            Needs::Pending,
-            [303, 200, 403, 200, 200],
-        ),
-        (
-            "POST",
-            "/requests/{id}/approve",
-            Needs::Pending,
-            [303, 403, 403, 303, 403],
-        ),
-        (
-            "POST",
-            "/requests/{id}/deny",
-            Needs::Pending,
-            [303, 403, 403, 303, 403],
-        ),
-        (
-            "POST",
-            "/requests/{id}/cancel",
-            Needs::Pending,
-            [303, 303, 403, 403, 403],
-        ),
-        (
-            "POST",
-            "/requests/{id}/revoke",
-            Needs::Active,
-            [303, 303, 403, 303, 303],
-        ),
-        (
-            "POST",
-            "/requests/{id}/credentials",
-            Needs::Active,
-            [303, 200, 403, 403, 403],
-        ),
-        (
-            "GET",
-            "/credentials/{id}",
-            Needs::Active,
-            [403, 403, 403, 403, 403],
-        ),
-        ("GET", "/audit", Needs::Nothing, [303, 403, 403, 403, 200]),
-        (
-            "GET",
-            "/audit/export?format=csv",
-            Needs::Nothing,
-            [303, 403, 403, 403, 200],
-        ),
-        (
-            "POST",
-            "/auth/logout",
-            Needs::Nothing,
-            [403, 303, 303, 303, 303],
-        ),
+    #[rustfmt::skip]
+    let matrix: &[(&str, &str, Needs, [u16; 6])] = &[
+        //                                                          anon requester another other-db approver admin
+        ("GET", "/healthz", Needs::Nothing,                         [200, 200, 200, 200, 200, 200]),
+        ("GET", "/", Needs::Nothing,                                [303, 200, 200, 200, 200, 200]),
+        ("GET", "/requests/new", Needs::Nothing,                    [303, 200, 200, 200, 200, 200]),
+        ("POST", "/requests", Needs::Nothing,                       [303, 303, 303, 303, 303, 303]),
+        ("GET", "/requests/{id}", Needs::Pending,                   [303, 200, 403, 403, 200, 200]),
+        ("POST", "/requests/{id}/approve", Needs::Pending,          [303, 403, 403, 403, 303, 403]),
+        ("POST", "/requests/{id}/deny", Needs::Pending,             [303, 403, 403, 403, 303, 403]),
+        ("POST", "/requests/{id}/cancel", Needs::Pending,           [303, 303, 403, 403, 403, 403]),
+        ("GET", "/requests/{id}", Needs::Active,                    [303, 200, 403, 403, 200, 200]),
+        ("POST", "/requests/{id}/revoke", Needs::Active,            [303, 303, 403, 403, 303, 303]),
+        ("POST", "/requests/{id}/credentials", Needs::Active,       [303, 200, 403, 403, 403, 403]),
+        ("GET", "/credentials/{id}", Needs::Active,                 [403, 403, 403, 403, 403, 403]),
+        ("POST", "/requests/{id}/extend", Needs::Active,            [303, 303, 403, 403, 403, 403]),
+        ("POST", "/requests/{id}/extensions/{ext}/approve", Needs::Extension, [303, 403, 403, 403, 303, 403]),
+        ("POST", "/requests/{id}/extensions/{ext}/deny", Needs::Extension,    [303, 403, 403, 403, 303, 403]),
+        ("POST", "/requests/{id}/review", Needs::BreakGlass,        [303, 403, 403, 403, 303, 403]),
+        ("GET", "/audit", Needs::Nothing,                           [303, 403, 403, 403, 403, 200]),
+        ("GET", "/audit/export?format=csv", Needs::Nothing,         [303, 403, 403, 403, 403, 200]),
+        ("POST", "/auth/logout", Needs::Nothing,                    [403, 303, 303, 303, 303, 303]),
     ];
     let mut wrong = Vec::new();
     for (method, template, needs, expected) in matrix {
         for ((role, who), want) in ROLES.iter().zip(expected) {
             let id = app.request_in(*needs).await;
-            let path = match id {
+            let mut path = match id {
                 Some(id) => template.replace("{id}", &id.to_string()),
                 None => (*template).to_owned(),
             };
+            if let Some(id) = id
+                && path.contains("{ext}")
+            {
+                path = path.replace("{ext}", &app.pending_extension(id).await.to_string());
+            }
             let b = Browser::new(&app);
             if let Some((email, groups)) = who {
                 b.sign_in(email, groups).await;
@@ -926,6 +932,12 @@ async fn authorization_matrix(pool: PgPool) {
                     vec![
                         ("csrf_token", &token),
                         ("resources", "sales.orders"),
+                        ("duration", "1h"),
+                        ("reason", "authorization matrix"),
+                    ]
+                } else if path.ends_with("/extend") {
+                    vec![
+                        ("csrf_token", &token),
                         ("duration", "1h"),
                         ("reason", "authorization matrix"),
                     ]

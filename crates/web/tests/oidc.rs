@@ -13,6 +13,7 @@ use lakegate_app::{Services, Settings, WorkerSettings};
 use lakegate_domain::ResultsLocation;
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::policy::Policy;
+use lakegate_domain::policy_file::PolicyFile;
 use lakegate_testkit::{FakeCloud, FixedClock};
 use lakegate_web::oidc::{Oidc, OidcConfig};
 use lakegate_web::{AppState, WebConfig};
@@ -30,13 +31,15 @@ fn issuer() -> String {
 async fn app(pool: PgPool) -> Router {
     let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
     let settings = Settings {
-        policy: Policy::new(
-            "data-owners",
-            Duration::minutes(15),
-            Duration::hours(8),
-            10_000_000_000,
-        )
-        .unwrap(),
+        policy: PolicyFile::from_policy(
+            &Policy::new(
+                "data-owners",
+                Duration::minutes(15),
+                Duration::hours(8),
+                10_000_000_000,
+            )
+            .unwrap(),
+        ),
         results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
@@ -246,7 +249,7 @@ async fn approver_groups_come_from_the_provider(pool: PgPool) {
     assert_eq!(b.callback(&callback).await.status, StatusCode::SEE_OTHER);
     let home = b.lakegate("/").await;
     assert!(
-        home.body.contains("Waiting for approval"),
+        home.body.contains("Waiting for your approval"),
         "bob is in data-owners"
     );
 }

@@ -117,11 +117,7 @@ async fn audit_page(
     user: CurrentUser,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
-    state
-        .services
-        .settings
-        .policy
-        .check_audit(&user.principal)
+    lakegate_domain::access::check_audit(&state.services.settings.policy, &user.principal)
         .map_err(AppError::from)?;
     let filter = q.filter.parse(q.before).map_err(AppError::from)?;
     let page = audit::page(&state.services, &user.principal, &filter).await?;

@@ -5,13 +5,17 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use lakegate_app::requests::{self as verbs, RequestDetail, SubmitInput};
+use lakegate_app::requests::{
+    self as verbs, Decided, Extended, ExtensionDetail, RequestDetail, SubmitInput, Submitted,
+};
 use lakegate_app::{AppError, credentials};
 use lakegate_domain::duration::format_duration;
 use lakegate_domain::naming::NAME_PREFIX;
+use lakegate_domain::policy_file::{DEFAULTS, Evaluation, format_bytes};
 use lakegate_domain::target::MAX_RESOURCES;
 use lakegate_domain::{RequestId, RequestStatus};
-use lakegate_store::requests::Decision;
+use lakegate_store::extensions::ExtensionStatus;
+use lakegate_store::requests::{Decision, DecisionRecord};
 use serde::Deserialize;
 
 use crate::error::WebError;
@@ -19,8 +23,8 @@ use crate::extract::{CsrfForm, CurrentUser};
 use crate::session::{FlashKind, set_flash};
 use crate::state::AppState;
 use crate::views::requests::{
-    CredentialsPage, DashboardPage, DecisionView, EventView, NewRequestPage, ResourceView,
-    ShowRequestPage,
+    CredentialsPage, DashboardPage, DecisionView, EventView, ExtensionRow, ExtensionView,
+    NewRequestPage, PolicyView, RequirementView, ResourceView, ShowRequestPage,
 };
 use crate::views::{Chrome, RequestRow, fmt_opt_time, fmt_time};
 
@@ -35,6 +39,16 @@ pub fn router() -> Router<AppState> {
         .route("/requests/{id}/cancel", post(cancel_request))
         .route("/requests/{id}/revoke", post(revoke_request))
         .route("/requests/{id}/credentials", post(issue_credentials))
+        .route("/requests/{id}/review", post(review_request))
+        .route("/requests/{id}/extend", post(extend_request))
+        .route(
+            "/requests/{id}/extensions/{extension}/approve",
+            post(approve_extension),
+        )
+        .route(
+            "/requests/{id}/extensions/{extension}/deny",
+            post(deny_extension),
+        )
 }
 
 fn parse_id(id: &str) -> Result<RequestId, WebError> {
@@ -46,27 +60,47 @@ async fn dashboard(
     user: CurrentUser,
 ) -> Result<DashboardPage, WebError> {
     let d = verbs::dashboard(&state.services, &user.principal).await?;
+    let policy = &state.services.settings.policy;
     Ok(DashboardPage {
         chrome: Chrome::new(&state, &user.session, Some(&user.principal)).await?,
         mine: d.mine.iter().map(RequestRow::from).collect(),
-        is_approver: d.is_approver,
-        approver_group: state.services.settings.policy.approver_group.clone(),
+        is_approver: d.is_approver || d.is_admin,
+        is_admin: d.is_admin,
+        approver_groups: policy
+            .approver_groups()
+            .into_iter()
+            .filter(|g| user.principal.in_group(g))
+            .map(|g| format!("`{g}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
         pending: d.pending.iter().map(RequestRow::from).collect(),
+        extensions: d
+            .extensions
+            .iter()
+            .map(|(r, e)| ExtensionRow {
+                request: RequestRow::from(r),
+                extra: format_duration(e.extra),
+                reason: e.reason.clone(),
+            })
+            .collect(),
+        needs_review: d.needs_review.iter().map(RequestRow::from).collect(),
         live: d.live.iter().map(RequestRow::from).collect(),
     })
 }
 
-fn new_page(state: &AppState, chrome: Chrome) -> NewRequestPage {
-    let policy = &state.services.settings.policy;
+fn new_page(state: &AppState, chrome: Chrome, user: &lakegate_domain::Principal) -> NewRequestPage {
+    let defaults = state.services.settings.policy.defaults();
     NewRequestPage {
         chrome,
         error: None,
         resources: String::new(),
-        duration: "1h".into(),
+        duration: format_duration(defaults.default_duration),
         reason: String::new(),
-        min_duration: format_duration(policy.min_duration),
-        max_duration: format_duration(policy.max_duration),
+        min_duration: format_duration(defaults.min_duration),
+        max_duration: format_duration(defaults.max_duration),
         max_resources: MAX_RESOURCES,
+        may_break_glass: state.services.settings.policy.may_break_glass(user),
+        break_glass: false,
     }
 }
 
@@ -75,7 +109,7 @@ async fn new_request(
     user: CurrentUser,
 ) -> Result<NewRequestPage, WebError> {
     let chrome = Chrome::new(&state, &user.session, Some(&user.principal)).await?;
-    Ok(new_page(&state, chrome))
+    Ok(new_page(&state, chrome, &user.principal))
 }
 
 #[derive(Deserialize)]
@@ -86,6 +120,9 @@ struct NewRequestForm {
     duration: String,
     #[serde(default)]
     reason: String,
+    /// A checkbox: present (`on`) when ticked.
+    #[serde(default)]
+    break_glass: Option<String>,
 }
 
 async fn submit_request(
@@ -93,19 +130,26 @@ async fn submit_request(
     user: CurrentUser,
     CsrfForm(form): CsrfForm<NewRequestForm>,
 ) -> Result<Response, WebError> {
+    let break_glass = form.break_glass.as_deref().is_some_and(|v| !v.is_empty());
     let input = SubmitInput {
         resources: &form.resources,
         duration: &form.duration,
         reason: &form.reason,
+        break_glass,
     };
     match verbs::submit(&state.services, &user.principal, input).await {
-        Ok(id) => {
-            set_flash(
-                &user.session,
-                FlashKind::Success,
-                "Request submitted. An approver has been asked.",
-            )
-            .await?;
+        Ok((id, outcome)) => {
+            let message = match outcome {
+                Submitted::Pending => "Request submitted. Its approvers have been asked.",
+                Submitted::AutoApproved => {
+                    "Approved automatically by the policy. Access is being set up."
+                }
+                Submitted::BreakGlass => {
+                    "Break-glass access is being set up now. It is flagged, approvers have been \
+                     notified, and they will review it."
+                }
+            };
+            set_flash(&user.session, FlashKind::Success, message).await?;
             Ok(Redirect::to(&format!("/requests/{id}")).into_response())
         }
         // Show the form again, with what was typed and what is wrong.
@@ -116,7 +160,8 @@ async fn submit_request(
                 resources: form.resources,
                 duration: form.duration,
                 reason: form.reason,
-                ..new_page(&state, chrome)
+                break_glass,
+                ..new_page(&state, chrome, &user.principal)
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
@@ -127,7 +172,10 @@ async fn submit_request(
 fn status_note(d: &RequestDetail) -> String {
     let r = &d.request;
     match r.status {
-        RequestStatus::Pending => "Waiting for an approver.".into(),
+        RequestStatus::Pending if d.approval.missing.is_empty() => {
+            "Waiting for an approver.".into()
+        }
+        RequestStatus::Pending => format!("Waiting for {}.", d.approval.missing.join("; ")),
         RequestStatus::Approved => {
             "Approved. lakegate is creating the role, workgroup and grants…".into()
         }
@@ -181,19 +229,7 @@ async fn show_request(
                     .map_or_else(|| "all columns".to_owned(), |c| c.join(", ")),
             })
             .collect(),
-        decisions: d
-            .decisions
-            .iter()
-            .map(|x| DecisionView {
-                who: x.actor.email.clone(),
-                decision: match x.decision {
-                    Decision::Approve => "approved",
-                    Decision::Deny => "denied",
-                },
-                comment: x.comment.clone().unwrap_or_default(),
-                at: fmt_time(x.at),
-            })
-            .collect(),
+        decisions: d.decisions.iter().map(decision_view).collect(),
         timeline: d
             .timeline
             .iter()
@@ -209,7 +245,164 @@ async fn show_request(
             .collect(),
         actions: d.actions,
         has_token: r.has_credentials_token,
+        break_glass: r.break_glass,
+        auto_approved: r.auto_approved,
+        review: r.review.as_ref().map_or_else(String::new, |v| {
+            format!(
+                "reviewed by {} at {}{}",
+                v.by_email,
+                fmt_time(v.at),
+                v.comment
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!(": “{c}”"))
+            )
+        }),
+        why: policy_view(&d),
+        extensions: d.extensions.iter().map(extension_view).collect(),
+        pending_extension: d
+            .extensions
+            .iter()
+            .find(|e| e.extension.status == ExtensionStatus::Pending)
+            .map(extension_view),
+        scan_cutoff: format_bytes(
+            r.scan_cutoff_bytes
+                .unwrap_or(d.evaluation.scan_cutoff_bytes.value),
+        ),
+        scan_budget: r
+            .scan_budget_bytes
+            .or(d.evaluation.scan_budget_bytes.as_ref().map(|l| l.value))
+            .map_or_else(|| "none".to_owned(), format_bytes),
     })
+}
+
+fn decision_view(x: &DecisionRecord) -> DecisionView {
+    DecisionView {
+        who: x.actor.email.clone(),
+        groups: x.groups.join(", "),
+        decision: match x.decision {
+            Decision::Approve => "approved",
+            Decision::Deny => "denied",
+        },
+        comment: x.comment.clone().unwrap_or_default(),
+        at: fmt_time(x.at),
+    }
+}
+
+fn extension_view(e: &ExtensionDetail) -> ExtensionView {
+    let x = &e.extension;
+    ExtensionView {
+        id: x.id,
+        extra: format_duration(x.extra),
+        reason: x.reason.clone(),
+        status: x.status.as_str(),
+        requested_at: fmt_time(x.requested_at),
+        decided_at: fmt_opt_time(x.decided_at),
+        auto_approved: x.auto_approved,
+        decisions: e.decisions.iter().map(decision_view).collect(),
+        missing: if x.status == ExtensionStatus::Pending {
+            e.approval.missing.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// `rule hr`, or `the defaults`.
+fn source(rule: &str) -> String {
+    if rule == DEFAULTS {
+        "the defaults".to_owned()
+    } else {
+        format!("rule {rule}")
+    }
+}
+
+/// How the policy applies to the request, for the "why" panel.
+fn policy_view(d: &RequestDetail) -> PolicyView {
+    let e: &Evaluation = &d.evaluation;
+    let mut limits = vec![
+        (
+            "Longest access".to_owned(),
+            format_duration(e.max_duration.value),
+            source(&e.max_duration.rule),
+        ),
+        (
+            "Shortest access".to_owned(),
+            format_duration(e.min_duration.value),
+            source(&e.min_duration.rule),
+        ),
+        (
+            "Per-query scan cutoff".to_owned(),
+            format_bytes(e.scan_cutoff_bytes.value),
+            source(&e.scan_cutoff_bytes.rule),
+        ),
+    ];
+    if let Some(b) = &e.scan_budget_bytes {
+        limits.push((
+            "Total scan budget".to_owned(),
+            format_bytes(b.value),
+            source(&b.rule),
+        ));
+    }
+    PolicyView {
+        tables: e
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    format!("{}.{}", t.database, t.table),
+                    t.rules
+                        .iter()
+                        .map(|r| source(r))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            })
+            .collect(),
+        requirements: e
+            .requirements
+            .iter()
+            .zip(&d.approval.progress)
+            .map(|(req, p)| RequirementView {
+                what: format!(
+                    "{} {} from {}",
+                    req.count,
+                    if req.count == 1 {
+                        "approval"
+                    } else {
+                        "approvals"
+                    },
+                    req.groups.join(" or ")
+                ),
+                from: req.label(),
+                approved_by: p.approved_by.join(", "),
+                still_needed: p.still_needed,
+            })
+            .collect(),
+        missing: if d.request.status == RequestStatus::Pending {
+            d.approval.missing.clone()
+        } else {
+            Vec::new()
+        },
+        sensitive: e
+            .sensitive_columns
+            .iter()
+            .map(|c| format!("{c} ({})", source(&c.rule)))
+            .collect(),
+        limits,
+        auto_approval: if e.auto_approval.allowed {
+            "yes".to_owned()
+        } else {
+            format!("no: {}", e.auto_approval.reasons.join("; "))
+        },
+        break_glass: if e.break_glass.allowed {
+            e.break_glass.max_duration.as_ref().map_or_else(
+                || "yes".to_owned(),
+                |m| format!("yes, for at most {}", format_duration(m.value)),
+            )
+        } else {
+            format!("no: {}", e.break_glass.reasons.join("; "))
+        },
+    }
 }
 
 /// The interesting part of an event's detail, as one line.
@@ -227,6 +420,13 @@ fn event_detail(detail: &serde_json::Value) -> String {
             parts.push(format!("{key}: {v}"));
         }
     }
+    // What a partial approval still misses, one line each.
+    if let Some(items) = detail.get("missing").and_then(|v| v.as_array())
+        && !items.is_empty()
+    {
+        let items: Vec<&str> = items.iter().filter_map(|v| v.as_str()).collect();
+        parts.push(format!("still missing: {}", items.join("; ")));
+    }
     parts.join(" · ")
 }
 
@@ -243,12 +443,16 @@ async fn decide(
     comment: Option<&str>,
 ) -> Result<Redirect, WebError> {
     let id = parse_id(id)?;
-    verbs::decide(&state.services, &user.principal, id, decision, comment).await?;
-    let message = match decision {
-        Decision::Approve => "Approved. Access is being set up.",
-        Decision::Deny => "Denied.",
+    let outcome = verbs::decide(&state.services, &user.principal, id, decision, comment).await?;
+    let message = match outcome {
+        Decided::Approved => "Approved. Access is being set up.".to_owned(),
+        Decided::NeedsMore(missing) => format!(
+            "Your approval is recorded. Still needed: {}.",
+            missing.join("; ")
+        ),
+        Decided::Denied => "Denied.".to_owned(),
     };
-    set_flash(&user.session, FlashKind::Success, message).await?;
+    set_flash(&user.session, FlashKind::Success, &message).await?;
     Ok(Redirect::to(&format!("/requests/{id}")))
 }
 
@@ -345,4 +549,129 @@ async fn issue_credentials(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(res)
+}
+
+async fn review_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<CommentForm>,
+) -> Result<Redirect, WebError> {
+    let id = parse_id(&id)?;
+    verbs::review(
+        &state.services,
+        &user.principal,
+        id,
+        form.comment.as_deref(),
+    )
+    .await?;
+    set_flash(&user.session, FlashKind::Success, "Marked as reviewed.").await?;
+    Ok(Redirect::to(&format!("/requests/{id}")))
+}
+
+#[derive(Deserialize)]
+struct ExtendForm {
+    #[serde(default)]
+    duration: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn extend_request(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<ExtendForm>,
+) -> Result<Redirect, WebError> {
+    let id = parse_id(&id)?;
+    let (kind, message) = match verbs::extend(
+        &state.services,
+        &user.principal,
+        id,
+        &form.duration,
+        &form.reason,
+    )
+    .await
+    {
+        Ok(Extended::Now(expires_at)) => (
+            FlashKind::Success,
+            format!(
+                "Extended by the policy: access now lasts until {}.",
+                fmt_time(expires_at)
+            ),
+        ),
+        Ok(Extended::Pending) => (
+            FlashKind::Success,
+            "More time asked for. Its approvers have been asked.".to_owned(),
+        ),
+        // Back to the page, with what is wrong.
+        Err(AppError::Invalid(e)) => (FlashKind::Error, e.to_string()),
+        Err(e) => return Err(e.into()),
+    };
+    set_flash(&user.session, kind, &message).await?;
+    Ok(Redirect::to(&format!("/requests/{id}")))
+}
+
+async fn decide_extension(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    extension: i64,
+    decision: Decision,
+    comment: Option<&str>,
+) -> Result<Redirect, WebError> {
+    let id = parse_id(id)?;
+    let outcome = verbs::decide_extension(
+        &state.services,
+        &user.principal,
+        id,
+        extension,
+        decision,
+        comment,
+    )
+    .await?;
+    let message = match outcome {
+        Decided::Approved => "Extension approved: the grant lasts longer.".to_owned(),
+        Decided::NeedsMore(missing) => format!(
+            "Your approval is recorded. Still needed: {}.",
+            missing.join("; ")
+        ),
+        Decided::Denied => "Extension denied.".to_owned(),
+    };
+    set_flash(&user.session, FlashKind::Success, &message).await?;
+    Ok(Redirect::to(&format!("/requests/{id}")))
+}
+
+async fn approve_extension(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, extension)): Path<(String, i64)>,
+    CsrfForm(form): CsrfForm<CommentForm>,
+) -> Result<Redirect, WebError> {
+    decide_extension(
+        &state,
+        &user,
+        &id,
+        extension,
+        Decision::Approve,
+        form.comment.as_deref(),
+    )
+    .await
+}
+
+async fn deny_extension(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, extension)): Path<(String, i64)>,
+    CsrfForm(form): CsrfForm<CommentForm>,
+) -> Result<Redirect, WebError> {
+    decide_extension(
+        &state,
+        &user,
+        &id,
+        extension,
+        Decision::Deny,
+        form.comment.as_deref(),
+    )
+    .await
 }

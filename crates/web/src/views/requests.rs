@@ -2,7 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use lakegate_domain::policy::AllowedActions;
+use lakegate_domain::access::AllowedActions;
 
 use crate::views::{Chrome, RequestRow};
 
@@ -11,10 +11,22 @@ use crate::views::{Chrome, RequestRow};
 pub struct DashboardPage {
     pub chrome: Chrome,
     pub mine: Vec<RequestRow>,
+    /// Shows the approvers' and admins' sections.
     pub is_approver: bool,
-    pub approver_group: String,
+    pub is_admin: bool,
+    /// The viewer's groups that approve something, for the hint under the lists.
+    pub approver_groups: String,
     pub pending: Vec<RequestRow>,
+    pub extensions: Vec<ExtensionRow>,
+    pub needs_review: Vec<RequestRow>,
     pub live: Vec<RequestRow>,
+}
+
+/// A pending extension in the approvers' queue.
+pub struct ExtensionRow {
+    pub request: RequestRow,
+    pub extra: String,
+    pub reason: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -28,6 +40,9 @@ pub struct NewRequestPage {
     pub min_duration: String,
     pub max_duration: String,
     pub max_resources: usize,
+    /// Some rule lets this person break the glass.
+    pub may_break_glass: bool,
+    pub break_glass: bool,
 }
 
 pub struct ResourceView {
@@ -37,6 +52,7 @@ pub struct ResourceView {
 
 pub struct DecisionView {
     pub who: String,
+    pub groups: String,
     pub decision: &'static str,
     pub comment: String,
     pub at: String,
@@ -74,6 +90,53 @@ pub struct ShowRequestPage {
     pub timeline: Vec<EventView>,
     pub actions: AllowedActions,
     pub has_token: bool,
+    pub break_glass: bool,
+    pub auto_approved: bool,
+    /// `reviewed by … at …: comment`, once a break-glass grant is reviewed.
+    pub review: String,
+    pub why: PolicyView,
+    pub extensions: Vec<ExtensionView>,
+    /// The pending extension, if any, for the approve/deny forms.
+    pub pending_extension: Option<ExtensionView>,
+    pub scan_cutoff: String,
+    pub scan_budget: String,
+}
+
+/// "The approver sees why": how the policy applies to this request.
+pub struct PolicyView {
+    /// One per requested table: `sales.orders` → `rule sales, rule marketing`.
+    pub tables: Vec<(String, String)>,
+    pub requirements: Vec<RequirementView>,
+    /// One line per requirement still short; empty once approved.
+    pub missing: Vec<String>,
+    /// `hr.people.salary (rule hr)`.
+    pub sensitive: Vec<String>,
+    /// (what, value, where it comes from)
+    pub limits: Vec<(String, String, String)>,
+    /// `yes` or why not.
+    pub auto_approval: String,
+    pub break_glass: String,
+}
+
+pub struct RequirementView {
+    /// `2 approvals from hr-owners`.
+    pub what: String,
+    /// `rule hr`, `sensitive columns, rule hr`.
+    pub from: String,
+    pub approved_by: String,
+    pub still_needed: u32,
+}
+
+pub struct ExtensionView {
+    pub id: i64,
+    pub extra: String,
+    pub reason: String,
+    pub status: &'static str,
+    pub requested_at: String,
+    pub decided_at: String,
+    pub auto_approved: bool,
+    pub decisions: Vec<DecisionView>,
+    pub missing: Vec<String>,
 }
 
 #[derive(Template, WebTemplate)]

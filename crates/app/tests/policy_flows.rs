@@ -1,0 +1,522 @@
+//! The approval policy end to end: auto-approval, several distinct approvals, sensitive
+//! columns, who sees what, break-glass with its notification and review, and extensions.
+//! Real PostgreSQL, a recording FakeCloud, a clock that moves only when told to.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use lakegate_app::notify::{Notification, Notifier};
+use lakegate_app::requests::{self, Decided, Extended, SubmitInput, Submitted};
+use lakegate_app::worker::work_once;
+use lakegate_app::{AppError, Services, Settings, WorkerSettings};
+use lakegate_domain::audit::AuditAction;
+use lakegate_domain::policy_file::PolicyFile;
+use lakegate_domain::{
+    EndState, PolicyError, Principal, RequestId, RequestStatus, ResultsLocation,
+};
+use lakegate_store::requests::Decision;
+use lakegate_store::{audit, requests as store_requests};
+use lakegate_testkit::{FakeCloud, FixedClock};
+use sqlx::PgPool;
+use time::Duration;
+use time::macros::datetime;
+
+const POLICY: &str = r#"
+admin_group = "security"
+
+[defaults]
+approver_groups = ["data-owners"]
+max_duration = "8h"
+
+[[rule]]
+name = "sales"
+match = ["sales.*"]
+approver_groups = ["sales-owners"]
+max_duration = "4h"
+query_scan_cutoff = "2GB"
+scan_budget = "1TB"
+sensitive_columns = ["email"]
+auto_approve = { requester_groups = ["analysts"], max_duration = "2h" }
+break_glass = { groups = ["oncall"], max_duration = "1h" }
+
+[[rule]]
+name = "hr"
+match = ["hr.*"]
+approver_groups = ["hr-owners"]
+approvals = 2
+sensitive_columns = ["salary", "national_id"]
+sensitive_approver_groups = ["privacy"]
+"#;
+
+#[derive(Default)]
+struct Recorded(Mutex<Vec<Notification>>);
+
+#[async_trait]
+impl Notifier for Recorded {
+    async fn notify(&self, n: &Notification) {
+        self.0.lock().unwrap().push(n.clone());
+    }
+}
+
+struct Harness {
+    svc: Services,
+    cloud: Arc<FakeCloud>,
+    clock: Arc<FixedClock>,
+    notes: Arc<Recorded>,
+}
+
+fn harness(pool: PgPool) -> Harness {
+    let clock = Arc::new(FixedClock::at(datetime!(2026-05-01 09:00 UTC)));
+    let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
+    let settings = Settings {
+        policy: PolicyFile::parse(POLICY, "policy.toml").unwrap(),
+        results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
+        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
+        worker: WorkerSettings::default(),
+    };
+    let notes = Arc::new(Recorded::default());
+    Harness {
+        svc: Services::new(pool, cloud.clone(), clock.clone(), settings)
+            .with_notifier(notes.clone()),
+        cloud,
+        clock,
+        notes,
+    }
+}
+
+fn person(sub: &str, groups: &[&str]) -> Principal {
+    Principal::new(
+        sub,
+        format!("{sub}@example.com"),
+        None,
+        groups.iter().map(|g| (*g).to_owned()),
+    )
+    .unwrap()
+}
+
+fn analyst() -> Principal {
+    person("alice", &["analysts"])
+}
+
+impl Harness {
+    async fn submit(
+        &self,
+        who: &Principal,
+        resources: &str,
+        duration: &str,
+        break_glass: bool,
+    ) -> Result<(RequestId, Submitted), AppError> {
+        requests::submit(
+            &self.svc,
+            who,
+            SubmitInput {
+                resources,
+                duration,
+                reason: "reconcile the April revenue report",
+                break_glass,
+            },
+        )
+        .await
+    }
+
+    async fn get(&self, id: RequestId) -> lakegate_domain::AccessRequest {
+        let mut conn = self.svc.db.acquire().await.unwrap();
+        store_requests::get(&mut conn, id).await.unwrap()
+    }
+
+    async fn audit_count(&self, id: RequestId, action: AuditAction) -> i64 {
+        let mut conn = self.svc.db.acquire().await.unwrap();
+        audit::count_for_request(&mut conn, id, action)
+            .await
+            .unwrap()
+    }
+
+    async fn approve(&self, who: &Principal, id: RequestId) -> Result<Decided, AppError> {
+        requests::decide(&self.svc, who, id, Decision::Approve, None).await
+    }
+
+    /// An auto-approved sales grant of alice's, provisioned and active.
+    async fn active_sales_grant(&self) -> RequestId {
+        let (id, outcome) = self
+            .submit(&analyst(), "sales.orders", "1h", false)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Submitted::AutoApproved);
+        assert_eq!(work_once(&self.svc, "t").await.unwrap().activated, [id]);
+        id
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn auto_approval_follows_the_rules(pool: PgPool) {
+    let h = harness(pool);
+    // (who, resources, duration, expected outcome)
+    let cases: &[(Principal, &str, &str, Submitted)] = &[
+        (analyst(), "sales.orders", "2h", Submitted::AutoApproved),
+        // Longer than the auto-approval limit.
+        (analyst(), "sales.orders", "3h", Submitted::Pending),
+        // All columns of customers include `email`, which is sensitive.
+        (analyst(), "sales.customers", "1h", Submitted::Pending),
+        (
+            analyst(),
+            "sales.customers: customer_id, country",
+            "1h",
+            Submitted::AutoApproved,
+        ),
+        // Not an analyst.
+        (
+            person("erin", &["marketing"]),
+            "sales.orders",
+            "1h",
+            Submitted::Pending,
+        ),
+        // A table under [defaults] is never auto-approved.
+        (analyst(), "hr.employees: name", "1h", Submitted::Pending),
+    ];
+    for (who, resources, duration, expected) in cases {
+        let (id, outcome) = h.submit(who, resources, duration, false).await.unwrap();
+        assert_eq!(outcome, *expected, "{resources} for {duration}");
+        let r = h.get(id).await;
+        let auto = *expected == Submitted::AutoApproved;
+        assert_eq!(r.auto_approved, auto, "{resources}");
+        assert_eq!(
+            r.status,
+            if auto {
+                RequestStatus::Approved
+            } else {
+                RequestStatus::Pending
+            }
+        );
+        assert_eq!(
+            h.audit_count(id, AuditAction::RequestAutoApproved).await,
+            i64::from(auto)
+        );
+    }
+
+    // The rule's limits go onto the grant and its workgroup.
+    let (id, _) = h
+        .submit(&analyst(), "sales.orders", "1h", false)
+        .await
+        .unwrap();
+    work_once(&h.svc, "t").await.unwrap();
+    let r = h.get(id).await;
+    assert_eq!(r.status, RequestStatus::Active);
+    assert_eq!(r.scan_cutoff_bytes, Some(2_000_000_000));
+    assert_eq!(r.scan_budget_bytes, Some(1_000_000_000_000));
+    let wg = h.cloud.state().workgroups[&format!("lakegate-{id}")].clone();
+    assert_eq!(wg.bytes_scanned_cutoff, 2_000_000_000);
+
+    // Durations outside the rule's bounds are refused with the rule named.
+    let err = h
+        .submit(&analyst(), "sales.orders", "5h", false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the maximum comes from rule sales"),
+        "{err}"
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn distinct_approvals_and_sensitive_columns(pool: PgPool) {
+    let h = harness(pool);
+    // Every column of employees, so salary and national_id: hr-owners twice, and privacy once.
+    let (id, outcome) = h
+        .submit(&analyst(), "hr.employees", "1h", false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Submitted::Pending);
+    let detail = requests::view(&h.svc, &analyst(), id).await.unwrap();
+    assert_eq!(
+        detail
+            .evaluation
+            .sensitive_columns
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["hr.employees.salary", "hr.employees.national_id"]
+    );
+    assert_eq!(
+        detail.approval.missing,
+        [
+            "2 more approvals from hr-owners (rule hr)",
+            "1 more approval from privacy (sensitive columns, rule hr)"
+        ]
+    );
+
+    let h1 = person("h1", &["hr-owners"]);
+    let h2 = person("h2", &["hr-owners"]);
+    let privacy = person("pat", &["privacy"]);
+    let sales_owner = person("sam", &["sales-owners"]);
+
+    assert_eq!(
+        h.approve(&h1, id).await.unwrap(),
+        Decided::NeedsMore(vec![
+            "1 more approval from hr-owners (rule hr)".into(),
+            "1 more approval from privacy (sensitive columns, rule hr)".into()
+        ])
+    );
+    // The same person twice counts once.
+    assert!(matches!(
+        h.approve(&h1, id).await,
+        Err(AppError::Forbidden(PolicyError::AlreadyApproved))
+    ));
+    // An approver of other tables neither sees nor decides it.
+    assert!(matches!(
+        h.approve(&sales_owner, id).await,
+        Err(AppError::Forbidden(PolicyError::NotVisible))
+    ));
+    assert!(matches!(
+        requests::view(&h.svc, &sales_owner, id).await,
+        Err(AppError::Forbidden(PolicyError::NotVisible))
+    ));
+    assert_eq!(
+        h.approve(&h2, id).await.unwrap(),
+        Decided::NeedsMore(vec![
+            "1 more approval from privacy (sensitive columns, rule hr)".into()
+        ])
+    );
+    assert_eq!(h.get(id).await.status, RequestStatus::Pending);
+    assert_eq!(h.approve(&privacy, id).await.unwrap(), Decided::Approved);
+    assert_eq!(h.get(id).await.status, RequestStatus::Approved);
+    assert_eq!(h.audit_count(id, AuditAction::ApprovalRecorded).await, 2);
+    assert_eq!(h.audit_count(id, AuditAction::RequestApproved).await, 1);
+    // Approvals are kept with the approvers' groups.
+    let detail = requests::view(&h.svc, &h1, id).await.unwrap();
+    assert_eq!(detail.decisions.len(), 3);
+    assert_eq!(detail.decisions[2].groups, ["privacy"]);
+    assert!(detail.approval.satisfied);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn each_approver_sees_only_their_tables(pool: PgPool) {
+    let h = harness(pool);
+    let (sales, _) = h
+        .submit(&analyst(), "sales.customers", "1h", false)
+        .await
+        .unwrap();
+    let (hr, _) = h
+        .submit(&analyst(), "hr.employees: name", "1h", false)
+        .await
+        .unwrap();
+    let ids = |rs: &[lakegate_domain::AccessRequest]| rs.iter().map(|r| r.id).collect::<Vec<_>>();
+
+    let board = requests::dashboard(&h.svc, &person("sam", &["sales-owners"]))
+        .await
+        .unwrap();
+    assert!(board.is_approver);
+    assert_eq!(ids(&board.pending), [sales]);
+    let board = requests::dashboard(&h.svc, &person("h1", &["hr-owners"]))
+        .await
+        .unwrap();
+    assert_eq!(ids(&board.pending), [hr]);
+    // Admins see every live grant, but queue nothing they cannot approve.
+    let board = requests::dashboard(&h.svc, &person("dora", &["security"]))
+        .await
+        .unwrap();
+    assert!(board.is_admin && !board.is_approver);
+    assert!(board.pending.is_empty());
+    let board = requests::dashboard(&h.svc, &analyst()).await.unwrap();
+    assert!(!board.is_approver && board.pending.is_empty());
+    assert_eq!(board.mine.len(), 2);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn break_glass_is_immediate_flagged_notified_capped_and_reviewed(pool: PgPool) {
+    let h = harness(pool);
+    let oncall = person("olga", &["oncall"]);
+
+    // Refusals: too long, not in the group, a table whose rules have no break-glass.
+    let err = h
+        .submit(&oncall, "sales.orders", "2h", true)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("between 15m and 1h"), "{err}");
+    let err = h
+        .submit(&analyst(), "sales.orders", "30m", true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("break-glass is not available"),
+        "{err}"
+    );
+    let err = h
+        .submit(&oncall, "sales.orders\nhr.employees: name", "30m", true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("break-glass is not available"),
+        "{err}"
+    );
+    assert!(h.notes.0.lock().unwrap().is_empty());
+
+    let (id, outcome) = h
+        .submit(&oncall, "sales.customers", "30m", true)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Submitted::BreakGlass);
+    let r = h.get(id).await;
+    assert!(r.break_glass && r.needs_review());
+    assert_eq!(r.status, RequestStatus::Approved, "no approver involved");
+    assert_eq!(h.audit_count(id, AuditAction::BreakGlassActivated).await, 1);
+    assert_eq!(work_once(&h.svc, "t").await.unwrap().activated, [id]);
+
+    // The notification is sent in the background.
+    for _ in 0..100 {
+        if !h.notes.0.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let notes = h.notes.0.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].event, "break_glass.activated");
+    assert_eq!(notes[0].request, id);
+    assert!(
+        notes[0].summary.contains("olga@example.com"),
+        "{}",
+        notes[0].summary
+    );
+
+    // Approvers of the tables are asked to review it; the requester may not.
+    let sam = person("sam", &["sales-owners"]);
+    let board = requests::dashboard(&h.svc, &sam).await.unwrap();
+    assert_eq!(board.needs_review.len(), 1);
+    assert!(matches!(
+        requests::review(&h.svc, &oncall, id, None).await,
+        Err(AppError::Forbidden(PolicyError::SelfApproval))
+    ));
+    requests::review(&h.svc, &sam, id, Some("incident 42, fine"))
+        .await
+        .unwrap();
+    let r = h.get(id).await;
+    assert!(r.break_glass && !r.needs_review());
+    assert_eq!(
+        r.review.unwrap().comment.as_deref(),
+        Some("incident 42, fine")
+    );
+    assert!(matches!(
+        requests::review(&h.svc, &sam, id, None).await,
+        Err(AppError::Invalid(_))
+    ));
+    assert_eq!(h.audit_count(id, AuditAction::BreakGlassReviewed).await, 1);
+    assert!(
+        requests::dashboard(&h.svc, &sam)
+            .await
+            .unwrap()
+            .needs_review
+            .is_empty()
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
+    let h = harness(pool);
+    let id = h.active_sales_grant().await;
+    let first_expiry = h.get(id).await.expires_at.unwrap();
+
+    // 1h + 30m stays within the 2h auto-approval: applied at once.
+    let out = requests::extend(&h.svc, &analyst(), id, "30m", "the report needs a rerun")
+        .await
+        .unwrap();
+    assert_eq!(out, Extended::Now(first_expiry + Duration::minutes(30)));
+    assert_eq!(
+        h.get(id).await.expires_at,
+        Some(first_expiry + Duration::minutes(30))
+    );
+    assert_eq!(
+        h.audit_count(id, AuditAction::ExtensionAutoApproved).await,
+        1
+    );
+
+    // Another hour makes 2h30m in all: past auto-approval, so an approver decides.
+    let out = requests::extend(&h.svc, &analyst(), id, "1h", "and a second rerun")
+        .await
+        .unwrap();
+    assert_eq!(out, Extended::Pending);
+    let again = requests::extend(&h.svc, &analyst(), id, "15m", "a third one, meanwhile").await;
+    assert!(matches!(again, Err(AppError::Invalid(_))), "{again:?}");
+    // Only the requester asks for more time.
+    assert!(matches!(
+        requests::extend(
+            &h.svc,
+            &person("sam", &["sales-owners"]),
+            id,
+            "1h",
+            "on their behalf"
+        )
+        .await,
+        Err(AppError::Forbidden(_))
+    ));
+
+    let detail = requests::view(&h.svc, &analyst(), id).await.unwrap();
+    let pending = detail.extensions.last().unwrap();
+    assert_eq!(
+        pending.approval.missing,
+        ["1 more approval from sales-owners (rule sales)"]
+    );
+    let sam = person("sam", &["sales-owners"]);
+    assert_eq!(
+        requests::dashboard(&h.svc, &sam)
+            .await
+            .unwrap()
+            .extensions
+            .len(),
+        1
+    );
+    assert!(matches!(
+        requests::decide_extension(
+            &h.svc,
+            &analyst(),
+            id,
+            pending.extension.id,
+            Decision::Approve,
+            None
+        )
+        .await,
+        Err(AppError::Forbidden(PolicyError::SelfApproval))
+    ));
+    assert_eq!(
+        requests::decide_extension(
+            &h.svc,
+            &sam,
+            id,
+            pending.extension.id,
+            Decision::Approve,
+            None
+        )
+        .await
+        .unwrap(),
+        Decided::Approved
+    );
+    let new_expiry = first_expiry + Duration::minutes(90);
+    let r = h.get(id).await;
+    assert_eq!(r.expires_at, Some(new_expiry));
+    assert_eq!(r.granted_total(), Duration::minutes(150));
+
+    // The rule's 4h maximum caps the total.
+    let err = requests::extend(&h.svc, &analyst(), id, "2h", "the whole afternoon")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("you can add at most 1h 30m"),
+        "{err}"
+    );
+
+    // The reaper follows the new expiry, not the old one.
+    h.clock.set(first_expiry + Duration::minutes(5));
+    assert!(work_once(&h.svc, "t").await.unwrap().ended.is_empty());
+    assert_eq!(h.get(id).await.status, RequestStatus::Active);
+    h.clock.set(new_expiry + Duration::seconds(1));
+    work_once(&h.svc, "t").await.unwrap();
+    work_once(&h.svc, "t").await.unwrap();
+    let r = h.get(id).await;
+    assert_eq!(r.status, RequestStatus::Expired);
+    assert_eq!(r.end_state, Some(EndState::Expired));
+
+    // An ended grant is not extended.
+    let late = requests::extend(&h.svc, &analyst(), id, "30m", "one more look please").await;
+    assert!(matches!(late, Err(AppError::Conflict(_))), "{late:?}");
+}

@@ -1,0 +1,186 @@
+//! Extensions: the requester of a live grant asks for more time; the policy decides as it does
+//! for requests. At most one extension of a grant is pending at a time (a partial unique index).
+
+use lakegate_domain::RequestId;
+use sqlx::PgConnection;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl ExtensionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "approved" => Ok(Self::Approved),
+            "denied" => Ok(Self::Denied),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown extension status {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub id: i64,
+    pub request: RequestId,
+    pub extra: Duration,
+    pub reason: String,
+    pub status: ExtensionStatus,
+    pub auto_approved: bool,
+    pub requested_at: OffsetDateTime,
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    extension_id: i64,
+    request_id: Uuid,
+    extra_seconds: i32,
+    reason: String,
+    status: String,
+    auto_approved: bool,
+    requested_at: OffsetDateTime,
+    decided_at: Option<OffsetDateTime>,
+}
+
+impl Row {
+    fn into_domain(self) -> Result<Extension, StoreError> {
+        Ok(Extension {
+            id: self.extension_id,
+            request: RequestId(self.request_id),
+            extra: Duration::seconds(i64::from(self.extra_seconds)),
+            reason: self.reason,
+            status: ExtensionStatus::parse(&self.status)?,
+            auto_approved: self.auto_approved,
+            requested_at: self.requested_at,
+            decided_at: self.decided_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "extension_id, request_id, extra_seconds, reason, status, auto_approved, requested_at, decided_at";
+
+/// Records a pending extension. `Ok(None)`: another one is already pending.
+pub async fn insert(
+    conn: &mut PgConnection,
+    request: RequestId,
+    extra: Duration,
+    reason: &str,
+    at: OffsetDateTime,
+) -> Result<Option<i64>, StoreError> {
+    let seconds = i32::try_from(extra.whole_seconds())
+        .map_err(|_| StoreError::Corrupt("extension out of range".into()))?;
+    Ok(sqlx::query_scalar(
+        "insert into request_extension (request_id, extra_seconds, reason, requested_at)
+         values ($1, $2, $3, $4)
+         on conflict (request_id) where status = 'pending' do nothing
+         returning extension_id",
+    )
+    .bind(request.0)
+    .bind(seconds)
+    .bind(reason)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Every extension of a grant, oldest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<Vec<Extension>, StoreError> {
+    let rows = sqlx::query_as::<_, Row>(&format!(
+        "select {COLUMNS} from request_extension where request_id = $1 order by extension_id"
+    ))
+    .bind(request.0)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Row::into_domain).collect()
+}
+
+/// Pending extensions of live grants, oldest first (the approvers' queue).
+pub async fn list_pending(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<Extension>, StoreError> {
+    let rows = sqlx::query_as::<_, Row>(&format!(
+        "select {COLUMNS} from request_extension e
+         where status = 'pending'
+           and exists (select 1 from access_request a where a.request_id = e.request_id and a.status = 'active')
+         order by extension_id limit $1"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Row::into_domain).collect()
+}
+
+/// Approves a pending extension and moves the grant's expiry. Returns the new expiry, or
+/// `None` (nothing written) when the grant is no longer active or the extension no longer
+/// pending. Call inside a transaction.
+pub async fn approve(
+    conn: &mut PgConnection,
+    extension: &Extension,
+    auto: bool,
+    at: OffsetDateTime,
+) -> Result<Option<OffsetDateTime>, StoreError> {
+    let done = sqlx::query(
+        "update request_extension set status = 'approved', decided_at = $2, auto_approved = $3
+         where extension_id = $1 and status = 'pending'",
+    )
+    .bind(extension.id)
+    .bind(at)
+    .bind(auto)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let seconds = i32::try_from(extension.extra.whole_seconds())
+        .map_err(|_| StoreError::Corrupt("extension out of range".into()))?;
+    Ok(sqlx::query_scalar(
+        "update access_request
+         set expires_at = expires_at + make_interval(secs => $2),
+             extended_seconds = extended_seconds + $2
+         where request_id = $1 and status = 'active'
+         returning expires_at",
+    )
+    .bind(extension.request.0)
+    .bind(seconds)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Denies a pending extension. `false`: it was no longer pending.
+pub async fn deny(
+    conn: &mut PgConnection,
+    extension: i64,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update request_extension set status = 'denied', decided_at = $2
+         where extension_id = $1 and status = 'pending'",
+    )
+    .bind(extension)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
