@@ -17,6 +17,7 @@ pub mod request;
 pub mod sql_guard;
 pub mod steps;
 pub mod target;
+pub mod usage;
 
 pub use error::{PolicyError, TransitionError, ValidationError};
 pub use principal::Principal;
