@@ -42,7 +42,22 @@ pub const MAX_TOKENS: usize = 10_000;
 const CHECK_STACK_BYTES: usize = 32 * 1024 * 1024;
 
 /// The only catalog whose tables Lake Formation grants through lakegate.
-const DEFAULT_CATALOG: &str = "awsdatacatalog";
+pub(crate) const DEFAULT_CATALOG: &str = "awsdatacatalog";
+
+/// Runs `work` (a parse of untrusted SQL) on a thread of its own with [`CHECK_STACK_BYTES`] of
+/// stack. `None` when no thread can be had (the process is out of them) or `work` panicked:
+/// better no answer than a parse on a stack that may be too small.
+pub(crate) fn on_big_stack<T: Send>(name: &str, work: impl FnOnce() -> T + Send) -> Option<T> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .stack_size(CHECK_STACK_BYTES)
+            .spawn_scoped(scope, work)
+            .ok()?
+            .join()
+            .ok()
+    })
+}
 
 /// Bare words that parse as column names but are arguments of Athena functions
 /// (`normalize(s, NFD)`). They must not be refused as columns outside the grant.
@@ -159,18 +174,7 @@ pub fn check(sql: &str, ctx: &GuardContext<'_>) -> Result<CheckedQuery, Refusal>
     if sql.len() > MAX_SQL_BYTES {
         return Err(Refusal::TooLong { bytes: sql.len() });
     }
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("sql-guard".into())
-            .stack_size(CHECK_STACK_BYTES)
-            .spawn_scoped(scope, || check_on_this_thread(sql, ctx));
-        match worker {
-            Ok(handle) => handle.join().unwrap_or(Err(Refusal::Internal)),
-            // No thread to be had (the process is out of them): better a refusal than a
-            // check on a stack that may be too small.
-            Err(_) => Err(Refusal::Internal),
-        }
-    })
+    on_big_stack("sql-guard", || check_on_this_thread(sql, ctx)).unwrap_or(Err(Refusal::Internal))
 }
 
 fn check_on_this_thread(sql: &str, ctx: &GuardContext<'_>) -> Result<CheckedQuery, Refusal> {
@@ -1125,7 +1129,7 @@ fn refuse_wildcard(relation: &Relation) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
+pub(crate) fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
     match operator {
         JoinOperator::Join(c)
         | JoinOperator::Inner(c)
@@ -1176,7 +1180,7 @@ fn object_parts(name: &ObjectName) -> Result<Vec<String>, Refusal> {
 }
 
 /// Like [`object_parts`], for places where a function part simply matches nothing.
-fn lower_parts(name: &ObjectName) -> Vec<String> {
+pub(crate) fn lower_parts(name: &ObjectName) -> Vec<String> {
     name.0
         .iter()
         .map(|part| match part {

@@ -22,19 +22,13 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::QueryFlag;
-use crate::sql_guard::{MAX_SQL_BYTES, MAX_TOKENS};
+use crate::sql_guard::{
+    DEFAULT_CATALOG, MAX_SQL_BYTES, MAX_TOKENS, join_constraint, lower_parts, on_big_stack,
+};
 
 /// The partitioned tables of a grant: `(database, table)` → its partition keys, as Glue
 /// lists them. Tables without keys may be left out.
 pub type PartitionKeys = BTreeMap<(String, String), Vec<String>>;
-
-/// As in the SQL guard: the parser recurses deeply on some nested statements, further than a
-/// 2 MiB async worker stack allows, so the analysis runs on a thread of its own with this
-/// much stack (reserved, and only touched as far as it is used).
-const ANALYZE_STACK_BYTES: usize = 32 * 1024 * 1024;
-
-/// The only catalog lakegate grants tables of.
-const DEFAULT_CATALOG: &str = "awsdatacatalog";
 
 /// What the SQL of one query reads, as the flags need it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,15 +57,11 @@ pub fn analyze_sql(
     if sql.len() > MAX_SQL_BYTES {
         return None;
     }
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
-            .name("usage-sql".into())
-            .stack_size(ANALYZE_STACK_BYTES)
-            .spawn_scoped(scope, || {
-                analyze_on_this_thread(sql, default_database, partition_keys)
-            });
-        worker.ok()?.join().ok().flatten()
+    // The parser can recurse deeper than an async worker's stack: as in the SQL guard.
+    on_big_stack("usage-sql", || {
+        analyze_on_this_thread(sql, default_database, partition_keys)
     })
+    .flatten()
 }
 
 /// The [`QueryFlag::UnfilteredPartitionScan`] flags of `sql` (see [`analyze_sql`]); none for
@@ -432,38 +422,6 @@ impl Visitor for NameCollector {
             }
         }
         ControlFlow::Continue(())
-    }
-}
-
-fn lower_parts(name: &ObjectName) -> Vec<String> {
-    name.0
-        .iter()
-        .map(|part| match part {
-            ObjectNamePart::Identifier(ident) => ident.value.to_lowercase(),
-            ObjectNamePart::Function(_) => String::new(),
-        })
-        .collect()
-}
-
-fn join_constraint(operator: &JoinOperator) -> Option<&JoinConstraint> {
-    match operator {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::FullOuter(c)
-        | JoinOperator::CrossJoin(c)
-        | JoinOperator::Semi(c)
-        | JoinOperator::LeftSemi(c)
-        | JoinOperator::RightSemi(c)
-        | JoinOperator::Anti(c)
-        | JoinOperator::LeftAnti(c)
-        | JoinOperator::RightAnti(c)
-        | JoinOperator::StraightJoin(c)
-        | JoinOperator::AsOf { constraint: c, .. } => Some(c),
-        _ => None,
     }
 }
 
