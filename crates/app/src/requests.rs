@@ -309,18 +309,20 @@ pub fn grant_plan(
     }
 }
 
-/// Reads a request for a decision, locked until the transaction ends, with its evaluation and
-/// the approvals it has.
-async fn load_for_decision(
+/// Reads a request for a change, locked until the transaction ends, with its evaluation and
+/// the approvals it has; refused unless `who` may see it, so every verb checks that first.
+async fn lock_visible(
     svc: &Services,
     conn: &mut sqlx::PgConnection,
     id: RequestId,
+    who: &Principal,
 ) -> Result<(AccessRequest, Evaluation, Vec<Approver>), AppError> {
     let request = requests::find_for_update(conn, id)
         .await?
         .ok_or(AppError::NotFound)?;
     let evaluation = evaluate(&svc.settings.policy, &request);
     let approvals = approvals(&requests::list_decisions(conn, id, None).await?);
+    access(svc, &request, &evaluation, &approvals).check_view(who)?;
     Ok((request, evaluation, approvals))
 }
 
@@ -361,9 +363,8 @@ pub async fn decide(
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let (request, evaluation, mut approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let (request, evaluation, mut approvals) = lock_visible(svc, &mut tx, id, who).await?;
     let access = access(svc, &request, &evaluation, &approvals);
-    access.check_view(who)?;
     let event = match decision {
         Decision::Approve => Event::Approve,
         Decision::Deny => Event::Deny,
@@ -457,9 +458,8 @@ pub async fn review(
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
     let access = access(svc, &request, &evaluation, &approvals);
-    access.check_view(who)?;
     access.check_review(who)?;
     if !request.needs_review() {
         return Err(ValidationError::new(if request.break_glass {
@@ -516,9 +516,8 @@ pub async fn extend(
     let reason = parse_reason(reason)?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
     let access = access(svc, &request, &evaluation, &approvals);
-    access.check_view(who)?;
     access.check_extend(who)?;
     if !request.is_usable_at(now) {
         return Err(not_active(&request, "extend"));
@@ -547,17 +546,8 @@ pub async fn extend(
     )
     .await?;
     let outcome = if auto {
-        let ext = Extension {
-            id: ext_id,
-            request: id,
-            extra,
-            reason,
-            status: extensions::ExtensionStatus::Pending,
-            auto_approved: true,
-            requested_at: now,
-            decided_at: None,
-        };
-        let Some(expires_at) = extensions::approve(&mut tx, &ext, true, now).await? else {
+        let Some(expires_at) = extensions::approve(&mut tx, id, ext_id, extra, true, now).await?
+        else {
             return Err(not_active(&request, "extend"));
         };
         record(
@@ -601,9 +591,8 @@ pub async fn decide_extension(
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
     let access = access(svc, &request, &evaluation, &approvals);
-    access.check_view(who)?;
     if request.status != RequestStatus::Active {
         return Err(not_active(&request, "extend"));
     }
@@ -657,7 +646,9 @@ pub async fn decide_extension(
             ext_approvals.push(Approver::from(who));
             let status = evaluation.approval_status(&ext_approvals);
             if status.satisfied {
-                let Some(expires_at) = extensions::approve(&mut tx, &ext, false, now).await? else {
+                let Some(expires_at) =
+                    extensions::approve(&mut tx, id, ext.id, ext.extra, false, now).await?
+                else {
                     return Err(not_active(&request, "extend"));
                 };
                 record(
@@ -706,9 +697,8 @@ async fn approvals_of_extension(
 pub async fn cancel(svc: &Services, who: &Principal, id: RequestId) -> Result<(), AppError> {
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
     let access = access(svc, &request, &evaluation, &approvals);
-    access.check_view(who)?;
     access.check_cancel(who)?;
     request.status.next(Event::Cancel, None)?;
     if !requests::cancel(&mut tx, id, now).await? {
@@ -739,9 +729,8 @@ pub async fn revoke(
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = load_for_decision(svc, &mut tx, id).await?;
+    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
     let access = access(svc, &request, &evaluation, &approvals);
-    access.check_view(who)?;
     access.check_revoke(who)?;
     let event = Event::BeginRevoke(EndState::Revoked);
     request.status.next(event, None)?;

@@ -132,12 +132,15 @@ pub async fn list_pending(
     rows.into_iter().map(Row::into_domain).collect()
 }
 
-/// Approves a pending extension and moves the grant's expiry. Returns the new expiry, or
-/// `None` (nothing written) when the grant is no longer active or the extension no longer
-/// pending. Call inside a transaction.
+/// Approves pending extension `extension` of `request` by `extra` and moves the grant's
+/// expiry. Returns the new expiry, or `None` when the extension is no longer pending or the
+/// grant no longer active; in the latter case the caller rolls back. Call inside a
+/// transaction.
 pub async fn approve(
     conn: &mut PgConnection,
-    extension: &Extension,
+    request: RequestId,
+    extension: i64,
+    extra: Duration,
     auto: bool,
     at: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>, StoreError> {
@@ -145,7 +148,7 @@ pub async fn approve(
         "update request_extension set status = 'approved', decided_at = $2, auto_approved = $3
          where extension_id = $1 and status = 'pending'",
     )
-    .bind(extension.id)
+    .bind(extension)
     .bind(at)
     .bind(auto)
     .execute(&mut *conn)
@@ -153,7 +156,7 @@ pub async fn approve(
     if done.rows_affected() != 1 {
         return Ok(None);
     }
-    let seconds = i32::try_from(extension.extra.whole_seconds())
+    let seconds = i32::try_from(extra.whole_seconds())
         .map_err(|_| StoreError::Corrupt("extension out of range".into()))?;
     Ok(sqlx::query_scalar(
         "update access_request
@@ -162,7 +165,7 @@ pub async fn approve(
          where request_id = $1 and status = 'active'
          returning expires_at",
     )
-    .bind(extension.request.0)
+    .bind(request.0)
     .bind(seconds)
     .fetch_optional(conn)
     .await?)

@@ -260,16 +260,7 @@ pub async fn find(
     conn: &mut PgConnection,
     id: RequestId,
 ) -> Result<Option<AccessRequest>, StoreError> {
-    let row = sqlx::query_as::<_, RequestRow>(&format!(
-        "select {REQUEST_COLUMNS} from access_request where request_id = $1"
-    ))
-    .bind(id.0)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        None => Ok(None),
-        Some(row) => Ok(hydrate(conn, vec![row]).await?.pop()),
-    }
+    find_with(conn, id, "").await
 }
 
 /// Reads a request and locks its row until the transaction ends: deciders of the same request
@@ -278,8 +269,16 @@ pub async fn find_for_update(
     conn: &mut PgConnection,
     id: RequestId,
 ) -> Result<Option<AccessRequest>, StoreError> {
+    find_with(conn, id, "for update").await
+}
+
+async fn find_with(
+    conn: &mut PgConnection,
+    id: RequestId,
+    locking: &str,
+) -> Result<Option<AccessRequest>, StoreError> {
     let row = sqlx::query_as::<_, RequestRow>(&format!(
-        "select {REQUEST_COLUMNS} from access_request where request_id = $1 for update"
+        "select {REQUEST_COLUMNS} from access_request where request_id = $1 {locking}"
     ))
     .bind(id.0)
     .fetch_optional(&mut *conn)

@@ -285,7 +285,9 @@ async fn extensions_move_the_expiry_of_active_grants_only(pool: PgPool) {
     let ext = extensions::list(&mut conn, id).await.unwrap().remove(0);
     let mut tx = pool.begin().await.unwrap();
     assert_eq!(
-        extensions::approve(&mut tx, &ext, false, T0).await.unwrap(),
+        extensions::approve(&mut tx, id, ext.id, ext.extra, false, T0)
+            .await
+            .unwrap(),
         None
     );
     tx.rollback().await.unwrap();
@@ -302,7 +304,9 @@ async fn extensions_move_the_expiry_of_active_grants_only(pool: PgPool) {
             .unwrap()
     );
     let mut tx = pool.begin().await.unwrap();
-    let moved = extensions::approve(&mut tx, &ext, false, T0).await.unwrap();
+    let moved = extensions::approve(&mut tx, id, ext.id, ext.extra, false, T0)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(moved, Some(expires + Duration::hours(1)));
     let r = requests::get(&mut conn, id).await.unwrap();
@@ -315,7 +319,9 @@ async fn extensions_move_the_expiry_of_active_grants_only(pool: PgPool) {
     // Approving again changes nothing.
     let mut tx = pool.begin().await.unwrap();
     assert_eq!(
-        extensions::approve(&mut tx, &ext, false, T0).await.unwrap(),
+        extensions::approve(&mut tx, id, ext.id, ext.extra, false, T0)
+            .await
+            .unwrap(),
         None
     );
     tx.rollback().await.unwrap();
