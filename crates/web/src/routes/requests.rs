@@ -444,16 +444,21 @@ async fn decide(
 ) -> Result<Redirect, WebError> {
     let id = parse_id(id)?;
     let outcome = verbs::decide(&state.services, &user.principal, id, decision, comment).await?;
-    let message = match outcome {
-        Decided::Approved => "Approved. Access is being set up.".to_owned(),
+    let message = decided_message(outcome, "Approved. Access is being set up.", "Denied.");
+    set_flash(&user.session, FlashKind::Success, message).await?;
+    Ok(Redirect::to(&format!("/requests/{id}")))
+}
+
+/// What a decision did, for the flash: `approved` or `denied`, or what is still missing.
+fn decided_message(outcome: Decided, approved: &str, denied: &str) -> String {
+    match outcome {
+        Decided::Approved => approved.to_owned(),
         Decided::NeedsMore(missing) => format!(
             "Your approval is recorded. Still needed: {}.",
             missing.join("; ")
         ),
-        Decided::Denied => "Denied.".to_owned(),
-    };
-    set_flash(&user.session, FlashKind::Success, &message).await?;
-    Ok(Redirect::to(&format!("/requests/{id}")))
+        Decided::Denied => denied.to_owned(),
+    }
 }
 
 async fn approve_request(
@@ -630,15 +635,12 @@ async fn decide_extension(
         comment,
     )
     .await?;
-    let message = match outcome {
-        Decided::Approved => "Extension approved: the grant lasts longer.".to_owned(),
-        Decided::NeedsMore(missing) => format!(
-            "Your approval is recorded. Still needed: {}.",
-            missing.join("; ")
-        ),
-        Decided::Denied => "Extension denied.".to_owned(),
-    };
-    set_flash(&user.session, FlashKind::Success, &message).await?;
+    let message = decided_message(
+        outcome,
+        "Extension approved: the grant lasts longer.",
+        "Extension denied.",
+    );
+    set_flash(&user.session, FlashKind::Success, message).await?;
     Ok(Redirect::to(&format!("/requests/{id}")))
 }
 
