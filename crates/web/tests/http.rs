@@ -405,6 +405,16 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
         page.has("#cancel") && !page.has("#approve"),
         "requester may cancel, not approve"
     );
+    // Why: rule sales (inheriting the defaults) wants one approval from data-owners.
+    let why = page.text_of("#approvals-needed");
+    assert!(
+        why.contains("1 approval from data-owners") && why.contains("Still needed"),
+        "{why}"
+    );
+    assert!(
+        page.text_of("#approvals-missing")
+            .contains("1 more approval from data-owners (rule sales)")
+    );
     let queue = bob.get("/").await;
     assert!(
         queue
@@ -426,6 +436,12 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
         approved.body.contains(r#"http-equiv="refresh""#),
         "the page follows progress"
     );
+    let why = approved.text_of("#approvals-needed");
+    assert!(
+        why.contains("bob@example.com") && !why.contains("Still needed"),
+        "{why}"
+    );
+    assert!(!approved.has("#approvals-missing"));
     app.run_worker().await;
     assert_eq!(alice.status_of(id).await, "active");
 

@@ -378,6 +378,7 @@ fn policy_view(d: &RequestDetail) -> PolicyView {
                 still_needed: p.still_needed,
             })
             .collect(),
+        pending: d.request.status == RequestStatus::Pending,
         missing: if d.request.status == RequestStatus::Pending {
             d.approval.missing.clone()
         } else {

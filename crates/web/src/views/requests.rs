@@ -107,6 +107,8 @@ pub struct PolicyView {
     /// One per requested table: `sales.orders` → `rule sales, rule marketing`.
     pub tables: Vec<(String, String)>,
     pub requirements: Vec<RequirementView>,
+    /// Still waiting for approvals: what is still needed is worth showing.
+    pub pending: bool,
     /// One line per requirement still short; empty once approved.
     pub missing: Vec<String>,
     /// `hr.people.salary (rule hr)`.
