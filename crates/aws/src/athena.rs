@@ -2,9 +2,11 @@
 
 use aws_sdk_athena::Client;
 use aws_sdk_athena::types::{
-    QueryExecutionState, ResultConfiguration, Tag, WorkGroupConfiguration,
+    ResultConfiguration, Tag, WorkGroupConfiguration, WorkGroupConfigurationUpdates,
 };
-use lakegate_domain::ports::{CloudError, WorkgroupSpec};
+use lakegate_domain::ports::{CloudError, QueryExecution, WorkgroupSpec};
+use lakegate_domain::usage::QueryState;
+use time::OffsetDateTime;
 
 use crate::error::{classify, code_of};
 
@@ -58,14 +60,8 @@ pub(crate) async fn create_workgroup(
     }
 }
 
-/// Stops every queued or running query of the workgroup. A missing workgroup has none.
-pub(crate) async fn stop_running_queries(
-    athena: &Client,
-    workgroup: &str,
-) -> Result<u32, CloudError> {
-    if !workgroup_exists(athena, workgroup).await? {
-        return Ok(0);
-    }
+/// The ids of every query of the workgroup, newest first, all pages.
+async fn query_ids(athena: &Client, workgroup: &str) -> Result<Vec<String>, CloudError> {
     let mut ids = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -83,33 +79,110 @@ pub(crate) async fn stop_running_queries(
             _ => break,
         }
     }
-    let mut stopped = 0;
-    for id in ids {
-        let out = athena
-            .get_query_execution()
-            .query_execution_id(&id)
+    Ok(ids)
+}
+
+/// Athena describes at most this many queries per `BatchGetQueryExecution`.
+const BATCH: usize = 50;
+
+/// Every query of the workgroup with its details. A missing workgroup has none. Ids Athena
+/// could not describe this time are left for the next look.
+pub(crate) async fn query_executions(
+    athena: &Client,
+    workgroup: &str,
+) -> Result<Vec<QueryExecution>, CloudError> {
+    if !workgroup_exists(athena, workgroup).await? {
+        return Ok(Vec::new());
+    }
+    let ids = query_ids(athena, workgroup).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(BATCH) {
+        let page = athena
+            .batch_get_query_execution()
+            .set_query_execution_ids(Some(chunk.to_vec()))
             .send()
             .await
-            .map_err(|e| classify("athena:GetQueryExecution", e))?;
-        let state = out
-            .query_execution()
-            .and_then(|q| q.status())
-            .and_then(|s| s.state());
-        if matches!(
-            state,
-            Some(QueryExecutionState::Queued | QueryExecutionState::Running)
-        ) {
+            .map_err(|e| classify("athena:BatchGetQueryExecution", e))?;
+        for missed in page.unprocessed_query_execution_ids() {
+            tracing::debug!(%workgroup, id = ?missed.query_execution_id(), error = ?missed.error_message(),
+                "Athena did not describe a query; it is looked at again next time");
+        }
+        out.extend(page.query_executions().iter().filter_map(execution));
+    }
+    Ok(out)
+}
+
+fn execution(q: &aws_sdk_athena::types::QueryExecution) -> Option<QueryExecution> {
+    let status = q.status();
+    let state = status
+        .and_then(|s| s.state())
+        .map(|s| s.as_str())
+        .and_then(QueryState::parse)
+        // A state this version does not know yet is treated as still going: looked at again.
+        .unwrap_or(QueryState::Running);
+    let stats = q.statistics();
+    let at = |t: Option<&aws_sdk_athena::primitives::DateTime>| {
+        t.and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok())
+    };
+    Some(QueryExecution {
+        id: q.query_execution_id()?.to_owned(),
+        sql: q.query().unwrap_or_default().to_owned(),
+        database: q
+            .query_execution_context()
+            .and_then(|c| c.database())
+            .map(ToOwned::to_owned),
+        state,
+        state_change_reason: status
+            .and_then(|s| s.state_change_reason())
+            .map(ToOwned::to_owned),
+        bytes_scanned: stats.and_then(|s| s.data_scanned_in_bytes()).unwrap_or(0),
+        engine_ms: stats
+            .and_then(|s| s.engine_execution_time_in_millis())
+            .unwrap_or(0),
+        submitted_at: at(status.and_then(|s| s.submission_date_time())),
+        completed_at: at(status.and_then(|s| s.completion_date_time())),
+    })
+}
+
+/// Stops every queued or running query of the workgroup. A missing workgroup has none.
+pub(crate) async fn stop_running_queries(
+    athena: &Client,
+    workgroup: &str,
+) -> Result<u32, CloudError> {
+    let mut stopped = 0;
+    for q in query_executions(athena, workgroup).await? {
+        if !q.state.is_final() {
             athena
                 .stop_query_execution()
-                .query_execution_id(&id)
+                .query_execution_id(&q.id)
                 .send()
                 .await
                 .map_err(|e| classify("athena:StopQueryExecution", e))?;
-            tracing::info!(%workgroup, query_execution_id = %id, "stopped running query");
+            tracing::info!(%workgroup, query_execution_id = %q.id, "stopped running query");
             stopped += 1;
         }
     }
     Ok(stopped)
+}
+
+/// Sets the workgroup's per-query cutoff.
+pub(crate) async fn set_workgroup_cutoff(
+    athena: &Client,
+    workgroup: &str,
+    bytes: i64,
+) -> Result<(), CloudError> {
+    athena
+        .update_work_group()
+        .work_group(workgroup)
+        .configuration_updates(
+            WorkGroupConfigurationUpdates::builder()
+                .bytes_scanned_cutoff_per_query(bytes)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| classify("athena:UpdateWorkGroup", e))?;
+    Ok(())
 }
 
 pub(crate) async fn delete_workgroup(athena: &Client, workgroup: &str) -> Result<(), CloudError> {

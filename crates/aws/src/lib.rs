@@ -15,7 +15,8 @@ use aws_config::SdkConfig;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
-    CloudAccess, CloudError, RoleSpec, SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
+    CloudAccess, CloudError, QueryExecution, RoleSpec, SessionCredentials, SessionSpec,
+    TableLookup, WorkgroupSpec,
 };
 
 pub use aws_config;
@@ -103,6 +104,14 @@ impl CloudAccess for AwsCloudAccess {
 
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError> {
         athena::stop_running_queries(&self.athena, workgroup).await
+    }
+
+    async fn query_executions(&self, workgroup: &str) -> Result<Vec<QueryExecution>, CloudError> {
+        athena::query_executions(&self.athena, workgroup).await
+    }
+
+    async fn set_workgroup_cutoff(&self, workgroup: &str, bytes: i64) -> Result<(), CloudError> {
+        athena::set_workgroup_cutoff(&self.athena, workgroup, bytes).await
     }
 
     async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError> {

@@ -15,7 +15,9 @@ use lakegate_domain::naming::{
 use lakegate_domain::ports::{
     CloudAccess, CloudError, RoleSpec, SessionSpec, TableLookup, WorkgroupSpec,
 };
+use lakegate_domain::usage::QueryState;
 use lakegate_domain::{RequestId, ResourceSpec, ResultsLocation};
+use lakegate_testkit::aws_proxy::{AwsProxy, Fault};
 use time::{Duration, OffsetDateTime};
 
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/lakegate-boundary";
@@ -27,8 +29,12 @@ fn endpoint() -> String {
 }
 
 async fn sdk_config(credentials: Credentials) -> SdkConfig {
+    sdk_config_at(&endpoint(), credentials).await
+}
+
+async fn sdk_config_at(endpoint: &str, credentials: Credentials) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials)
         .retry_config(RetryConfig::disabled())
@@ -89,8 +95,24 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let conf = conf().await;
-    let cloud = cloud().await;
+    fixture_at(&endpoint()).await
+}
+
+/// A fixture whose calls go through the test proxy in front of moto.
+async fn fixture_via_proxy() -> (Fixture, AwsProxy) {
+    let proxy = AwsProxy::start(&endpoint()).await.unwrap();
+    (fixture_at(proxy.url()).await, proxy)
+}
+
+async fn fixture_at(endpoint: &str) -> Fixture {
+    let conf = sdk_config_at(
+        endpoint,
+        Credentials::new("testing", "testing", None, None, "static"),
+    )
+    .await;
+    let cloud = AwsCloudAccess::from_conf(&conf, None)
+        .await
+        .expect("moto answers GetCallerIdentity");
     let (db, table) = seed_table(&conf).await;
     let id = RequestId::new_random();
     let g = GrantResources::derive(
@@ -473,7 +495,8 @@ async fn deny_all_sessions_is_written_to_the_role() {
 
 #[tokio::test]
 async fn running_queries_are_stopped() {
-    let f = fixture().await;
+    // Queries are found with BatchGetQueryExecution, which moto lacks: through the proxy.
+    let (f, _proxy) = fixture_via_proxy().await;
     f.provision().await;
     let athena = aws_sdk_athena::Client::new(&f.conf);
     // Hold queries in QUEUED/RUNNING (moto's state manager; global, and only this test starts queries).
@@ -512,6 +535,148 @@ async fn running_queries_are_stopped() {
         Some("CANCELLED")
     );
     f.teardown().await;
+}
+
+#[tokio::test]
+async fn query_details_come_in_batches_with_what_was_scanned() {
+    let (f, proxy) = fixture_via_proxy().await;
+    f.cloud.create_workgroup(&f.workgroup_spec()).await.unwrap();
+    let athena = aws_sdk_athena::Client::new(&f.conf);
+    let mut ids = Vec::new();
+    for i in 0..55 {
+        let q = athena
+            .start_query_execution()
+            .query_string(format!("SELECT order_id FROM orders WHERE order_id = {i}"))
+            .query_execution_context(
+                aws_sdk_athena::types::QueryExecutionContext::builder()
+                    .database(&f.db)
+                    .build(),
+            )
+            .work_group(&f.g.workgroup)
+            .send()
+            .await
+            .unwrap();
+        ids.push(q.query_execution_id().unwrap().to_owned());
+    }
+    proxy.set_scanned(&ids[0], 123_456_789);
+    proxy.set_scanned(&ids[54], 7);
+
+    let got = f.cloud.query_executions(&f.g.workgroup).await.unwrap();
+    assert_eq!(proxy.calls("BatchGetQueryExecution"), 2, "55 ids: 50 + 5");
+    let mut got_ids: Vec<&str> = got.iter().map(|q| q.id.as_str()).collect();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    got_ids.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got_ids, want);
+    let first = got.iter().find(|q| q.id == ids[0]).unwrap();
+    assert_eq!(first.bytes_scanned, 123_456_789);
+    assert_eq!(first.sql, "SELECT order_id FROM orders WHERE order_id = 0");
+    assert_eq!(first.database.as_deref(), Some(f.db.as_str()));
+    assert!(first.submitted_at.is_some());
+    assert_eq!(
+        got.iter().find(|q| q.id == ids[54]).unwrap().bytes_scanned,
+        7
+    );
+    assert_eq!(
+        got.iter().find(|q| q.id == ids[1]).unwrap().bytes_scanned,
+        0
+    );
+    // moto's state manager may be holding queries for another test: any state Athena has.
+    assert!(got.iter().all(|q| QueryState::ALL.contains(&q.state)));
+
+    assert_eq!(
+        f.cloud
+            .query_executions("lakegate-no-such-workgroup")
+            .await
+            .unwrap(),
+        Vec::new()
+    );
+    f.cloud.delete_workgroup(&f.g.workgroup).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_workgroup_cutoff_can_be_lowered() {
+    let (f, proxy) = fixture_via_proxy().await;
+    f.cloud.create_workgroup(&f.workgroup_spec()).await.unwrap();
+    f.cloud
+        .set_workgroup_cutoff(&f.g.workgroup, 500_000_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        proxy
+            .workgroup(&f.g.workgroup)
+            .unwrap()
+            .bytes_scanned_cutoff,
+        Some(500_000_000)
+    );
+    let athena = aws_sdk_athena::Client::new(&f.conf);
+    let wg = athena
+        .get_work_group()
+        .work_group(&f.g.workgroup)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        wg.work_group()
+            .and_then(|w| w.configuration())
+            .and_then(|c| c.bytes_scanned_cutoff_per_query()),
+        Some(500_000_000)
+    );
+    // Athena's minimum holds.
+    let err = f
+        .cloud
+        .set_workgroup_cutoff(&f.g.workgroup, 1_000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CloudError::Rejected(_)), "{err:?}");
+    f.cloud.delete_workgroup(&f.g.workgroup).await.unwrap();
+}
+
+/// Each fault the proxy can inject comes back as the error kind the worker's retry logic
+/// expects, and the retried call (or the teardown after it) reaches the goal.
+#[tokio::test]
+async fn injected_faults_are_classified_and_retries_reach_the_goal() {
+    let (f, proxy) = fixture_via_proxy().await;
+    let c = &f.cloud;
+    c.create_role(&f.role_spec()).await.unwrap();
+
+    // A new role that STS does not see yet: denied twice, then it works.
+    proxy.fail("AssumeRole", 2, Fault::access_denied());
+    for _ in 0..2 {
+        let err = c.assume_role(&f.session(900)).await.unwrap_err();
+        assert!(
+            matches!(err, CloudError::Denied(_)) && err.is_retryable(),
+            "{err:?}"
+        );
+    }
+    c.assume_role(&f.session(900)).await.unwrap();
+
+    // Throttled create: transient; the retry creates it once.
+    proxy.fail(
+        "CreateWorkGroup",
+        1,
+        Fault::throttling("TooManyRequestsException"),
+    );
+    let err = c.create_workgroup(&f.workgroup_spec()).await.unwrap_err();
+    assert!(matches!(err, CloudError::Transient(_)), "{err:?}");
+    c.create_workgroup(&f.workgroup_spec()).await.unwrap();
+    c.create_workgroup(&f.workgroup_spec()).await.unwrap();
+
+    // Lake Formation busy: transient; then granted.
+    proxy.fail("BatchGrantPermissions", 1, Fault::concurrent_modification());
+    let err = c.grant_lake_formation(&f.grants).await.unwrap_err();
+    assert!(matches!(err, CloudError::Transient(_)), "{err:?}");
+    c.grant_lake_formation(&f.grants).await.unwrap();
+    assert!(!f.lf_permissions().await.is_empty());
+
+    // A revoke whose entries all come back "No permissions revoked" (already done) is done.
+    proxy.fail("BatchRevokePermissions", 1, Fault::no_permissions_revoked());
+    c.revoke_lake_formation(&f.grants).await.unwrap();
+    c.revoke_lake_formation(&f.grants).await.unwrap();
+    assert_eq!(proxy.calls("BatchRevokePermissions"), 2);
+
+    f.teardown().await;
+    assert_eq!(f.leftovers().await, Vec::<String>::new());
 }
 
 /// A tiny HTTP POST over a plain TCP stream (moto's control API); keeps reqwest out of this crate.

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::lake_formation::LfGrant;
 use crate::naming::CloudIdentity;
+use crate::usage::QueryState;
 
 /// A column as the Glue catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +119,21 @@ impl CloudError {
     }
 }
 
+/// One Athena query, as `BatchGetQueryExecution` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryExecution {
+    pub id: String,
+    pub sql: String,
+    /// The database unqualified names resolve against, if the query named one.
+    pub database: Option<String>,
+    pub state: QueryState,
+    pub state_change_reason: Option<String>,
+    pub bytes_scanned: i64,
+    pub engine_ms: i64,
+    pub submitted_at: Option<OffsetDateTime>,
+    pub completed_at: Option<OffsetDateTime>,
+}
+
 /// Everything lakegate does in AWS. Every method is idempotent: "already done" is success, so
 /// any step can be run again after a crash (AWS.md §4).
 #[async_trait]
@@ -155,6 +171,14 @@ pub trait CloudAccess: Send + Sync + 'static {
 
     /// Stops every queued or running query of the workgroup; returns how many were stopped.
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError>;
+
+    /// Every query of the workgroup with its details, as the query monitor records them. A
+    /// missing workgroup has none.
+    async fn query_executions(&self, workgroup: &str) -> Result<Vec<QueryExecution>, CloudError>;
+
+    /// Sets the workgroup's per-query bytes-scanned cutoff (the budget lowers it as it runs
+    /// out). At least Athena's 10 MB minimum.
+    async fn set_workgroup_cutoff(&self, workgroup: &str, bytes: i64) -> Result<(), CloudError>;
 
     /// Deletes the workgroup with its history; a missing workgroup is success.
     async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError>;

@@ -21,11 +21,13 @@ use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::policy::Policy;
 use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::{
-    CloudAccess, CloudError, RoleSpec, SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
+    CloudAccess, CloudError, QueryExecution, RoleSpec, SessionCredentials, SessionSpec,
+    TableLookup, WorkgroupSpec,
 };
 use lakegate_domain::{EndState, Principal, RequestId, RequestStatus, ResultsLocation};
 use lakegate_store::requests::Decision;
 use lakegate_testkit::FixedClock;
+use lakegate_testkit::aws_proxy::{AwsProxy, Fault};
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
@@ -86,6 +88,14 @@ impl CloudAccess for DiesAfter {
     async fn stop_running_queries(&self, w: &str) -> Result<u32, CloudError> {
         let r = self.inner.stop_running_queries(w).await;
         self.after("stop_running_queries", r).await
+    }
+    async fn query_executions(&self, w: &str) -> Result<Vec<QueryExecution>, CloudError> {
+        let r = self.inner.query_executions(w).await;
+        self.after("query_executions", r).await
+    }
+    async fn set_workgroup_cutoff(&self, w: &str, bytes: i64) -> Result<(), CloudError> {
+        let r = self.inner.set_workgroup_cutoff(w, bytes).await;
+        self.after("set_workgroup_cutoff", r).await
     }
     async fn delete_workgroup(&self, w: &str) -> Result<(), CloudError> {
         let r = self.inner.delete_workgroup(w).await;
@@ -151,6 +161,40 @@ impl World {
             clock: Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
             db,
         }
+    }
+
+    /// A world whose AWS calls go through the test proxy in front of moto, with the SDK's own
+    /// retries off, so injected faults reach lakegate's worker.
+    async fn via_proxy(pool: PgPool) -> (Self, AwsProxy) {
+        let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
+        let proxy = AwsProxy::start(&moto).await.unwrap();
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(proxy.url())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
+        let db = seed_catalog("faults").await;
+        let world = Self {
+            pool,
+            cloud,
+            clock: Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
+            db,
+        };
+        (world, proxy)
+    }
+
+    /// Worker passes, each after any retry delay has passed, until the request is `want`.
+    /// Returns how many passes it took.
+    async fn passes_until(&self, id: RequestId, want: RequestStatus) -> u32 {
+        let mut passes = 0;
+        while self.status(id).await != want {
+            passes += 1;
+            assert!(passes <= 10, "not {want} after {passes} worker passes");
+            self.clock.advance(Duration::minutes(6));
+            work_once(&self.real(), "w").await.unwrap();
+        }
+        passes
     }
 
     fn services(&self, cloud: Arc<dyn CloudAccess>) -> Services {
@@ -314,4 +358,33 @@ async fn expiry_interrupted_after_any_step_is_completed(pool: PgPool) {
             "after a crash in {op}"
         );
     }
+}
+
+/// Faults AWS really produces, injected by the proxy: each failed step is retried on a later
+/// pass and, being idempotent, completes; nothing is created twice and nothing is left.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn aws_faults_are_retried_until_provisioning_and_revoke_complete(pool: PgPool) {
+    let (w, proxy) = World::via_proxy(pool).await;
+    proxy.fail("CreateRole", 1, Fault::throttling("Throttling"));
+    proxy.fail("BatchGrantPermissions", 1, Fault::concurrent_modification());
+    // The propagation gate: STS does not let the new role be assumed yet, twice.
+    proxy.fail("AssumeRole", 2, Fault::access_denied());
+    let id = w.approved_request().await;
+    // One pass per fault, then the pass that finishes.
+    assert_eq!(w.passes_until(id, RequestStatus::Active).await, 5);
+    assert_eq!(proxy.calls("CreateRole"), 2);
+    assert_eq!(proxy.calls("AssumeRole"), 3);
+    assert_eq!(leftovers(&id.to_string()).await.len(), 2 + 3);
+
+    proxy.fail(
+        "DeleteWorkGroup",
+        1,
+        Fault::throttling("TooManyRequestsException"),
+    );
+    // Forwarded (so really revoked), but answered as if nothing was granted.
+    proxy.fail("BatchRevokePermissions", 1, Fault::no_permissions_revoked());
+    let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
+    requests::revoke(&w.real(), &alice, id, None).await.unwrap();
+    assert_eq!(w.passes_until(id, RequestStatus::Revoked).await, 2);
+    assert_eq!(leftovers(&id.to_string()).await, Vec::<String>::new());
 }

@@ -1,11 +1,14 @@
 //! Test helpers shared by lakegate's crates (dev-dependency only): a settable clock and
 //! `FakeCloud`, an in-memory stand-in for AWS that records every call and can be told to fail.
-//! Fakes serve unit tests of the app layer; the AWS adapter itself is tested against moto.
+//! Fakes serve unit tests of the app layer; the AWS adapter itself is tested against moto, with
+//! [`aws_proxy::AwsProxy`] in front where moto falls short.
 #![forbid(unsafe_code)]
 #![allow(
     clippy::unwrap_used,
     reason = "test-only crate: a poisoned lock means a test has already panicked"
 )]
+
+pub mod aws_proxy;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -14,9 +17,10 @@ use async_trait::async_trait;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
-    Clock, CloudAccess, CloudError, ColumnInfo, RoleSpec, SessionCredentials, SessionSpec,
-    TableInfo, TableLookup, WorkgroupSpec,
+    Clock, CloudAccess, CloudError, ColumnInfo, QueryExecution, RoleSpec, SessionCredentials,
+    SessionSpec, TableInfo, TableLookup, WorkgroupSpec,
 };
+use lakegate_domain::usage::QueryState;
 use time::{Duration, OffsetDateTime};
 
 /// A clock that only moves when told to.
@@ -313,6 +317,40 @@ impl CloudAccess for FakeCloud {
         let mut s = self.state.lock().unwrap();
         let stopped = s.running_queries.remove(workgroup).map_or(0, |q| q.len());
         Ok(u32::try_from(stopped).unwrap_or(u32::MAX))
+    }
+
+    async fn query_executions(&self, workgroup: &str) -> Result<Vec<QueryExecution>, CloudError> {
+        self.enter("query_executions")?;
+        let s = self.state.lock().unwrap();
+        Ok(s.running_queries
+            .get(workgroup)
+            .into_iter()
+            .flatten()
+            .map(|id| QueryExecution {
+                id: id.clone(),
+                sql: String::new(),
+                database: None,
+                state: QueryState::Running,
+                state_change_reason: None,
+                bytes_scanned: 0,
+                engine_ms: 0,
+                submitted_at: None,
+                completed_at: None,
+            })
+            .collect())
+    }
+
+    async fn set_workgroup_cutoff(&self, workgroup: &str, bytes: i64) -> Result<(), CloudError> {
+        self.enter("set_workgroup_cutoff")?;
+        match self.state.lock().unwrap().workgroups.get_mut(workgroup) {
+            Some(wg) => {
+                wg.bytes_scanned_cutoff = bytes;
+                Ok(())
+            }
+            None => Err(CloudError::Rejected(format!(
+                "athena:UpdateWorkGroup: WorkGroup {workgroup} is not found"
+            ))),
+        }
     }
 
     async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError> {
