@@ -109,6 +109,28 @@ impl Services {
     }
 }
 
+/// Runs `work` in one transaction: committed when it succeeds, rolled back at once when it
+/// fails. A transaction that is only dropped rolls back when its connection is next used, and
+/// keeps its row locks until then: the worker's `skip locked` claims would pass the request by.
+pub(crate) async fn in_tx<T>(
+    svc: &Services,
+    work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let mut tx = svc.db.begin().await?;
+    match work(&mut tx).await {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back failed; the connection is dropped");
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Appends an audit event in the caller's transaction, next to the change it records.
 /// `actor: None` is lakegate itself (the worker, the credentials URL).
 pub(crate) async fn record(

@@ -31,7 +31,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::notify::Notification;
-use crate::{AppError, Services, record};
+use crate::{AppError, Services, in_tx, record};
 
 /// The new-request form, as typed.
 #[derive(Debug, Clone, Default)]
@@ -362,84 +362,86 @@ pub async fn decide(
 ) -> Result<Decided, AppError> {
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
-    let mut tx = svc.db.begin().await?;
-    let (request, evaluation, mut approvals) = lock_visible(svc, &mut tx, id, who).await?;
-    let access = access(svc, &request, &evaluation, &approvals);
-    let event = match decision {
-        Decision::Approve => Event::Approve,
-        Decision::Deny => Event::Deny,
-    };
-    request.status.next(event, None)?;
-    match decision {
-        Decision::Approve => access.check_approve(who)?,
-        Decision::Deny => access.check_deny(who)?,
-    }
-    requests::record_decision(
-        &mut tx,
-        NewDecision {
-            request: id,
-            extension: None,
-            actor: &actor(who),
-            groups: &who.groups,
-            decision,
-            comment: comment.as_deref(),
-            at: now,
-        },
-    )
-    .await?;
-    let outcome = match decision {
-        Decision::Deny => {
-            // We hold the row lock and saw `pending`: the guarded update cannot lose.
-            if !requests::deny(&mut tx, id, now).await? {
-                return Err(lost_race(&mut tx, id, event).await);
-            }
-            record(
-                &mut tx,
-                now,
-                Some(id),
-                Some(&actor(who)),
-                AuditAction::RequestDenied,
-                json!({ "comment": comment }),
-            )
-            .await?;
-            Decided::Denied
+    let outcome = in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+        let (request, evaluation, mut approvals) = lock_visible(svc, &mut *tx, id, who).await?;
+        let access = access(svc, &request, &evaluation, &approvals);
+        let event = match decision {
+            Decision::Approve => Event::Approve,
+            Decision::Deny => Event::Deny,
+        };
+        request.status.next(event, None)?;
+        match decision {
+            Decision::Approve => access.check_approve(who)?,
+            Decision::Deny => access.check_deny(who)?,
         }
-        Decision::Approve => {
-            approvals.push(Approver::from(who));
-            let status = evaluation.approval_status(&approvals);
-            if status.satisfied {
-                let plan = grant_plan(svc, id, &request.resources, &evaluation);
-                if !requests::approve(&mut tx, id, now, &plan, false).await? {
-                    return Err(lost_race(&mut tx, id, event).await);
+        requests::record_decision(
+            &mut *tx,
+            NewDecision {
+                request: id,
+                extension: None,
+                actor: &actor(who),
+                groups: &who.groups,
+                decision,
+                comment: comment.as_deref(),
+                at: now,
+            },
+        )
+        .await?;
+        let outcome = match decision {
+            Decision::Deny => {
+                // We hold the row lock and saw `pending`: the guarded update cannot lose.
+                if !requests::deny(&mut *tx, id, now).await? {
+                    return Err(lost_race(&mut *tx, id, event).await);
                 }
                 record(
-                    &mut tx,
+                    &mut *tx,
                     now,
                     Some(id),
                     Some(&actor(who)),
-                    AuditAction::RequestApproved,
-                    json!({
-                        "comment": comment,
-                        "approvers": approvals.iter().map(|a| &a.subject).collect::<Vec<_>>(),
-                    }),
+                    AuditAction::RequestDenied,
+                    json!({ "comment": comment }),
                 )
                 .await?;
-                Decided::Approved
-            } else {
-                record(
-                    &mut tx,
-                    now,
-                    Some(id),
-                    Some(&actor(who)),
-                    AuditAction::ApprovalRecorded,
-                    json!({ "comment": comment, "missing": status.missing }),
-                )
-                .await?;
-                Decided::NeedsMore(status.missing)
+                Decided::Denied
             }
-        }
-    };
-    tx.commit().await?;
+            Decision::Approve => {
+                approvals.push(Approver::from(who));
+                let status = evaluation.approval_status(&approvals);
+                if status.satisfied {
+                    let plan = grant_plan(svc, id, &request.resources, &evaluation);
+                    if !requests::approve(&mut *tx, id, now, &plan, false).await? {
+                        return Err(lost_race(&mut *tx, id, event).await);
+                    }
+                    record(
+                        &mut *tx,
+                        now,
+                        Some(id),
+                        Some(&actor(who)),
+                        AuditAction::RequestApproved,
+                        json!({
+                            "comment": comment,
+                            "approvers": approvals.iter().map(|a| &a.subject).collect::<Vec<_>>(),
+                        }),
+                    )
+                    .await?;
+                    Decided::Approved
+                } else {
+                    record(
+                        &mut *tx,
+                        now,
+                        Some(id),
+                        Some(&actor(who)),
+                        AuditAction::ApprovalRecorded,
+                        json!({ "comment": comment, "missing": status.missing }),
+                    )
+                    .await?;
+                    Decided::NeedsMore(status.missing)
+                }
+            }
+        };
+        Ok(outcome)
+    })
+    .await?;
     tracing::info!(?outcome, "request decided");
     if outcome == Decided::Approved {
         svc.wake.notify_one();
@@ -457,31 +459,33 @@ pub async fn review(
 ) -> Result<(), AppError> {
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
-    let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
-    let access = access(svc, &request, &evaluation, &approvals);
-    access.check_review(who)?;
-    if !request.needs_review() {
-        return Err(ValidationError::new(if request.break_glass {
-            "this break-glass access has already been reviewed"
-        } else {
-            "only break-glass access is reviewed; this request was approved"
-        })
-        .into());
-    }
-    if !requests::review(&mut tx, id, &actor(who), comment.as_deref(), now).await? {
-        return Err(ValidationError::new("this access has already been reviewed").into());
-    }
-    record(
-        &mut tx,
-        now,
-        Some(id),
-        Some(&actor(who)),
-        AuditAction::BreakGlassReviewed,
-        json!({ "comment": comment }),
-    )
+    in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+        let (request, evaluation, approvals) = lock_visible(svc, &mut *tx, id, who).await?;
+        let access = access(svc, &request, &evaluation, &approvals);
+        access.check_review(who)?;
+        if !request.needs_review() {
+            return Err(ValidationError::new(if request.break_glass {
+                "this break-glass access has already been reviewed"
+            } else {
+                "only break-glass access is reviewed; this request was approved"
+            })
+            .into());
+        }
+        if !requests::review(&mut *tx, id, &actor(who), comment.as_deref(), now).await? {
+            return Err(ValidationError::new("this access has already been reviewed").into());
+        }
+        record(
+            &mut *tx,
+            now,
+            Some(id),
+            Some(&actor(who)),
+            AuditAction::BreakGlassReviewed,
+            json!({ "comment": comment }),
+        )
+        .await?;
+        Ok(())
+    })
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -515,29 +519,30 @@ pub async fn extend(
     let extra = parse_duration(extra)?;
     let reason = parse_reason(reason)?;
     let now = svc.clock.now();
-    let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
-    let access = access(svc, &request, &evaluation, &approvals);
-    access.check_extend(who)?;
-    if !request.is_usable_at(now) {
-        return Err(not_active(&request, "extend"));
-    }
-    evaluation.check_extension(request.granted_total(), extra)?;
-    // Auto-approval looks at the whole access (what was granted plus this), asked by the
-    // requester as they are now.
-    let mut facts = RequestFacts::of(&request);
-    facts.requester_groups.clone_from(&who.groups);
-    facts.duration = request.granted_total() + extra;
-    let auto = !request.break_glass && svc.settings.policy.evaluate(&facts).auto_approval.allowed;
+    let outcome = in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+        let (request, evaluation, approvals) = lock_visible(svc, &mut *tx, id, who).await?;
+        let access = access(svc, &request, &evaluation, &approvals);
+        access.check_extend(who)?;
+        if !request.is_usable_at(now) {
+            return Err(not_active(&request, "extend"));
+        }
+        evaluation.check_extension(request.granted_total(), extra)?;
+        // Auto-approval looks at the whole access (what was granted plus this), asked by the
+        // requester as they are now.
+        let mut facts = RequestFacts::of(&request);
+        facts.requester_groups.clone_from(&who.groups);
+        facts.duration = request.granted_total() + extra;
+        let auto =
+            !request.break_glass && svc.settings.policy.evaluate(&facts).auto_approval.allowed;
 
-    let Some(ext_id) = extensions::insert(&mut tx, id, extra, &reason, now).await? else {
-        return Err(ValidationError::new(
-            "an extension of this grant is already waiting for approval",
-        )
-        .into());
-    };
-    record(
-        &mut tx,
+        let Some(ext_id) = extensions::insert(&mut *tx, id, extra, &reason, now).await? else {
+            return Err(ValidationError::new(
+                "an extension of this grant is already waiting for approval",
+            )
+            .into());
+        };
+        record(
+        &mut *tx,
         now,
         Some(id),
         Some(&actor(who)),
@@ -545,25 +550,28 @@ pub async fn extend(
         json!({ "extension_id": ext_id, "extra_seconds": extra.whole_seconds(), "reason": reason }),
     )
     .await?;
-    let outcome = if auto {
-        let Some(expires_at) = extensions::approve(&mut tx, id, ext_id, extra, true, now).await?
-        else {
-            return Err(not_active(&request, "extend"));
+        let outcome = if auto {
+            let Some(expires_at) =
+                extensions::approve(&mut *tx, id, ext_id, extra, true, now).await?
+            else {
+                return Err(not_active(&request, "extend"));
+            };
+            record(
+                &mut *tx,
+                now,
+                Some(id),
+                None,
+                AuditAction::ExtensionAutoApproved,
+                json!({ "extension_id": ext_id, "expires_at": expires_at.unix_timestamp() }),
+            )
+            .await?;
+            Extended::Now(expires_at)
+        } else {
+            Extended::Pending
         };
-        record(
-            &mut tx,
-            now,
-            Some(id),
-            None,
-            AuditAction::ExtensionAutoApproved,
-            json!({ "extension_id": ext_id, "expires_at": expires_at.unix_timestamp() }),
-        )
-        .await?;
-        Extended::Now(expires_at)
-    } else {
-        Extended::Pending
-    };
-    tx.commit().await?;
+        Ok(outcome)
+    })
+    .await?;
     if let Extended::Now(_) = outcome {
         extension_applied(svc, id);
     }
@@ -590,92 +598,94 @@ pub async fn decide_extension(
 ) -> Result<Decided, AppError> {
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
-    let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
-    let access = access(svc, &request, &evaluation, &approvals);
-    if request.status != RequestStatus::Active {
-        return Err(not_active(&request, "extend"));
-    }
-    let Some(ext) = extensions::list(&mut tx, id)
-        .await?
-        .into_iter()
-        .find(|e| e.id == extension && e.status == extensions::ExtensionStatus::Pending)
-    else {
-        return Err(ValidationError::new("this extension has already been decided").into());
-    };
-    let mut ext_approvals = approvals_of_extension(&mut tx, id, ext.id).await?;
-    match decision {
-        Decision::Approve => access.check_approve_with(who, &ext_approvals)?,
-        Decision::Deny => access.check_deny(who)?,
-    }
-    requests::record_decision(
-        &mut tx,
-        NewDecision {
-            request: id,
-            extension: Some(ext.id),
-            actor: &actor(who),
-            groups: &who.groups,
-            decision,
-            comment: comment.as_deref(),
-            at: now,
-        },
-    )
-    .await?;
-    let detail = |extra: serde_json::Value| {
-        let mut d = json!({ "extension_id": ext.id, "comment": comment });
-        if let (Some(d), Some(extra)) = (d.as_object_mut(), extra.as_object()) {
-            d.extend(extra.clone());
+    let outcome = in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+        let (request, evaluation, approvals) = lock_visible(svc, &mut *tx, id, who).await?;
+        let access = access(svc, &request, &evaluation, &approvals);
+        if request.status != RequestStatus::Active {
+            return Err(not_active(&request, "extend"));
         }
-        d
-    };
-    let outcome = match decision {
-        Decision::Deny => {
-            extensions::deny(&mut tx, ext.id, now).await?;
-            record(
-                &mut tx,
-                now,
-                Some(id),
-                Some(&actor(who)),
-                AuditAction::ExtensionDenied,
-                detail(json!({})),
-            )
-            .await?;
-            Decided::Denied
+        let Some(ext) = extensions::list(&mut *tx, id)
+            .await?
+            .into_iter()
+            .find(|e| e.id == extension && e.status == extensions::ExtensionStatus::Pending)
+        else {
+            return Err(ValidationError::new("this extension has already been decided").into());
+        };
+        let mut ext_approvals = approvals_of_extension(&mut *tx, id, ext.id).await?;
+        match decision {
+            Decision::Approve => access.check_approve_with(who, &ext_approvals)?,
+            Decision::Deny => access.check_deny(who)?,
         }
-        Decision::Approve => {
-            ext_approvals.push(Approver::from(who));
-            let status = evaluation.approval_status(&ext_approvals);
-            if status.satisfied {
-                let Some(expires_at) =
-                    extensions::approve(&mut tx, id, ext.id, ext.extra, false, now).await?
-                else {
-                    return Err(not_active(&request, "extend"));
-                };
-                record(
-                    &mut tx,
-                    now,
-                    Some(id),
-                    Some(&actor(who)),
-                    AuditAction::ExtensionApproved,
-                    detail(json!({ "expires_at": expires_at.unix_timestamp() })),
-                )
-                .await?;
-                Decided::Approved
-            } else {
-                record(
-                    &mut tx,
-                    now,
-                    Some(id),
-                    Some(&actor(who)),
-                    AuditAction::ExtensionApprovalRecorded,
-                    detail(json!({ "missing": status.missing })),
-                )
-                .await?;
-                Decided::NeedsMore(status.missing)
+        requests::record_decision(
+            &mut *tx,
+            NewDecision {
+                request: id,
+                extension: Some(ext.id),
+                actor: &actor(who),
+                groups: &who.groups,
+                decision,
+                comment: comment.as_deref(),
+                at: now,
+            },
+        )
+        .await?;
+        let detail = |extra: serde_json::Value| {
+            let mut d = json!({ "extension_id": ext.id, "comment": comment });
+            if let (Some(d), Some(extra)) = (d.as_object_mut(), extra.as_object()) {
+                d.extend(extra.clone());
             }
-        }
-    };
-    tx.commit().await?;
+            d
+        };
+        let outcome = match decision {
+            Decision::Deny => {
+                extensions::deny(&mut *tx, ext.id, now).await?;
+                record(
+                    &mut *tx,
+                    now,
+                    Some(id),
+                    Some(&actor(who)),
+                    AuditAction::ExtensionDenied,
+                    detail(json!({})),
+                )
+                .await?;
+                Decided::Denied
+            }
+            Decision::Approve => {
+                ext_approvals.push(Approver::from(who));
+                let status = evaluation.approval_status(&ext_approvals);
+                if status.satisfied {
+                    let Some(expires_at) =
+                        extensions::approve(&mut *tx, id, ext.id, ext.extra, false, now).await?
+                    else {
+                        return Err(not_active(&request, "extend"));
+                    };
+                    record(
+                        &mut *tx,
+                        now,
+                        Some(id),
+                        Some(&actor(who)),
+                        AuditAction::ExtensionApproved,
+                        detail(json!({ "expires_at": expires_at.unix_timestamp() })),
+                    )
+                    .await?;
+                    Decided::Approved
+                } else {
+                    record(
+                        &mut *tx,
+                        now,
+                        Some(id),
+                        Some(&actor(who)),
+                        AuditAction::ExtensionApprovalRecorded,
+                        detail(json!({ "missing": status.missing })),
+                    )
+                    .await?;
+                    Decided::NeedsMore(status.missing)
+                }
+            }
+        };
+        Ok(outcome)
+    })
+    .await?;
     if outcome == Decided::Approved {
         extension_applied(svc, id);
     }
@@ -696,24 +706,26 @@ async fn approvals_of_extension(
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn cancel(svc: &Services, who: &Principal, id: RequestId) -> Result<(), AppError> {
     let now = svc.clock.now();
-    let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
-    let access = access(svc, &request, &evaluation, &approvals);
-    access.check_cancel(who)?;
-    request.status.next(Event::Cancel, None)?;
-    if !requests::cancel(&mut tx, id, now).await? {
-        return Err(lost_race(&mut tx, id, Event::Cancel).await);
-    }
-    record(
-        &mut tx,
-        now,
-        Some(id),
-        Some(&actor(who)),
-        AuditAction::RequestCancelled,
-        json!({}),
-    )
+    in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+        let (request, evaluation, approvals) = lock_visible(svc, &mut *tx, id, who).await?;
+        let access = access(svc, &request, &evaluation, &approvals);
+        access.check_cancel(who)?;
+        request.status.next(Event::Cancel, None)?;
+        if !requests::cancel(&mut *tx, id, now).await? {
+            return Err(lost_race(&mut *tx, id, Event::Cancel).await);
+        }
+        record(
+            &mut *tx,
+            now,
+            Some(id),
+            Some(&actor(who)),
+            AuditAction::RequestCancelled,
+            json!({}),
+        )
+        .await?;
+        Ok(())
+    })
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -728,39 +740,41 @@ pub async fn revoke(
 ) -> Result<(), AppError> {
     let comment = parse_comment(comment)?;
     let now = svc.clock.now();
-    let mut tx = svc.db.begin().await?;
-    let (request, evaluation, approvals) = lock_visible(svc, &mut tx, id, who).await?;
-    let access = access(svc, &request, &evaluation, &approvals);
-    access.check_revoke(who)?;
-    let event = Event::BeginRevoke(EndState::Revoked);
-    request.status.next(event, None)?;
-    let reason = match &comment {
-        Some(c) => format!("revoked by {}: {c}", who.email),
-        None => format!("revoked by {}", who.email),
-    };
-    if !requests::begin_revoke(
-        &mut tx,
-        id,
-        request.status,
-        EndState::Revoked,
-        &reason,
-        RevokeStep::first().as_str(),
-        now,
-    )
-    .await?
-    {
-        return Err(lost_race(&mut tx, id, event).await);
-    }
-    record(
-        &mut tx,
-        now,
-        Some(id),
-        Some(&actor(who)),
-        AuditAction::RevokeRequested,
-        json!({ "end_state": "revoked", "reason": reason, "from": request.status.as_str() }),
-    )
+    in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+        let (request, evaluation, approvals) = lock_visible(svc, &mut *tx, id, who).await?;
+        let access = access(svc, &request, &evaluation, &approvals);
+        access.check_revoke(who)?;
+        let event = Event::BeginRevoke(EndState::Revoked);
+        request.status.next(event, None)?;
+        let reason = match &comment {
+            Some(c) => format!("revoked by {}: {c}", who.email),
+            None => format!("revoked by {}", who.email),
+        };
+        if !requests::begin_revoke(
+            &mut *tx,
+            id,
+            request.status,
+            EndState::Revoked,
+            &reason,
+            RevokeStep::first().as_str(),
+            now,
+        )
+        .await?
+        {
+            return Err(lost_race(&mut *tx, id, event).await);
+        }
+        record(
+            &mut *tx,
+            now,
+            Some(id),
+            Some(&actor(who)),
+            AuditAction::RevokeRequested,
+            json!({ "end_state": "revoked", "reason": reason, "from": request.status.as_str() }),
+        )
+        .await?;
+        Ok(())
+    })
     .await?;
-    tx.commit().await?;
     svc.sessions.forget(id);
     svc.wake.notify_one();
     tracing::info!("revoke started");
