@@ -8,6 +8,7 @@ pub mod audit;
 pub mod credentials;
 pub mod error;
 pub mod health;
+pub mod monitor;
 pub mod notify;
 pub mod requests;
 pub mod sessions;
@@ -35,6 +36,25 @@ pub struct Settings {
     pub results: ResultsLocation,
     pub permissions_boundary_arn: String,
     pub worker: WorkerSettings,
+    pub monitor: MonitorSettings,
+}
+
+/// How the query monitor looks at grants and prices what they scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorSettings {
+    /// How often every active grant's queries are looked at.
+    pub interval: Duration,
+    /// Athena's price per TB scanned (it differs by Region).
+    pub price: lakegate_domain::usage::Price,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::seconds(30),
+            price: lakegate_domain::usage::Price::default(),
+        }
+    }
 }
 
 /// How the background worker paces itself.

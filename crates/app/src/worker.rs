@@ -465,7 +465,20 @@ async fn release(svc: &Services, owner: &str, id: RequestId) -> Result<(), AppEr
 /// retry), a wake-up (approval, revoke), or `max_idle` at the most.
 pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
     tracing::info!(%owner, "worker started");
+    let every = std::time::Duration::try_from(svc.settings.monitor.interval)
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let mut next_look = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= next_look {
+            match crate::monitor::monitor_once(&svc).await {
+                Ok(report) if report != crate::monitor::MonitorReport::default() => {
+                    tracing::debug!(?report, "query monitor pass");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "query monitor pass failed"),
+            }
+            next_look = tokio::time::Instant::now() + every;
+        }
         match work_once(&svc, &owner).await {
             Ok(report) if !report.is_empty() => tracing::debug!(?report, "worker pass"),
             Ok(_) => {}
@@ -476,7 +489,8 @@ pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
             Ok(mut conn) => work::next_due_at(&mut conn, now).await.ok().flatten(),
             Err(_) => None,
         };
-        let sleep = sleep_until(now, next, svc.settings.worker.max_idle);
+        let sleep = sleep_until(now, next, svc.settings.worker.max_idle)
+            .min(next_look.saturating_duration_since(tokio::time::Instant::now()));
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = svc.wake.notified() => {}

@@ -42,6 +42,7 @@ fn harness(pool: PgPool) -> Harness {
         results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
+        monitor: lakegate_app::MonitorSettings::default(),
     };
     Harness {
         svc: Services::new(pool, cloud.clone(), clock.clone(), settings),

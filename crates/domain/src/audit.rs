@@ -26,10 +26,12 @@ pub enum AuditAction {
     ExtensionApproved,
     ExtensionAutoApproved,
     ExtensionDenied,
+    BudgetWarning,
+    BudgetCutoffLowered,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 23] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -51,6 +53,8 @@ impl AuditAction {
         Self::ExtensionApproved,
         Self::ExtensionAutoApproved,
         Self::ExtensionDenied,
+        Self::BudgetWarning,
+        Self::BudgetCutoffLowered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +80,8 @@ impl AuditAction {
             Self::ExtensionApproved => "extension.approved",
             Self::ExtensionAutoApproved => "extension.auto_approved",
             Self::ExtensionDenied => "extension.denied",
+            Self::BudgetWarning => "budget.warning",
+            Self::BudgetCutoffLowered => "budget.cutoff_lowered",
         }
     }
 
@@ -107,6 +113,10 @@ impl AuditAction {
             Self::ExtensionApproved => "approved the extension: the grant lasts longer",
             Self::ExtensionAutoApproved => "the policy approved the extension automatically",
             Self::ExtensionDenied => "denied the extension",
+            Self::BudgetWarning => "80 % of the scan budget is spent",
+            Self::BudgetCutoffLowered => {
+                "lowered the per-query scan cutoff to what is left of the budget"
+            }
         }
     }
 }

@@ -164,6 +164,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_BROKER_PRINCIPAL_ARN")]
     pub broker_principal_arn: Option<String>,
 
+    /// How often the query monitor looks at every active grant's queries (like 30s).
+    #[arg(long, env = "LAKEGATE_MONITOR_INTERVAL", default_value = "30s")]
+    pub monitor_interval: String,
+
+    /// Athena's price per TB scanned, in US dollars, for cost estimates (it differs by Region).
+    #[arg(long, env = "LAKEGATE_ATHENA_PRICE_PER_TB", default_value = "5")]
+    pub athena_price_per_tb: String,
+
     /// Sign people out after this long without a request.
     #[arg(long, env = "LAKEGATE_SESSION_IDLE", default_value = "8h")]
     pub session_idle: String,

@@ -5,11 +5,12 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
-use lakegate_app::{Settings, WorkerSettings};
+use lakegate_app::{MonitorSettings, Settings, WorkerSettings};
 use lakegate_domain::duration::{format_duration, parse_duration};
 use lakegate_domain::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
 use lakegate_domain::policy_file::{PolicyFile, format_bytes};
 use lakegate_domain::target::ResultsLocation;
+use lakegate_domain::usage::Price;
 use lakegate_web::WebConfig;
 use lakegate_web::oidc::OidcConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -159,6 +160,21 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             );
         }
         let session_idle = parse_duration(&a.session_idle).context("LAKEGATE_SESSION_IDLE")?;
+        let monitor_interval =
+            parse_duration(&a.monitor_interval).context("LAKEGATE_MONITOR_INTERVAL")?;
+        if monitor_interval < time::Duration::seconds(5)
+            || monitor_interval > time::Duration::minutes(10)
+        {
+            bail!(
+                "LAKEGATE_MONITOR_INTERVAL must be between 5s and 10m: the budget is only as good as how often it is checked"
+            );
+        }
+        let price_micros = parse_usd(&a.athena_price_per_tb).with_context(|| {
+            format!(
+                "LAKEGATE_ATHENA_PRICE_PER_TB `{}` is not an amount of US dollars like 5 or 6.75",
+                a.athena_price_per_tb
+            )
+        })?;
         let oidc = oidc_config(a, &public_url)?;
         if oidc.is_none() && !a.dev_login {
             bail!(
@@ -182,6 +198,12 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 results,
                 permissions_boundary_arn: a.permissions_boundary_arn.clone(),
                 worker: WorkerSettings::default(),
+                monitor: MonitorSettings {
+                    interval: monitor_interval,
+                    price: Price {
+                        micros_per_tb: price_micros,
+                    },
+                },
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
             oidc,
@@ -189,6 +211,33 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             log_format: a.log_format,
         })
     }
+}
+
+/// `5`, `6.75` (US dollars) → whole micro-dollars.
+fn parse_usd(input: &str) -> anyhow::Result<i64> {
+    let s = input.trim().trim_start_matches('$');
+    let (whole, frac) = match s.split_once('.') {
+        Some((_, "")) => bail!("no digits after the point"),
+        Some(parts) => parts,
+        None => (s, ""),
+    };
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 6
+    {
+        bail!("not an amount");
+    }
+    let whole: i64 = whole.parse()?;
+    let frac: i64 = format!("{frac:0<6}").parse()?;
+    let micros = whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(|| anyhow::anyhow!("too large"))?;
+    if micros == 0 {
+        bail!("zero");
+    }
+    Ok(micros)
 }
 
 /// Reads and checks the policy file. Its errors name the file, the line and the rule.
@@ -340,6 +389,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_QUERY_SCAN_CUTOFF",
     "LAKEGATE_BROKER_PRINCIPAL_ARN",
     "LAKEGATE_SESSION_IDLE",
+    "LAKEGATE_MONITOR_INTERVAL",
+    "LAKEGATE_ATHENA_PRICE_PER_TB",
     "LAKEGATE_LOG_FORMAT",
 ];
 
@@ -563,6 +614,19 @@ mod tests {
         assert!(
             ServeConfig::try_from(&args(&["--notify-webhook-url", "hooks.example.com/x"])).is_err()
         );
+    }
+
+    #[test]
+    fn prices_parse_to_micro_dollars() {
+        assert_eq!(parse_usd("5").unwrap(), 5_000_000);
+        assert_eq!(parse_usd("6.75").unwrap(), 6_750_000);
+        assert_eq!(parse_usd("$0.000001").unwrap(), 1);
+        for bad in ["", "0", "five", "1.2345678", "-5", "5.", ".5x"] {
+            assert!(parse_usd(bad).is_err(), "{bad}");
+        }
+        let c = ServeConfig::try_from(&args(&["--athena-price-per-tb", "6.75"])).unwrap();
+        assert_eq!(c.settings.monitor.price.micros_per_tb, 6_750_000);
+        assert_eq!(c.settings.monitor.interval, time::Duration::seconds(30));
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn settings() -> Settings {
         results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
+        monitor: lakegate_app::MonitorSettings::default(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extensions;
 pub mod requests;
 pub mod sessions;
+pub mod usage;
 pub mod work;
 
 pub use error::StoreError;

@@ -59,6 +59,8 @@ pub struct FakeState {
     pub sessions: Vec<SessionSpec>,
     /// workgroup → ids of running queries
     pub running_queries: BTreeMap<String, BTreeSet<String>>,
+    /// workgroup → queries with their details, as a test scripted them
+    pub queries: BTreeMap<String, Vec<QueryExecution>>,
     /// Every call, by name, in order.
     pub calls: Vec<String>,
 }
@@ -171,6 +173,15 @@ impl FakeCloud {
             .entry(workgroup.to_owned())
             .or_default()
             .insert(query_id.to_owned());
+    }
+
+    /// Sets what Athena reports about a workgroup's queries (replacing what was set before).
+    pub fn set_queries(&self, workgroup: &str, queries: Vec<QueryExecution>) {
+        self.state
+            .lock()
+            .unwrap()
+            .queries
+            .insert(workgroup.to_owned(), queries);
     }
 
     /// Whether anything of this role or workgroup is left.
@@ -315,13 +326,20 @@ impl CloudAccess for FakeCloud {
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError> {
         self.enter("stop_running_queries")?;
         let mut s = self.state.lock().unwrap();
-        let stopped = s.running_queries.remove(workgroup).map_or(0, |q| q.len());
+        let mut stopped = s.running_queries.remove(workgroup).map_or(0, |q| q.len());
+        for q in s.queries.get_mut(workgroup).into_iter().flatten() {
+            if !q.state.is_final() {
+                q.state = QueryState::Cancelled;
+                stopped += 1;
+            }
+        }
         Ok(u32::try_from(stopped).unwrap_or(u32::MAX))
     }
 
     async fn query_executions(&self, workgroup: &str) -> Result<Vec<QueryExecution>, CloudError> {
         self.enter("query_executions")?;
         let s = self.state.lock().unwrap();
+        let scripted = s.queries.get(workgroup).into_iter().flatten().cloned();
         Ok(s.running_queries
             .get(workgroup)
             .into_iter()
@@ -337,6 +355,7 @@ impl CloudAccess for FakeCloud {
                 submitted_at: None,
                 completed_at: None,
             })
+            .chain(scripted)
             .collect())
     }
 

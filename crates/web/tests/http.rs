@@ -55,6 +55,7 @@ async fn app_with(pool: PgPool, dev_login: bool) -> TestApp {
         results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
+        monitor: lakegate_app::MonitorSettings::default(),
     };
     let services = Services::new(pool.clone(), cloud.clone(), clock, settings);
     let config = WebConfig {

@@ -43,6 +43,7 @@ async fn app(pool: PgPool) -> Router {
         results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
         permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
         worker: WorkerSettings::default(),
+        monitor: lakegate_app::MonitorSettings::default(),
     };
     let services = Services::new(
         pool.clone(),

@@ -1,0 +1,200 @@
+//! The queries of each grant's workgroup, as the monitor saw them: one row per query, updated
+//! as it progresses, so a restart or a second look never counts a query twice.
+
+use lakegate_domain::RequestId;
+use lakegate_domain::ports::QueryExecution;
+use lakegate_domain::usage::QueryState;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+
+/// What one look at a query changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// First time seen.
+    New,
+    /// Seen before; its state, bytes or times moved.
+    Updated,
+    /// Nothing new.
+    Unchanged,
+}
+
+/// A stored query, for the request page and the budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQuery {
+    pub execution: QueryExecution,
+    pub billed_bytes: i64,
+    pub cost_micros: i64,
+}
+
+/// Records the latest that is known of a query. `billed_bytes` and `cost_micros` are worked
+/// out by the caller (the domain's billing rule).
+pub async fn upsert(
+    conn: &mut PgConnection,
+    request: RequestId,
+    q: &QueryExecution,
+    billed_bytes: i64,
+    cost_micros: i64,
+    at: OffsetDateTime,
+) -> Result<Seen, StoreError> {
+    let row: Option<(bool,)> = sqlx::query_as(
+        "insert into athena_query
+             (request_id, query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
+              billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, first_seen_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+         on conflict (request_id, query_id) do update set
+             state = excluded.state, state_change_reason = excluded.state_change_reason,
+             bytes_scanned = excluded.bytes_scanned, billed_bytes = excluded.billed_bytes,
+             cost_micros = excluded.cost_micros, engine_ms = excluded.engine_ms,
+             completed_at = excluded.completed_at, updated_at = excluded.updated_at
+         where (athena_query.state, athena_query.state_change_reason, athena_query.bytes_scanned,
+                athena_query.engine_ms, athena_query.completed_at)
+               is distinct from
+               (excluded.state, excluded.state_change_reason, excluded.bytes_scanned,
+                excluded.engine_ms, excluded.completed_at)
+         returning (xmax = 0)",
+    )
+    .bind(request.0)
+    .bind(&q.id)
+    .bind(&q.sql)
+    .bind(&q.database)
+    .bind(q.state.as_str())
+    .bind(&q.state_change_reason)
+    .bind(q.bytes_scanned)
+    .bind(billed_bytes)
+    .bind(cost_micros)
+    .bind(q.engine_ms)
+    .bind(q.submitted_at)
+    .bind(q.completed_at)
+    .bind(at)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        Some((true,)) => Seen::New,
+        Some((false,)) => Seen::Updated,
+        None => Seen::Unchanged,
+    })
+}
+
+/// A grant's totals: (queries, bytes scanned, cost in micro-dollars).
+pub async fn totals(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<(i64, i64, i64), StoreError> {
+    Ok(sqlx::query_as(
+        "select count(*), coalesce(sum(bytes_scanned), 0)::bigint, coalesce(sum(cost_micros), 0)::bigint
+         from athena_query where request_id = $1",
+    )
+    .bind(request.0)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// A grant's queries, oldest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<Vec<StoredQuery>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        query_id: String,
+        sql_text: String,
+        database_name: Option<String>,
+        state: String,
+        state_change_reason: Option<String>,
+        bytes_scanned: i64,
+        billed_bytes: i64,
+        cost_micros: i64,
+        engine_ms: i64,
+        submitted_at: Option<OffsetDateTime>,
+        completed_at: Option<OffsetDateTime>,
+    }
+    let rows = sqlx::query_as::<_, Row>(
+        "select query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
+                billed_bytes, cost_micros, engine_ms, submitted_at, completed_at
+         from athena_query where request_id = $1
+         order by submitted_at nulls last, first_seen_at, query_id",
+    )
+    .bind(request.0)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(StoredQuery {
+                execution: QueryExecution {
+                    state: QueryState::parse(&r.state).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown query state {}", r.state))
+                    })?,
+                    id: r.query_id,
+                    sql: r.sql_text,
+                    database: r.database_name,
+                    state_change_reason: r.state_change_reason,
+                    bytes_scanned: r.bytes_scanned,
+                    engine_ms: r.engine_ms,
+                    submitted_at: r.submitted_at,
+                    completed_at: r.completed_at,
+                },
+                billed_bytes: r.billed_bytes,
+                cost_micros: r.cost_micros,
+            })
+        })
+        .collect()
+}
+
+/// What the budget rule has done to a grant so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetState {
+    pub warned_at: Option<OffsetDateTime>,
+    /// The workgroup's cutoff once the budget lowered it.
+    pub workgroup_cutoff_bytes: Option<i64>,
+}
+
+pub async fn budget_state(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<BudgetState, StoreError> {
+    let (warned_at, workgroup_cutoff_bytes): (Option<OffsetDateTime>, Option<i64>) =
+        sqlx::query_as(
+            "select budget_warned_at, workgroup_cutoff_bytes from access_request where request_id = $1",
+        )
+        .bind(request.0)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    Ok(BudgetState {
+        warned_at,
+        workgroup_cutoff_bytes,
+    })
+}
+
+/// Records the 80 % warning. `false`: it was given already.
+pub async fn mark_budget_warned(
+    conn: &mut PgConnection,
+    request: RequestId,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set budget_warned_at = $2
+         where request_id = $1 and budget_warned_at is null",
+    )
+    .bind(request.0)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the cutoff the workgroup now has.
+pub async fn set_workgroup_cutoff(
+    conn: &mut PgConnection,
+    request: RequestId,
+    bytes: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("update access_request set workgroup_cutoff_bytes = $2 where request_id = $1")
+        .bind(request.0)
+        .bind(bytes)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
