@@ -6,13 +6,15 @@
 
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::naming::GrantResources;
+use lakegate_domain::ports::QueryExecution;
 use lakegate_domain::steps::RevokeStep;
-use lakegate_domain::usage::{BudgetInput, assess_budget, billed_bytes, estimate_cost};
+use lakegate_domain::usage::{BudgetInput, Price, assess_budget, billed_bytes, estimate_cost};
 use lakegate_domain::{AccessRequest, EndState, RequestId, RequestStatus};
 use lakegate_store::requests;
 use lakegate_store::usage::{self, Seen};
 use serde_json::json;
 use sqlx::PgConnection;
+use time::OffsetDateTime;
 
 use crate::{AppError, Services, in_tx, record};
 
@@ -47,6 +49,44 @@ pub async fn monitor_once(svc: &Services) -> Result<MonitorReport, AppError> {
     Ok(report)
 }
 
+/// Stores each of `executions` once (updated when it moved); returns how many were new and
+/// how many moved.
+async fn upsert_all(
+    tx: &mut PgConnection,
+    id: RequestId,
+    executions: &[QueryExecution],
+    price: Price,
+    now: OffsetDateTime,
+) -> Result<(usize, usize), AppError> {
+    let (mut new, mut updated) = (0, 0);
+    for q in executions {
+        let billed = billed_bytes(q.state, q.bytes_scanned);
+        let cost = estimate_cost(q.state, q.bytes_scanned, price);
+        match usage::upsert(&mut *tx, id, q, billed, cost.0, now).await? {
+            Seen::New => new += 1,
+            Seen::Updated => updated += 1,
+            Seen::Unchanged => {}
+        }
+    }
+    Ok((new, updated))
+}
+
+/// Records the queries of a grant's workgroup without judging its budget: teardown's last
+/// look, once the queries are stopped and before the workgroup is deleted.
+pub(crate) async fn record_queries(
+    svc: &Services,
+    id: RequestId,
+    workgroup: &str,
+) -> Result<(), AppError> {
+    let executions = svc.cloud.query_executions(workgroup).await?;
+    let now = svc.clock.now();
+    let price = svc.settings.monitor.price;
+    in_tx(svc, async |tx: &mut PgConnection| {
+        upsert_all(tx, id, &executions, price, now).await.map(drop)
+    })
+    .await
+}
+
 async fn watch(
     svc: &Services,
     grant: &AccessRequest,
@@ -61,16 +101,7 @@ async fn watch(
 
     // Record what was seen and judge the budget in one transaction.
     let judged = in_tx(svc, async |tx: &mut PgConnection| {
-        let (mut new, mut updated) = (0, 0);
-        for q in &executions {
-            let billed = billed_bytes(q.state, q.bytes_scanned);
-            let cost = estimate_cost(q.state, q.bytes_scanned, price);
-            match usage::upsert(&mut *tx, id, q, billed, cost.0, now).await? {
-                Seen::New => new += 1,
-                Seen::Updated => updated += 1,
-                Seen::Unchanged => {}
-            }
-        }
+        let (new, updated) = upsert_all(&mut *tx, id, &executions, price, now).await?;
         let Some(budget) = grant.scan_budget_bytes else {
             return Ok((new, updated, None));
         };

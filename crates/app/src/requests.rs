@@ -18,6 +18,7 @@ use lakegate_domain::ports::TableLookup;
 use lakegate_domain::request::{Event, Requester, parse_comment, parse_reason};
 use lakegate_domain::steps::{ProvisionStep, RevokeStep};
 use lakegate_domain::target::parse_resources;
+use lakegate_domain::usage::{Price, QueryUsage, UsageSummary, summarize};
 use lakegate_domain::{
     AccessRequest, EndState, Principal, RequestId, RequestStatus, ResourceSpec, TransitionError,
     ValidationError,
@@ -27,6 +28,7 @@ use lakegate_store::extensions::{self, Extension};
 use lakegate_store::requests::{
     self, Decision, DecisionRecord, GrantPlan, NewDecision, NewRequest,
 };
+use lakegate_store::usage::{self, StoredQuery};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -794,6 +796,9 @@ pub struct RequestDetail {
     /// How far the request is from approved (also shown once decided, as the record).
     pub approval: ApprovalStatus,
     pub extensions: Vec<ExtensionDetail>,
+    /// The grant's Athena queries as the monitor recorded them, oldest first.
+    pub queries: Vec<StoredQuery>,
+    pub usage: UsageSummary,
 }
 
 /// An extension and how far it is from approved.
@@ -833,7 +838,9 @@ pub async fn view(
         .find(|e| e.extension.status == extensions::ExtensionStatus::Pending)
         .map(|e| self::approvals(&e.decisions));
     let timeline = audit::list_for_request(&mut conn, id).await?;
+    let queries = usage::list(&mut conn, id).await?;
     Ok(RequestDetail {
+        usage: summarize_queries(&queries, svc.settings.monitor.price),
         actions: access.allowed_actions(who, pending_ext_approvals.as_deref()),
         viewer_is_requester: access.is_requester(who),
         approval: evaluation.approval_status(&approvals),
@@ -842,7 +849,21 @@ pub async fn view(
         timeline,
         evaluation,
         extensions: ext_details,
+        queries,
     })
+}
+
+/// The totals of a grant's recorded queries.
+pub(crate) fn summarize_queries(queries: &[StoredQuery], price: Price) -> UsageSummary {
+    let usage: Vec<QueryUsage> = queries
+        .iter()
+        .map(|q| QueryUsage {
+            state: q.execution.state,
+            bytes_scanned: q.execution.bytes_scanned,
+            flags: Vec::new(),
+        })
+        .collect();
+    summarize(&usage, price)
 }
 
 /// The home page: my requests, and for approvers and admins what needs them and what is live.

@@ -419,18 +419,39 @@ async fn teardown(
             report.retrying.push(id);
             return Ok(());
         }
+        if s == RevokeStep::StopQueries {
+            // The last look at the grant's queries, now that they are stopped and before the
+            // workgroup (and Athena's record of them) goes: the end summary counts them all.
+            if let Err(e) = crate::monitor::record_queries(svc, id, &item.workgroup).await {
+                tracing::warn!(request_id = %id, error = %e, "could not record the grant's last queries");
+            }
+        }
         step = s.next();
     }
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
     if let Some(end) = requests::finish(&mut tx, id, now).await? {
+        let queries = lakegate_store::usage::list(&mut tx, id).await?;
+        let usage = crate::requests::summarize_queries(&queries, svc.settings.monitor.price);
         record(
             &mut tx,
             now,
             Some(id),
             None,
             AuditAction::GrantEnded,
-            json!({ "end_state": end.as_str() }),
+            json!({
+                "end_state": end.as_str(),
+                "usage": {
+                    "queries": usage.queries,
+                    "succeeded": usage.succeeded,
+                    "failed": usage.failed,
+                    "cancelled": usage.cancelled,
+                    "bytes_scanned": usage.bytes_scanned,
+                    "billed_bytes": usage.billed_bytes,
+                    "cost_micros": usage.cost.0,
+                    "flags": usage.flags,
+                },
+            }),
         )
         .await?;
         tx.commit().await?;

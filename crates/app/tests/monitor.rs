@@ -205,6 +205,17 @@ async fn the_budget_warns_lowers_the_cutoff_and_then_revokes(pool: PgPool) {
     let r = store_requests::get(&mut conn, id).await.unwrap();
     assert_eq!(r.status, RequestStatus::Revoked);
     assert!(h.cloud.leftovers(&format!("lakegate-{id}"), &wg).is_empty());
+    // The end of the grant records what it used.
+    let events = audit::list_for_request(&mut conn, id).await.unwrap();
+    let ended = events
+        .iter()
+        .find(|e| e.action == AuditAction::GrantEnded)
+        .unwrap();
+    assert_eq!(ended.detail["usage"]["queries"], 3);
+    assert_eq!(ended.detail["usage"]["bytes_scanned"], 94 * MB);
+    assert_eq!(ended.detail["usage"]["cancelled"], 1);
+    // 45 + 37 + 12 MB, each billed as scanned (whole MB, over 10 MB), at $5 per TB.
+    assert_eq!(ended.detail["usage"]["cost_micros"], 470);
     // An ended grant is no longer watched.
     assert_eq!(monitor_once(&svc).await.unwrap(), MonitorReport::default());
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chart;
 pub mod requests;
 
 use lakegate_domain::duration::format_duration;
@@ -56,6 +57,29 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
             "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
         ))
         .unwrap_or_else(|_| t.to_string())
+}
+
+/// `0 B`, `950 B`, `12.3 MB`, `80 MB`, `1.5 TB`: decimal units, as Athena counts.
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [(&str, i64); 5] = [
+        ("PB", 1_000_000_000_000_000),
+        ("TB", 1_000_000_000_000),
+        ("GB", 1_000_000_000),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
+    ];
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            return if bytes % size == 0 || bytes / size >= 100 {
+                format!("{} {unit}", bytes / size)
+            } else {
+                #[allow(clippy::cast_precision_loss, reason = "one decimal is shown")]
+                let value = bytes as f64 / size as f64;
+                format!("{value:.1} {unit}")
+            };
+        }
+    }
+    format!("{} B", bytes.max(0))
 }
 
 pub fn fmt_opt_time(t: Option<OffsetDateTime>) -> String {

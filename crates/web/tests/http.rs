@@ -446,6 +446,36 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
     app.run_worker().await;
     assert_eq!(alice.status_of(id).await, "active");
 
+    // The monitor's record shows on the page: summary, chart, and each query.
+    app.cloud.set_queries(
+        &format!("lakegate-{id}"),
+        vec![lakegate_domain::ports::QueryExecution {
+            id: "q-1".into(),
+            sql: "SELECT order_id FROM sales.orders".into(),
+            database: Some("sales".into()),
+            state: lakegate_domain::usage::QueryState::Succeeded,
+            state_change_reason: None,
+            bytes_scanned: 12_345_678,
+            engine_ms: 900,
+            submitted_at: None,
+            completed_at: None,
+        }],
+    );
+    lakegate_app::monitor::monitor_once(&app.services)
+        .await
+        .unwrap();
+    let page = alice.get(&format!("/requests/{id}")).await;
+    assert_eq!(
+        page.text_of("#usage-summary"),
+        "1 query · 12.3 MB scanned · about $0.000065"
+    );
+    assert!(page.has("#usage-chart"));
+    let queries = page.text_of("#queries");
+    assert!(
+        queries.contains("SELECT order_id FROM sales.orders") && queries.contains("12.3 MB"),
+        "{queries}"
+    );
+
     // Only the requester may get credentials.
     let res = bob
         .submit(

@@ -22,11 +22,13 @@ use crate::error::WebError;
 use crate::extract::{CsrfForm, CurrentUser};
 use crate::session::{FlashKind, set_flash};
 use crate::state::AppState;
+use crate::views::chart::UsageChart;
 use crate::views::requests::{
     CredentialsPage, DashboardPage, DecisionView, EventView, ExtensionRow, ExtensionView,
-    NewRequestPage, PolicyView, RequirementView, ResourceView, ShowRequestPage,
+    NewRequestPage, PolicyView, QueryView, RequirementView, ResourceView, ShowRequestPage,
 };
-use crate::views::{Chrome, RequestRow, fmt_opt_time, fmt_time};
+use crate::views::{Chrome, RequestRow, fmt_opt_time, fmt_time, human_bytes};
+use lakegate_domain::usage::{Micros, cumulative_bytes};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -268,11 +270,78 @@ async fn show_request(
             r.scan_cutoff_bytes
                 .unwrap_or(d.evaluation.scan_cutoff_bytes.value),
         ),
+        show_usage: r.activated_at.is_some(),
+        usage_summary: usage_summary(&d),
+        usage_chart: usage_chart(&d, state.services.clock.now()),
+        queries: d
+            .queries
+            .iter()
+            .map(|q| QueryView {
+                submitted: fmt_opt_time(q.execution.submitted_at),
+                state: q.execution.state.as_str(),
+                scanned: human_bytes(q.execution.bytes_scanned),
+                cost: Micros(q.cost_micros).to_string(),
+                sql: q.execution.sql.clone(),
+                reason: q.execution.state_change_reason.clone().unwrap_or_default(),
+            })
+            .collect(),
         scan_budget: r
             .scan_budget_bytes
             .or(d.evaluation.scan_budget_bytes.as_ref().map(|l| l.value))
             .map_or_else(|| "none".to_owned(), format_bytes),
     })
+}
+
+/// `3 queries (1 failed) · 94 MB scanned · about $0.0005`.
+fn usage_summary(d: &RequestDetail) -> String {
+    let u = &d.usage;
+    let mut parts = vec![format!(
+        "{} {}",
+        u.queries,
+        if u.queries == 1 { "query" } else { "queries" }
+    )];
+    for (n, what) in [
+        (u.failed, "failed"),
+        (u.cancelled, "cancelled"),
+        (u.in_progress, "in progress"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    format!(
+        "{} · {} scanned · about {}",
+        parts.join(", "),
+        human_bytes(u.bytes_scanned),
+        u.cost
+    )
+}
+
+/// Cumulative bytes over the grant's time, against its budget.
+fn usage_chart(d: &RequestDetail, now: time::OffsetDateTime) -> String {
+    let r = &d.request;
+    let from = r.activated_at.unwrap_or(r.created_at);
+    let until = r.ended_at.or(r.expires_at).unwrap_or(now).max(from);
+    let points: Vec<_> = d
+        .queries
+        .iter()
+        .map(|q| {
+            (
+                q.execution
+                    .completed_at
+                    .or(q.execution.submitted_at)
+                    .unwrap_or(from),
+                q.execution.bytes_scanned,
+            )
+        })
+        .collect();
+    UsageChart {
+        cumulative: &cumulative_bytes(&points),
+        budget: r.scan_budget_bytes,
+        from,
+        until,
+    }
+    .to_svg()
 }
 
 fn decision_view(x: &DecisionRecord) -> DecisionView {

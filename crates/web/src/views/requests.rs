@@ -100,6 +100,22 @@ pub struct ShowRequestPage {
     pub pending_extension: Option<ExtensionView>,
     pub scan_cutoff: String,
     pub scan_budget: String,
+    /// The grant became active: its usage is worth showing.
+    pub show_usage: bool,
+    /// `3 queries · 94 MB scanned · about $0.0005`.
+    pub usage_summary: String,
+    /// Server-rendered SVG (numbers and fixed text only).
+    pub usage_chart: String,
+    pub queries: Vec<QueryView>,
+}
+
+pub struct QueryView {
+    pub submitted: String,
+    pub state: &'static str,
+    pub scanned: String,
+    pub cost: String,
+    pub sql: String,
+    pub reason: String,
 }
 
 /// "The approver sees why": how the policy applies to this request.
