@@ -46,6 +46,8 @@ pub struct MonitorSettings {
     pub interval: Duration,
     /// Athena's price per TB scanned (it differs by Region).
     pub price: lakegate_domain::usage::Price,
+    /// When a query is flagged as a large scan or part of a burst.
+    pub flags: lakegate_domain::usage::FlagRules,
 }
 
 impl Default for MonitorSettings {
@@ -53,6 +55,7 @@ impl Default for MonitorSettings {
         Self {
             interval: Duration::seconds(30),
             price: lakegate_domain::usage::Price::default(),
+            flags: lakegate_domain::usage::FlagRules::default(),
         }
     }
 }

@@ -6,7 +6,16 @@
 
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::naming::GrantResources;
-use lakegate_domain::ports::QueryExecution;
+use std::collections::HashMap;
+
+use lakegate_domain::ports::{QueryExecution, TableLookup};
+use lakegate_domain::sql_guard::{GuardContext, check};
+use lakegate_domain::usage::{
+    PartitionKeys, QueryFacts, QueryFlag, QueryFlagKind, find_bursts, flags_for_query,
+};
+use lakegate_store::usage::StoredQuery;
+
+use crate::requests::evaluate;
 use lakegate_domain::steps::RevokeStep;
 use lakegate_domain::usage::{BudgetInput, Price, assess_budget, billed_bytes, estimate_cost};
 use lakegate_domain::{AccessRequest, EndState, RequestId, RequestStatus};
@@ -31,6 +40,8 @@ pub struct MonitorReport {
     pub warned: Vec<RequestId>,
     pub cutoff_lowered: Vec<(RequestId, i64)>,
     pub exhausted: Vec<RequestId>,
+    /// Queries that gained a flag.
+    pub flagged: usize,
 }
 
 /// Looks at every active grant once. A grant whose look fails (AWS unavailable) is looked at
@@ -87,6 +98,138 @@ pub(crate) async fn record_queries(
     .await
 }
 
+/// A query whose flags change.
+struct FlagChange {
+    query_id: String,
+    flags: Vec<QueryFlag>,
+    /// Those it did not have before: they go into the audit trail.
+    added: Vec<QueryFlag>,
+}
+
+/// Which queries' flags change with this look. A query's own flags (cutoff cancellation, large
+/// scan, a partitioned table read without its keys, sensitive columns) are worked out once,
+/// when it is first seen finished; the burst flag whenever a window of the rule holds it.
+/// Glue is asked for partition keys only when some query has just finished.
+async fn flags_to_set(
+    svc: &Services,
+    grant: &AccessRequest,
+    executions: &[QueryExecution],
+) -> Result<Vec<FlagChange>, AppError> {
+    let rules = svc.settings.monitor.flags;
+    let stored: HashMap<String, StoredQuery> = {
+        let mut conn = svc.db.acquire().await?;
+        usage::list(&mut conn, grant.id)
+            .await?
+            .into_iter()
+            .map(|q| (q.execution.id.clone(), q))
+            .collect()
+    };
+    let just_finished = |q: &QueryExecution| {
+        q.state.is_final()
+            && stored
+                .get(&q.id)
+                .is_none_or(|s| !s.execution.state.is_final())
+    };
+    let times: Vec<OffsetDateTime> = executions
+        .iter()
+        .map(|q| q.submitted_at.unwrap_or(grant.created_at))
+        .collect();
+    let bursts: HashMap<usize, QueryFlag> = find_bursts(&times, &rules.burst)
+        .into_iter()
+        .map(|hit| (hit.index, hit.flag(&rules.burst)))
+        .collect();
+    let context = if executions.iter().any(just_finished) {
+        Some(flag_context(svc, grant).await?)
+    } else {
+        None
+    };
+    let mut changes = Vec::new();
+    for (i, q) in executions.iter().enumerate() {
+        let before: Vec<QueryFlag> = stored
+            .get(&q.id)
+            .map(|s| s.flags.clone())
+            .unwrap_or_default();
+        let mut flags: Vec<QueryFlag> = match &context {
+            Some((keys, sensitive)) if just_finished(q) => {
+                let read_columns = check(
+                    &q.sql,
+                    &GuardContext {
+                        grant: &grant.resources,
+                        default_database: q.database.as_deref(),
+                        require_limit: false,
+                    },
+                )
+                .map(|c| c.columns)
+                .unwrap_or_default();
+                let facts = QueryFacts {
+                    sql: &q.sql,
+                    default_database: q.database.as_deref(),
+                    state: q.state,
+                    state_change_reason: q.state_change_reason.as_deref(),
+                    bytes_scanned: q.bytes_scanned,
+                    read_columns: &read_columns,
+                };
+                flags_for_query(&facts, &rules, keys, sensitive)
+            }
+            _ => before
+                .iter()
+                .filter(|f| f.kind() != QueryFlagKind::Burst)
+                .cloned()
+                .collect(),
+        };
+        // Once part of a burst, always: a burst does not stop having happened.
+        match (
+            bursts.get(&i),
+            before.iter().find(|f| f.kind() == QueryFlagKind::Burst),
+        ) {
+            (Some(b), _) => flags.push(b.clone()),
+            (None, Some(b)) => flags.push(b.clone()),
+            (None, None) => {}
+        }
+        if flags != before {
+            let added = flags
+                .iter()
+                .filter(|f| !before.iter().any(|b| b.kind() == f.kind()))
+                .cloned()
+                .collect();
+            changes.push(FlagChange {
+                query_id: q.id.clone(),
+                flags,
+                added,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// The partition keys of the grant's tables (from Glue) and its sensitive columns (from the
+/// policy).
+async fn flag_context(
+    svc: &Services,
+    grant: &AccessRequest,
+) -> Result<(PartitionKeys, Vec<(String, String, String)>), AppError> {
+    let mut keys = PartitionKeys::new();
+    for r in &grant.resources {
+        if let TableLookup::Found(t) = svc.cloud.describe_table(&r.database, &r.table).await?
+            && !t.partition_keys.is_empty()
+        {
+            keys.insert(
+                (r.database.to_lowercase(), r.table.to_lowercase()),
+                t.partition_keys
+                    .iter()
+                    .map(|k| k.name.to_lowercase())
+                    .collect(),
+            );
+        }
+    }
+    let sensitive = evaluate(&svc.settings.policy, grant)
+        .sensitive_columns
+        .into_iter()
+        .map(|c| (c.database, c.table, c.column))
+        .collect();
+    Ok((keys, sensitive))
+}
+
 async fn watch(
     svc: &Services,
     grant: &AccessRequest,
@@ -99,9 +242,30 @@ async fn watch(
     let now = svc.clock.now();
     let price = svc.settings.monitor.price;
 
+    let flags = flags_to_set(svc, grant, &executions).await?;
+    report.flagged += flags.iter().filter(|f| !f.added.is_empty()).count();
+
     // Record what was seen and judge the budget in one transaction.
     let judged = in_tx(svc, async |tx: &mut PgConnection| {
         let (new, updated) = upsert_all(&mut *tx, id, &executions, price, now).await?;
+        for f in &flags {
+            usage::set_flags(&mut *tx, id, &f.query_id, &f.flags).await?;
+            if !f.added.is_empty() {
+                record(
+                    &mut *tx,
+                    now,
+                    Some(id),
+                    None,
+                    AuditAction::QueryFlagged,
+                    json!({
+                        "query_id": f.query_id,
+                        "flags": f.added.iter().map(QueryFlag::as_str).collect::<Vec<_>>(),
+                        "why": f.added.iter().map(QueryFlag::description).collect::<Vec<_>>(),
+                    }),
+                )
+                .await?;
+            }
+        }
         let Some(budget) = grant.scan_budget_bytes else {
             return Ok((new, updated, None));
         };

@@ -12,7 +12,7 @@ use lakegate_app::{MonitorSettings, Services, Settings, WorkerSettings};
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::QueryExecution;
-use lakegate_domain::usage::QueryState;
+use lakegate_domain::usage::{QueryFlag, QueryState};
 use lakegate_domain::{Principal, RequestId, RequestStatus, ResultsLocation};
 use lakegate_store::{audit, requests as store_requests, usage};
 use lakegate_testkit::{FakeCloud, FixedClock};
@@ -263,4 +263,71 @@ async fn grants_without_a_budget_are_recorded_but_never_limited(pool: PgPool) {
         store_requests::get(&mut conn, id).await.unwrap().status,
         RequestStatus::Active
     );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn finished_queries_are_flagged_once_and_the_flags_are_audited(pool: PgPool) {
+    let h = Harness::new(pool);
+    let svc = h.services();
+    let (id, wg) = h.active_grant(&svc).await;
+    let with = |mut q: QueryExecution, sql: &str, reason: Option<&str>| {
+        q.sql = sql.into();
+        q.state_change_reason = reason.map(Into::into);
+        q
+    };
+    // sales.orders is partitioned by dt (the sample catalog).
+    let unfiltered = with(
+        query("q1", QueryState::Succeeded, 20 * MB),
+        "SELECT * FROM orders",
+        None,
+    );
+    let cut_off = with(
+        query("q2", QueryState::Cancelled, 50 * MB),
+        "SELECT order_id FROM sales.orders WHERE dt = '2026-04-01'",
+        Some("Query cancelled! : Bytes scanned limit was exceeded"),
+    );
+    let running = with(
+        query("q3", QueryState::Running, MB),
+        "SELECT order_id FROM sales.orders",
+        None,
+    );
+    h.cloud
+        .set_queries(&wg, vec![unfiltered, cut_off, running.clone()]);
+    let r = monitor_once(&svc).await.unwrap();
+    assert_eq!(r.flagged, 2, "a running query is judged when it finishes");
+    let flags = |id: RequestId| {
+        let pool = h.pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            usage::list(&mut conn, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|q| {
+                    (
+                        q.execution.id,
+                        q.flags.iter().map(QueryFlag::as_str).collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        flags(id).await,
+        [
+            ("q1".to_owned(), vec!["unfiltered_partition_scan"]),
+            ("q2".to_owned(), vec!["cancelled_by_cutoff"]),
+            ("q3".to_owned(), vec![]),
+        ]
+    );
+    assert_eq!(h.audit_count(id, AuditAction::QueryFlagged).await, 2);
+
+    // Looking again changes nothing; q3 finishing without a filter on dt is flagged then.
+    assert_eq!(monitor_once(&svc).await.unwrap().flagged, 0);
+    let mut queries = h.cloud.state().queries[&wg].clone();
+    queries[2].state = QueryState::Succeeded;
+    h.cloud.set_queries(&wg, queries);
+    assert_eq!(monitor_once(&svc).await.unwrap().flagged, 1);
+    assert_eq!(flags(id).await[2].1, ["unfiltered_partition_scan"]);
+    assert_eq!(h.audit_count(id, AuditAction::QueryFlagged).await, 3);
 }

@@ -28,10 +28,11 @@ pub enum AuditAction {
     ExtensionDenied,
     BudgetWarning,
     BudgetCutoffLowered,
+    QueryFlagged,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 24] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -55,6 +56,7 @@ impl AuditAction {
         Self::ExtensionDenied,
         Self::BudgetWarning,
         Self::BudgetCutoffLowered,
+        Self::QueryFlagged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +84,7 @@ impl AuditAction {
             Self::ExtensionDenied => "extension.denied",
             Self::BudgetWarning => "budget.warning",
             Self::BudgetCutoffLowered => "budget.cutoff_lowered",
+            Self::QueryFlagged => "query.flagged",
         }
     }
 
@@ -114,6 +117,7 @@ impl AuditAction {
             Self::ExtensionAutoApproved => "the policy approved the extension automatically",
             Self::ExtensionDenied => "denied the extension",
             Self::BudgetWarning => "80 % of the scan budget is spent",
+            Self::QueryFlagged => "a query was flagged",
             Self::BudgetCutoffLowered => {
                 "lowered the per-query scan cutoff to what is left of the budget"
             }

@@ -27,8 +27,8 @@ use time::OffsetDateTime;
 use crate::policy::MIN_SCAN_CUTOFF_BYTES;
 
 pub use flags::{
-    BurstHit, BurstRule, FlagRules, QueryFacts, QueryFlag, QueryFlagKind, find_bursts,
-    flags_for_query, sensitive_reads,
+    BurstHit, BurstRule, FlagRules, QueryFacts, QueryFlag, QueryFlagKind, approx_bytes,
+    find_bursts, flags_for_query, sensitive_reads,
 };
 pub use sql::{PartitionKeys, SqlFacts, analyze_sql, unfiltered_partition_scans};
 

@@ -203,6 +203,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                     price: Price {
                         micros_per_tb: price_micros,
                     },
+                    ..MonitorSettings::default()
                 },
             },
             broker_principal_arn: a.broker_principal_arn.clone(),

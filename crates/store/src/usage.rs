@@ -3,7 +3,7 @@
 
 use lakegate_domain::RequestId;
 use lakegate_domain::ports::QueryExecution;
-use lakegate_domain::usage::QueryState;
+use lakegate_domain::usage::{QueryFlag, QueryState};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
@@ -24,6 +24,7 @@ pub enum Seen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredQuery {
     pub execution: QueryExecution,
+    pub flags: Vec<QueryFlag>,
     pub billed_bytes: i64,
     pub cost_micros: i64,
 }
@@ -109,10 +110,11 @@ pub async fn list(
         engine_ms: i64,
         submitted_at: Option<OffsetDateTime>,
         completed_at: Option<OffsetDateTime>,
+        flags: serde_json::Value,
     }
     let rows = sqlx::query_as::<_, Row>(
         "select query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
-                billed_bytes, cost_micros, engine_ms, submitted_at, completed_at
+                billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, flags
          from athena_query where request_id = $1
          order by submitted_at nulls last, first_seen_at, query_id",
     )
@@ -121,7 +123,10 @@ pub async fn list(
     .await?;
     rows.into_iter()
         .map(|r| {
+            let flags = serde_json::from_value(r.flags)
+                .map_err(|e| StoreError::Corrupt(format!("flags of query {}: {e}", r.query_id)))?;
             Ok(StoredQuery {
+                flags,
                 execution: QueryExecution {
                     state: QueryState::parse(&r.state).ok_or_else(|| {
                         StoreError::Corrupt(format!("unknown query state {}", r.state))
@@ -140,6 +145,24 @@ pub async fn list(
             })
         })
         .collect()
+}
+
+/// Replaces a query's flags.
+pub async fn set_flags(
+    conn: &mut PgConnection,
+    request: RequestId,
+    query_id: &str,
+    flags: &[QueryFlag],
+) -> Result<(), StoreError> {
+    let flags = serde_json::to_value(flags)
+        .map_err(|e| StoreError::Corrupt(format!("flags of query {query_id}: {e}")))?;
+    sqlx::query("update athena_query set flags = $3 where request_id = $1 and query_id = $2")
+        .bind(request.0)
+        .bind(query_id)
+        .bind(flags)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// What the budget rule has done to a grant so far.

@@ -59,29 +59,6 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-/// `0 B`, `950 B`, `12.3 MB`, `80 MB`, `1.5 TB`: decimal units, as Athena counts.
-pub fn human_bytes(bytes: i64) -> String {
-    const UNITS: [(&str, i64); 5] = [
-        ("PB", 1_000_000_000_000_000),
-        ("TB", 1_000_000_000_000),
-        ("GB", 1_000_000_000),
-        ("MB", 1_000_000),
-        ("KB", 1_000),
-    ];
-    for (unit, size) in UNITS {
-        if bytes >= size {
-            return if bytes % size == 0 || bytes / size >= 100 {
-                format!("{} {unit}", bytes / size)
-            } else {
-                #[allow(clippy::cast_precision_loss, reason = "one decimal is shown")]
-                let value = bytes as f64 / size as f64;
-                format!("{value:.1} {unit}")
-            };
-        }
-    }
-    format!("{} B", bytes.max(0))
-}
-
 pub fn fmt_opt_time(t: Option<OffsetDateTime>) -> String {
     t.map(fmt_time).unwrap_or_default()
 }

@@ -475,6 +475,11 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
         queries.contains("SELECT order_id FROM sales.orders") && queries.contains("12.3 MB"),
         "{queries}"
     );
+    // sales.orders is partitioned by dt, and the query has no condition on it.
+    assert!(
+        queries.contains("reads sales.orders without a condition on its partition key dt"),
+        "{queries}"
+    );
 
     // Only the requester may get credentials.
     let res = bob

@@ -133,7 +133,7 @@ impl QueryFlag {
 }
 
 /// `123.4 GB`: decimal units, one decimal place, rounded down.
-fn approx_bytes(bytes: i64) -> String {
+pub fn approx_bytes(bytes: i64) -> String {
     const UNITS: [(&str, i64); 5] = [
         ("PB", 1_000_000_000_000_000),
         ("TB", 1_000_000_000_000),

@@ -27,8 +27,8 @@ use crate::views::requests::{
     CredentialsPage, DashboardPage, DecisionView, EventView, ExtensionRow, ExtensionView,
     NewRequestPage, PolicyView, QueryView, RequirementView, ResourceView, ShowRequestPage,
 };
-use crate::views::{Chrome, RequestRow, fmt_opt_time, fmt_time, human_bytes};
-use lakegate_domain::usage::{Micros, cumulative_bytes};
+use crate::views::{Chrome, RequestRow, fmt_opt_time, fmt_time};
+use lakegate_domain::usage::{Micros, approx_bytes, cumulative_bytes};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -279,10 +279,11 @@ async fn show_request(
             .map(|q| QueryView {
                 submitted: fmt_opt_time(q.execution.submitted_at),
                 state: q.execution.state.as_str(),
-                scanned: human_bytes(q.execution.bytes_scanned),
+                scanned: approx_bytes(q.execution.bytes_scanned),
                 cost: Micros(q.cost_micros).to_string(),
                 sql: q.execution.sql.clone(),
                 reason: q.execution.state_change_reason.clone().unwrap_or_default(),
+                flags: q.flags.iter().map(|f| f.description()).collect(),
             })
             .collect(),
         scan_budget: r
@@ -312,7 +313,7 @@ fn usage_summary(d: &RequestDetail) -> String {
     format!(
         "{} · {} scanned · about {}",
         parts.join(", "),
-        human_bytes(u.bytes_scanned),
+        approx_bytes(u.bytes_scanned),
         u.cost
     )
 }

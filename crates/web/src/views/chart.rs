@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use crate::views::human_bytes;
+use lakegate_domain::usage::approx_bytes;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 200.0;
@@ -50,8 +50,8 @@ impl UsageChart<'_> {
             .map(|(px, py)| format!("{px:.1},{py:.1}"))
             .collect();
         let label = match self.budget {
-            Some(b) => format!("{} of {} scanned", human_bytes(total), human_bytes(b)),
-            None => format!("{} scanned", human_bytes(total)),
+            Some(b) => format!("{} of {} scanned", approx_bytes(total), approx_bytes(b)),
+            None => format!("{} scanned", approx_bytes(total)),
         };
         let mut svg = format!(
             r#"<svg id="usage-chart" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{label}" xmlns="http://www.w3.org/2000/svg">"#
@@ -69,7 +69,7 @@ impl UsageChart<'_> {
                 r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11" fill="#cf222e">budget {}</text>"##,
                 WIDTH - RIGHT,
                 by - 4.0,
-                human_bytes(b)
+                approx_bytes(b)
             ));
         }
         svg.push_str(&format!(

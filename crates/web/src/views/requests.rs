@@ -116,6 +116,8 @@ pub struct QueryView {
     pub cost: String,
     pub sql: String,
     pub reason: String,
+    /// The flags' descriptions, one per line.
+    pub flags: Vec<String>,
 }
 
 /// "The approver sees why": how the policy applies to this request.
