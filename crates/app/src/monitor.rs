@@ -2,29 +2,28 @@
 //! once, updated as it progresses) with what Athena will bill for them, and the grant's scan
 //! budget is enforced: a warning at 80 %, the workgroup's per-query cutoff lowered to what is
 //! left, and the grant revoked ("budget exhausted") once less than Athena's smallest cutoff
-//! remains (AWS.md §4.6). The rule itself is `lakegate_domain::usage::assess_budget`.
+//! remains (AWS.md §4.6). Finished queries are flagged (`lakegate_domain::usage` has the
+//! rules), each new flag an audit event.
+
+use std::collections::HashMap;
 
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::naming::GrantResources;
-use std::collections::HashMap;
-
 use lakegate_domain::ports::{QueryExecution, TableLookup};
 use lakegate_domain::sql_guard::{GuardContext, check};
-use lakegate_domain::usage::{
-    PartitionKeys, QueryFacts, QueryFlag, QueryFlagKind, find_bursts, flags_for_query,
-};
-use lakegate_store::usage::StoredQuery;
-
-use crate::requests::evaluate;
 use lakegate_domain::steps::RevokeStep;
-use lakegate_domain::usage::{BudgetInput, Price, assess_budget, billed_bytes, estimate_cost};
+use lakegate_domain::usage::{
+    BudgetInput, PartitionKeys, Price, QueryFacts, QueryFlag, QueryFlagKind, assess_budget,
+    billed_bytes, estimate_cost, find_bursts, flags_for_query,
+};
 use lakegate_domain::{AccessRequest, EndState, RequestId, RequestStatus};
 use lakegate_store::requests;
-use lakegate_store::usage::{self, Seen};
+use lakegate_store::usage::{self, Seen, StoredQuery};
 use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
+use crate::requests::evaluate;
 use crate::{AppError, Services, in_tx, record};
 
 /// The reason a grant ends when its budget is spent.
