@@ -2,9 +2,19 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use lakegate_app::requests::{ExtensionDetail, RequestDetail};
+use lakegate_domain::RequestStatus;
 use lakegate_domain::access::AllowedActions;
+use lakegate_domain::duration::format_duration;
+use lakegate_domain::naming::NAME_PREFIX;
+use lakegate_domain::policy_file::{DEFAULTS, Evaluation, format_bytes};
+use lakegate_domain::usage::{Micros, approx_bytes, cumulative_bytes};
+use lakegate_store::extensions::ExtensionStatus;
+use lakegate_store::requests::{Decision, DecisionRecord};
+use time::OffsetDateTime;
 
-use crate::views::{Chrome, RequestRow};
+use crate::views::chart::UsageChart;
+use crate::views::{Chrome, RequestRow, fmt_opt_time, fmt_time};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -171,4 +181,331 @@ pub struct CredentialsPage {
     pub region: String,
     pub workgroup: String,
     pub example_table: String,
+}
+
+impl ShowRequestPage {
+    /// The page of one request, as `viewer` sees it (`detail.actions` are theirs).
+    pub fn new(chrome: Chrome, d: &RequestDetail, now: OffsetDateTime) -> Self {
+        let r = &d.request;
+        ShowRequestPage {
+            chrome,
+            id: r.id.to_string(),
+            status: r.status.as_str(),
+            status_note: status_note(d),
+            in_progress: matches!(r.status, RequestStatus::Approved | RequestStatus::Revoking),
+            requester: match &r.requester.name {
+                Some(name) => format!("{name} <{}>", r.requester.email),
+                None => r.requester.email.clone(),
+            },
+            reason: r.reason.clone(),
+            duration: format_duration(r.duration),
+            created_at: fmt_time(r.created_at),
+            activated_at: fmt_opt_time(r.activated_at),
+            expires_at: fmt_opt_time(r.expires_at),
+            ended_at: fmt_opt_time(r.ended_at),
+            end_reason: r.end_reason.clone().unwrap_or_default(),
+            last_error: r.last_error.clone().unwrap_or_default(),
+            workgroup: format!("{NAME_PREFIX}{}", r.id),
+            resources: r
+                .resources
+                .iter()
+                .map(|s| ResourceView {
+                    table: s.qualified_table(),
+                    columns: s
+                        .columns
+                        .as_ref()
+                        .map_or_else(|| "all columns".to_owned(), |c| c.join(", ")),
+                })
+                .collect(),
+            decisions: d.decisions.iter().map(decision_view).collect(),
+            timeline: d
+                .timeline
+                .iter()
+                .map(|e| EventView {
+                    at: fmt_time(e.at),
+                    who: e
+                        .actor
+                        .as_ref()
+                        .map_or_else(|| "lakegate".to_owned(), |a| a.email.clone()),
+                    what: e.action.describe(),
+                    detail: event_detail(&e.detail),
+                })
+                .collect(),
+            actions: d.actions,
+            has_token: r.has_credentials_token,
+            break_glass: r.break_glass,
+            auto_approved: r.auto_approved,
+            review: r.review.as_ref().map_or_else(String::new, |v| {
+                format!(
+                    "reviewed by {} at {}{}",
+                    v.by_email,
+                    fmt_time(v.at),
+                    v.comment
+                        .as_ref()
+                        .map_or_else(String::new, |c| format!(": “{c}”"))
+                )
+            }),
+            why: policy_view(d),
+            extensions: d.extensions.iter().map(extension_view).collect(),
+            pending_extension: d
+                .extensions
+                .iter()
+                .find(|e| e.extension.status == ExtensionStatus::Pending)
+                .map(extension_view),
+            scan_cutoff: format_bytes(
+                r.scan_cutoff_bytes
+                    .unwrap_or(d.evaluation.scan_cutoff_bytes.value),
+            ),
+            show_usage: r.activated_at.is_some(),
+            usage_summary: usage_summary(d),
+            usage_chart: usage_chart(d, now),
+            queries: d
+                .queries
+                .iter()
+                .map(|q| QueryView {
+                    submitted: fmt_opt_time(q.execution.submitted_at),
+                    state: q.execution.state.as_str(),
+                    scanned: approx_bytes(q.execution.bytes_scanned),
+                    cost: Micros(q.cost_micros).to_string(),
+                    sql: q.execution.sql.clone(),
+                    reason: q.execution.state_change_reason.clone().unwrap_or_default(),
+                    flags: q.flags.iter().map(|f| f.description()).collect(),
+                })
+                .collect(),
+            scan_budget: r
+                .scan_budget_bytes
+                .or(d.evaluation.scan_budget_bytes.as_ref().map(|l| l.value))
+                .map_or_else(|| "none".to_owned(), format_bytes),
+        }
+    }
+}
+
+fn status_note(d: &RequestDetail) -> String {
+    let r = &d.request;
+    match r.status {
+        RequestStatus::Pending if d.approval.missing.is_empty() => {
+            "Waiting for an approver.".into()
+        }
+        RequestStatus::Pending => format!("Waiting for {}.", d.approval.missing.join("; ")),
+        RequestStatus::Approved => {
+            "Approved. lakegate is creating the role, workgroup and grants…".into()
+        }
+        RequestStatus::Active => format!("Access is live until {}.", fmt_opt_time(r.expires_at)),
+        RequestStatus::Revoking => "Access is being removed…".into(),
+        RequestStatus::Expired => "The requested time ran out; access was removed.".into(),
+        RequestStatus::Revoked => "Access was ended early and removed.".into(),
+        RequestStatus::Denied => "An approver denied this request.".into(),
+        RequestStatus::Cancelled => "The requester withdrew this request.".into(),
+        RequestStatus::Failed => {
+            "lakegate could not set up access; whatever it created was removed.".into()
+        }
+    }
+}
+
+/// `3 queries (1 failed) · 94 MB scanned · about $0.0005`.
+fn usage_summary(d: &RequestDetail) -> String {
+    let u = &d.usage;
+    let mut parts = vec![format!(
+        "{} {}",
+        u.queries,
+        if u.queries == 1 { "query" } else { "queries" }
+    )];
+    for (n, what) in [
+        (u.failed, "failed"),
+        (u.cancelled, "cancelled"),
+        (u.in_progress, "in progress"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    format!(
+        "{} · {} scanned · about {}",
+        parts.join(", "),
+        approx_bytes(u.bytes_scanned),
+        u.cost
+    )
+}
+
+/// Cumulative bytes over the grant's time, against its budget.
+fn usage_chart(d: &RequestDetail, now: OffsetDateTime) -> String {
+    let r = &d.request;
+    let from = r.activated_at.unwrap_or(r.created_at);
+    let until = r.ended_at.or(r.expires_at).unwrap_or(now).max(from);
+    let points: Vec<_> = d
+        .queries
+        .iter()
+        .map(|q| {
+            (
+                q.execution
+                    .completed_at
+                    .or(q.execution.submitted_at)
+                    .unwrap_or(from),
+                q.execution.bytes_scanned,
+            )
+        })
+        .collect();
+    UsageChart {
+        cumulative: &cumulative_bytes(&points),
+        budget: r.scan_budget_bytes,
+        from,
+        until,
+    }
+    .to_svg()
+}
+
+fn decision_view(x: &DecisionRecord) -> DecisionView {
+    DecisionView {
+        who: x.actor.email.clone(),
+        groups: x.groups.join(", "),
+        decision: match x.decision {
+            Decision::Approve => "approved",
+            Decision::Deny => "denied",
+        },
+        comment: x.comment.clone().unwrap_or_default(),
+        at: fmt_time(x.at),
+    }
+}
+
+fn extension_view(e: &ExtensionDetail) -> ExtensionView {
+    let x = &e.extension;
+    ExtensionView {
+        id: x.id,
+        extra: format_duration(x.extra),
+        reason: x.reason.clone(),
+        status: x.status.as_str(),
+        requested_at: fmt_time(x.requested_at),
+        decided_at: fmt_opt_time(x.decided_at),
+        auto_approved: x.auto_approved,
+        decisions: e.decisions.iter().map(decision_view).collect(),
+        missing: if x.status == ExtensionStatus::Pending {
+            e.approval.missing.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// `rule hr`, or `the defaults`.
+fn source(rule: &str) -> String {
+    if rule == DEFAULTS {
+        "the defaults".to_owned()
+    } else {
+        format!("rule {rule}")
+    }
+}
+
+/// How the policy applies to the request, for the "why" panel.
+fn policy_view(d: &RequestDetail) -> PolicyView {
+    let e: &Evaluation = &d.evaluation;
+    let mut limits = vec![
+        (
+            "Longest access".to_owned(),
+            format_duration(e.max_duration.value),
+            source(&e.max_duration.rule),
+        ),
+        (
+            "Shortest access".to_owned(),
+            format_duration(e.min_duration.value),
+            source(&e.min_duration.rule),
+        ),
+        (
+            "Per-query scan cutoff".to_owned(),
+            format_bytes(e.scan_cutoff_bytes.value),
+            source(&e.scan_cutoff_bytes.rule),
+        ),
+    ];
+    if let Some(b) = &e.scan_budget_bytes {
+        limits.push((
+            "Total scan budget".to_owned(),
+            format_bytes(b.value),
+            source(&b.rule),
+        ));
+    }
+    PolicyView {
+        tables: e
+            .tables
+            .iter()
+            .map(|t| {
+                (
+                    format!("{}.{}", t.database, t.table),
+                    t.rules
+                        .iter()
+                        .map(|r| source(r))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            })
+            .collect(),
+        requirements: e
+            .requirements
+            .iter()
+            .zip(&d.approval.progress)
+            .map(|(req, p)| RequirementView {
+                what: format!(
+                    "{} {} from {}",
+                    req.count,
+                    if req.count == 1 {
+                        "approval"
+                    } else {
+                        "approvals"
+                    },
+                    req.groups.join(" or ")
+                ),
+                from: req.label(),
+                approved_by: p.approved_by.join(", "),
+                still_needed: p.still_needed,
+            })
+            .collect(),
+        pending: d.request.status == RequestStatus::Pending,
+        missing: if d.request.status == RequestStatus::Pending {
+            d.approval.missing.clone()
+        } else {
+            Vec::new()
+        },
+        sensitive: e
+            .sensitive_columns
+            .iter()
+            .map(|c| format!("{c} ({})", source(&c.rule)))
+            .collect(),
+        limits,
+        auto_approval: if e.auto_approval.allowed {
+            "yes".to_owned()
+        } else {
+            format!("no: {}", e.auto_approval.reasons.join("; "))
+        },
+        break_glass: if e.break_glass.allowed {
+            e.break_glass.max_duration.as_ref().map_or_else(
+                || "yes".to_owned(),
+                |m| format!("yes, for at most {}", format_duration(m.value)),
+            )
+        } else {
+            format!("no: {}", e.break_glass.reasons.join("; "))
+        },
+    }
+}
+
+/// The interesting part of an event's detail, as one line.
+fn event_detail(detail: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for key in [
+        "comment",
+        "reason",
+        "step",
+        "error",
+        "end_state",
+        "session_name",
+    ] {
+        if let Some(v) = detail.get(key).and_then(|v| v.as_str()) {
+            parts.push(format!("{key}: {v}"));
+        }
+    }
+    // What a partial approval still misses, one line each.
+    if let Some(items) = detail.get("missing").and_then(|v| v.as_array())
+        && !items.is_empty()
+    {
+        let items: Vec<&str> = items.iter().filter_map(|v| v.as_str()).collect();
+        parts.push(format!("still missing: {}", items.join("; ")));
+    }
+    parts.join(" · ")
 }
