@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod credentials;
 pub mod error;
+pub mod extensions;
 pub mod health;
 pub mod monitor;
 pub mod notify;

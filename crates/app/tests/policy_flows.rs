@@ -6,8 +6,9 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use lakegate_app::extensions::{self, Extended};
 use lakegate_app::notify::{Notification, Notifier};
-use lakegate_app::requests::{self, Decided, Extended, SubmitInput, Submitted};
+use lakegate_app::requests::{self, Decided, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
 use lakegate_app::{AppError, Services, Settings, WorkerSettings};
 use lakegate_domain::audit::AuditAction;
@@ -419,7 +420,7 @@ async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
     let first_expiry = h.get(id).await.expires_at.unwrap();
 
     // 1h + 30m stays within the 2h auto-approval: applied at once.
-    let out = requests::extend(&h.svc, &analyst(), id, "30m", "the report needs a rerun")
+    let out = extensions::extend(&h.svc, &analyst(), id, "30m", "the report needs a rerun")
         .await
         .unwrap();
     assert_eq!(out, Extended::Now(first_expiry + Duration::minutes(30)));
@@ -433,15 +434,15 @@ async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
     );
 
     // Another hour makes 2h30m in all: past auto-approval, so an approver decides.
-    let out = requests::extend(&h.svc, &analyst(), id, "1h", "and a second rerun")
+    let out = extensions::extend(&h.svc, &analyst(), id, "1h", "and a second rerun")
         .await
         .unwrap();
     assert_eq!(out, Extended::Pending);
-    let again = requests::extend(&h.svc, &analyst(), id, "15m", "a third one, meanwhile").await;
+    let again = extensions::extend(&h.svc, &analyst(), id, "15m", "a third one, meanwhile").await;
     assert!(matches!(again, Err(AppError::Invalid(_))), "{again:?}");
     // Only the requester asks for more time.
     assert!(matches!(
-        requests::extend(
+        extensions::extend(
             &h.svc,
             &person("sam", &["sales-owners"]),
             id,
@@ -468,7 +469,7 @@ async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
         1
     );
     assert!(matches!(
-        requests::decide_extension(
+        extensions::decide_extension(
             &h.svc,
             &analyst(),
             id,
@@ -480,7 +481,7 @@ async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
         Err(AppError::Forbidden(PolicyError::SelfApproval))
     ));
     assert_eq!(
-        requests::decide_extension(
+        extensions::decide_extension(
             &h.svc,
             &sam,
             id,
@@ -498,7 +499,7 @@ async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
     assert_eq!(r.granted_total(), Duration::minutes(150));
 
     // The rule's 4h maximum caps the total.
-    let err = requests::extend(&h.svc, &analyst(), id, "2h", "the whole afternoon")
+    let err = extensions::extend(&h.svc, &analyst(), id, "2h", "the whole afternoon")
         .await
         .unwrap_err();
     assert!(
@@ -518,6 +519,6 @@ async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
     assert_eq!(r.end_state, Some(EndState::Expired));
 
     // An ended grant is not extended.
-    let late = requests::extend(&h.svc, &analyst(), id, "30m", "one more look please").await;
+    let late = extensions::extend(&h.svc, &analyst(), id, "30m", "one more look please").await;
     assert!(matches!(late, Err(AppError::Conflict(_))), "{late:?}");
 }

@@ -902,7 +902,7 @@ impl TestApp {
             self.run_worker().await;
         }
         if needs == Needs::Extension {
-            let outcome = lakegate_app::requests::extend(
+            let outcome = lakegate_app::extensions::extend(
                 &self.services,
                 &alice,
                 id,
@@ -911,7 +911,7 @@ impl TestApp {
             )
             .await
             .unwrap();
-            assert_eq!(outcome, lakegate_app::requests::Extended::Pending);
+            assert_eq!(outcome, lakegate_app::extensions::Extended::Pending);
         }
         Some(id)
     }

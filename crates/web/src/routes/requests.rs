@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use lakegate_app::requests::{self as verbs, Decided, Extended, SubmitInput, Submitted};
+use lakegate_app::extensions::{self, Extended};
+use lakegate_app::requests::{self as verbs, Decided, SubmitInput, Submitted};
 use lakegate_app::{AppError, credentials};
 use lakegate_domain::RequestId;
 use lakegate_domain::duration::format_duration;
@@ -334,7 +335,7 @@ async fn extend_request(
     CsrfForm(form): CsrfForm<ExtendForm>,
 ) -> Result<Redirect, WebError> {
     let id = parse_id(&id)?;
-    let (kind, message) = match verbs::extend(
+    let (kind, message) = match extensions::extend(
         &state.services,
         &user.principal,
         id,
@@ -371,7 +372,7 @@ async fn decide_extension(
     comment: Option<&str>,
 ) -> Result<Redirect, WebError> {
     let id = parse_id(id)?;
-    let outcome = verbs::decide_extension(
+    let outcome = extensions::decide_extension(
         &state.services,
         &user.principal,
         id,
