@@ -359,6 +359,33 @@ lg_start_moto() {
   lg_die "moto_server did not answer at $url/moto-api/ within 30 s (log: $log)"
 }
 
+# lg_start_aws_proxy MOTO_URL PORT: the test proxy in front of moto (it answers the Athena
+# calls moto lacks: BatchGetQueryExecution, UpdateWorkGroup), stopped at exit.
+lg_start_aws_proxy() {
+  local upstream=$1 port=$2 log="$LG_STATE/aws-proxy-$2.log" pid deadline
+  if lg_port_in_use "$port"; then
+    lg_die "port $port (for the AWS test proxy) is taken. Choose another with LAKEGATE_AWS_PROXY_PORT=<port>."
+  fi
+  cargo build --locked -q -p lakegate-testkit --bin lakegate-aws-proxy ||
+    lg_die "could not build the AWS test proxy"
+  setsid nohup "$LG_ROOT/target/debug/lakegate-aws-proxy" "$upstream" "127.0.0.1:$port" </dev/null >"$log" 2>&1 &
+  pid=$!
+  lg_on_exit lg_kill_pid "$pid" lakegate-aws-proxy
+  deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)); do
+    if curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/moto-api/"; then
+      return 0
+    fi
+    if ! lg_pid_alive "$pid"; then
+      lg_tail "$log"
+      lg_die "the AWS test proxy exited during start-up (log: $log)"
+    fi
+    sleep 0.1
+  done
+  lg_tail "$log"
+  lg_die "the AWS test proxy did not answer on port $port within 30s (log: $log)"
+}
+
 # lg_seed_moto ENDPOINT: create the sample catalog, buckets and IAM policy.
 lg_seed_moto() {
   "$LG_VENV/bin/python" "$LG_ROOT/scripts/seed_moto.py" "$1"

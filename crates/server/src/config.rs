@@ -404,6 +404,7 @@ pub fn unknown_variables() -> Vec<String> {
         .filter(|k| {
             !k.starts_with("LAKEGATE_TEST_")
                 && k != "LAKEGATE_MOTO_PORT"
+                && k != "LAKEGATE_AWS_PROXY_PORT"
                 && k != "LAKEGATE_PG_FORCE_PRIVATE"
         })
         .collect()

@@ -110,6 +110,11 @@ impl Drop for AwsProxy {
 impl AwsProxy {
     /// Starts a proxy on a free loopback port in front of `upstream` (moto's URL).
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        Self::start_on(upstream, "127.0.0.1:0").await
+    }
+
+    /// Starts a proxy on `addr` in front of `upstream`.
+    pub async fn start_on(upstream: &str, addr: &str) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(ProxyState::default()));
         let shared = Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
@@ -120,7 +125,7 @@ impl AwsProxy {
             state: Arc::clone(&state),
         };
         let app = axum::Router::new().fallback(handle).with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
