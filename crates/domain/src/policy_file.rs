@@ -75,6 +75,8 @@ pub struct Settings {
     pub scan_cutoff_bytes: i64,
     /// Total bytes the grant may scan; `None` means no budget.
     pub scan_budget_bytes: Option<i64>,
+    /// Every statement run in the query console must carry a `LIMIT` (or `FETCH FIRST`).
+    pub require_limit: bool,
 }
 
 /// One `[[rule]]`, with the inherited settings filled in.
@@ -152,6 +154,7 @@ impl PolicyFile {
                 max_duration: policy.max_duration,
                 scan_cutoff_bytes: policy.scan_cutoff_bytes,
                 scan_budget_bytes: None,
+                require_limit: false,
             },
             rules: Vec::new(),
         }
@@ -373,6 +376,11 @@ impl PolicyFile {
             }
         }
 
+        let require_limit = rules
+            .iter()
+            .find(|r| r.settings.require_limit)
+            .map(|r| r.name.clone());
+
         let in_any = |groups: &[String]| groups.iter().any(|g| req.requester_groups.contains(g));
 
         // Auto-approval: every applicable rule must allow it, and nothing sensitive.
@@ -479,6 +487,7 @@ impl PolicyFile {
             default_duration,
             scan_cutoff_bytes,
             scan_budget_bytes,
+            require_limit,
             auto_approval: AutoApproval {
                 allowed: auto_reasons.is_empty(),
                 reasons: auto_reasons,
@@ -631,6 +640,9 @@ pub struct Evaluation {
     pub default_duration: Duration,
     pub scan_cutoff_bytes: Limit<i64>,
     pub scan_budget_bytes: Option<Limit<i64>>,
+    /// The first rule (or `defaults`) that requires a `LIMIT` on every console query; `None`
+    /// when none does.
+    pub require_limit: Option<String>,
     pub auto_approval: AutoApproval,
     pub break_glass: BreakGlass,
 }

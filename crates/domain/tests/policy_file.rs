@@ -223,6 +223,47 @@ fn the_example_policy_parses_and_behaves_as_its_comments_say() {
     );
     assert_eq!(e.max_duration.value, hours(4));
     assert_eq!(e.scan_cutoff_bytes.value, 1_000_000_000);
+    // Console statements on HR tables need a LIMIT; on sales tables they do not.
+    assert_eq!(e.require_limit.as_deref(), Some("hr"));
+    assert_eq!(p.evaluate(&orders).require_limit, None);
+}
+
+#[test]
+fn require_limit_is_inherited_and_any_applying_rule_turns_it_on() {
+    let text = "[defaults]\napprover_groups = [\"owners\"]\nrequire_limit = true\n\n\
+                [[rule]]\nname = \"sales\"\nmatch = [\"sales.*\"]\nrequire_limit = false\n\n\
+                [[rule]]\nname = \"hr\"\nmatch = [\"hr.*\"]\n";
+    let p = PolicyFile::parse(text, "policy.toml").unwrap();
+    let one = |db: &str| facts("ann", &[], hours(1), &[(db, "t", &["a"])]);
+    // Unmatched tables fall under the defaults, which require it.
+    assert_eq!(
+        p.evaluate(&one("other")).require_limit.as_deref(),
+        Some("defaults")
+    );
+    // A rule may turn it off for its tables ...
+    assert_eq!(p.evaluate(&one("sales")).require_limit, None);
+    // ... and one that leaves the key out inherits it.
+    assert_eq!(p.evaluate(&one("hr")).require_limit.as_deref(), Some("hr"));
+    // A request spanning both gets the stricter.
+    let both = facts(
+        "ann",
+        &[],
+        hours(1),
+        &[("sales", "t", &["a"]), ("hr", "t", &["a"])],
+    );
+    assert_eq!(p.evaluate(&both).require_limit.as_deref(), Some("hr"));
+
+    let bad = PolicyFile::parse(
+        "[defaults]\napprover_groups = [\"owners\"]\nrequire_limit = \"yes\"\n",
+        "policy.toml",
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("policy.toml:3"), "{bad}");
+    // Without a policy file, nothing requires it.
+    let simple = PolicyFile::from_policy(
+        &Policy::new("owners", hours(1) / 4, hours(8), 10_000_000_000).unwrap(),
+    );
+    assert_eq!(simple.evaluate(&one("sales")).require_limit, None);
 }
 
 #[test]
@@ -328,7 +369,7 @@ fn refuses_bad_files_with_messages_that_say_where_and_why() {
         ),
         (
             rule("owners = [\"x\"]"),
-            "policy.toml:7: rule \"hr\": unknown key \"owners\" (the keys here are name, match, approver_groups, approvals, default_duration, min_duration, max_duration, query_scan_cutoff, scan_budget, sensitive_columns, sensitive_approver_groups, auto_approve, break_glass)",
+            "policy.toml:7: rule \"hr\": unknown key \"owners\" (the keys here are name, match, approver_groups, approvals, default_duration, min_duration, max_duration, query_scan_cutoff, scan_budget, require_limit, sensitive_columns, sensitive_approver_groups, auto_approve, break_glass)",
         ),
         (
             format!(

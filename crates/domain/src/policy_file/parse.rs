@@ -102,6 +102,7 @@ struct RawSettings {
     max_duration: Option<Spanned<String>>,
     query_scan_cutoff: Option<Spanned<String>>,
     scan_budget: Option<Spanned<String>>,
+    require_limit: Option<bool>,
 }
 
 // serde cannot flatten into a struct that denies unknown fields, hence the repetition.
@@ -118,6 +119,7 @@ struct RawRule {
     max_duration: Option<Spanned<String>>,
     query_scan_cutoff: Option<Spanned<String>>,
     scan_budget: Option<Spanned<String>>,
+    require_limit: Option<bool>,
     sensitive_columns: Option<RawList>,
     sensitive_approver_groups: Option<RawList>,
     auto_approve: Option<Spanned<RawAutoApprove>>,
@@ -646,6 +648,10 @@ fn resolve_settings(
         max_duration: max,
         scan_cutoff_bytes: cutoff,
         scan_budget_bytes: budget.map(|(v, _)| v),
+        require_limit: raw
+            .require_limit
+            .or(base.map(|b| b.require_limit))
+            .unwrap_or(false),
     })
 }
 
@@ -729,6 +735,7 @@ fn resolve_rule(
             max_duration: raw.max_duration,
             query_scan_cutoff: raw.query_scan_cutoff,
             scan_budget: raw.scan_budget,
+            require_limit: raw.require_limit,
         },
         Some(defaults),
         header.clone(),
