@@ -172,6 +172,20 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_ATHENA_PRICE_PER_TB", default_value = "5")]
     pub athena_price_per_tb: String,
 
+    /// A query that scans at least this much is flagged as a large scan (like 100GB; `off`
+    /// turns the flag off).
+    #[arg(long, env = "LAKEGATE_FLAG_LARGE_SCAN", default_value = "100GB")]
+    pub flag_large_scan: String,
+
+    /// More than this many queries of one grant within `LAKEGATE_FLAG_BURST_WINDOW` are flagged
+    /// as a burst.
+    #[arg(long, env = "LAKEGATE_FLAG_BURST_QUERIES", default_value = "30")]
+    pub flag_burst_queries: String,
+
+    /// The window of the burst flag (like 60s or 5m).
+    #[arg(long, env = "LAKEGATE_FLAG_BURST_WINDOW", default_value = "60s")]
+    pub flag_burst_window: String,
+
     /// Sign people out after this long without a request.
     #[arg(long, env = "LAKEGATE_SESSION_IDLE", default_value = "8h")]
     pub session_idle: String,

@@ -10,7 +10,7 @@ use lakegate_domain::duration::{format_duration, parse_duration};
 use lakegate_domain::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
 use lakegate_domain::policy_file::{PolicyFile, format_bytes};
 use lakegate_domain::target::ResultsLocation;
-use lakegate_domain::usage::Price;
+use lakegate_domain::usage::{BurstRule, FlagRules, Micros, Price};
 use lakegate_web::WebConfig;
 use lakegate_web::oidc::OidcConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -175,6 +175,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 a.athena_price_per_tb
             )
         })?;
+        let flags = flag_rules(a)?;
         let oidc = oidc_config(a, &public_url)?;
         if oidc.is_none() && !a.dev_login {
             bail!(
@@ -203,7 +204,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                     price: Price {
                         micros_per_tb: price_micros,
                     },
-                    ..MonitorSettings::default()
+                    flags,
                 },
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
@@ -212,6 +213,47 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             log_format: a.log_format,
         })
     }
+}
+
+/// The thresholds of the large-scan and burst flags.
+fn flag_rules(a: &ServeArgs) -> anyhow::Result<FlagRules> {
+    let large = a.flag_large_scan.trim();
+    let large_scan_bytes = if large.eq_ignore_ascii_case("off") {
+        0
+    } else {
+        let bytes = parse_bytes(large).with_context(|| {
+            format!("LAKEGATE_FLAG_LARGE_SCAN `{large}` is not a size like 100GB (or `off`)")
+        })?;
+        if bytes < MIN_SCAN_CUTOFF_BYTES {
+            bail!(
+                "LAKEGATE_FLAG_LARGE_SCAN must be at least 10MB (Athena bills every query as at least that), or `off`"
+            );
+        }
+        bytes
+    };
+    let max_queries: usize = a
+        .flag_burst_queries
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "LAKEGATE_FLAG_BURST_QUERIES `{}` is not a number of queries from 1 to 10000",
+                a.flag_burst_queries
+            )
+        })?;
+    let window = parse_duration(&a.flag_burst_window).context("LAKEGATE_FLAG_BURST_WINDOW")?;
+    if window < time::Duration::seconds(1) || window > time::Duration::hours(24) {
+        bail!("LAKEGATE_FLAG_BURST_WINDOW must be between 1s and 24h");
+    }
+    Ok(FlagRules {
+        large_scan_bytes,
+        burst: BurstRule {
+            max_queries,
+            window,
+        },
+    })
 }
 
 /// `5`, `6.75` (US dollars) → whole micro-dollars.
@@ -330,7 +372,8 @@ impl ServeConfig {
             "database        {}\nlisten          {}\npublic URL      {}\nsign-in         {}\ndev sign-in     {}\n\
              policy          {}: {rules}\napprovers       {} ({} approval{} by default)\nadmin group     {}\n\
              durations       {} – {} by default\nscan cutoff     {} per query by default\nresults         {}\n\
-             boundary        {}\nbroker          {}\nsession idle    {}\nnotifications   {}",
+             boundary        {}\nbroker          {}\nsession idle    {}\nnotifications   {}\n\
+             query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}",
             redact_url(self.database_url.expose_secret()),
             self.listen,
             self.web.public_url,
@@ -364,6 +407,14 @@ impl ServeConfig {
                 || "log only".to_owned(),
                 |u| format!("log and webhook {}", redact_webhook(u))
             ),
+            format_duration(self.settings.monitor.interval),
+            Micros(self.settings.monitor.price.micros_per_tb),
+            match self.settings.monitor.flags.large_scan_bytes {
+                b if b > 0 => format!("a scan of {} or more", format_bytes(b)),
+                _ => "no large-scan flag".to_owned(),
+            },
+            self.settings.monitor.flags.burst.max_queries,
+            format_duration(self.settings.monitor.flags.burst.window),
         )
     }
 }
@@ -392,6 +443,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_SESSION_IDLE",
     "LAKEGATE_MONITOR_INTERVAL",
     "LAKEGATE_ATHENA_PRICE_PER_TB",
+    "LAKEGATE_FLAG_LARGE_SCAN",
+    "LAKEGATE_FLAG_BURST_QUERIES",
+    "LAKEGATE_FLAG_BURST_WINDOW",
     "LAKEGATE_LOG_FORMAT",
 ];
 
@@ -629,6 +683,42 @@ mod tests {
         let c = ServeConfig::try_from(&args(&["--athena-price-per-tb", "6.75"])).unwrap();
         assert_eq!(c.settings.monitor.price.micros_per_tb, 6_750_000);
         assert_eq!(c.settings.monitor.interval, time::Duration::seconds(30));
+    }
+
+    #[test]
+    fn flag_thresholds_are_configurable_and_checked() {
+        let c = ServeConfig::try_from(&args(&[])).unwrap();
+        assert_eq!(c.settings.monitor.flags, FlagRules::default());
+
+        let c = ServeConfig::try_from(&args(&[
+            "--flag-large-scan",
+            "2TB",
+            "--flag-burst-queries",
+            "5",
+            "--flag-burst-window",
+            "10m",
+        ]))
+        .unwrap();
+        let flags = c.settings.monitor.flags;
+        assert_eq!(flags.large_scan_bytes, 2_000_000_000_000);
+        assert_eq!(flags.burst.max_queries, 5);
+        assert_eq!(flags.burst.window, time::Duration::minutes(10));
+
+        let off = ServeConfig::try_from(&args(&["--flag-large-scan", "off"])).unwrap();
+        assert_eq!(off.settings.monitor.flags.large_scan_bytes, 0);
+
+        for (flag, bad, says) in [
+            ("--flag-large-scan", "huge", "LAKEGATE_FLAG_LARGE_SCAN"),
+            ("--flag-large-scan", "1MB", "at least 10MB"),
+            ("--flag-burst-queries", "0", "LAKEGATE_FLAG_BURST_QUERIES"),
+            ("--flag-burst-queries", "many", "from 1 to 10000"),
+            ("--flag-burst-window", "0s", "LAKEGATE_FLAG_BURST_WINDOW"),
+            ("--flag-burst-window", "2d", "between 1s and 24h"),
+        ] {
+            let err = ServeConfig::try_from(&args(&[flag, bad])).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(says), "{flag} {bad}: {text}");
+        }
     }
 
     #[test]
