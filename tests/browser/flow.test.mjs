@@ -3,11 +3,32 @@
 // LAKEGATE_TEST_TABLE (a table in its catalog); scripts/test provides both.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.LAKEGATE_URL;
 const TABLE = process.env.LAKEGATE_TEST_TABLE;
-assert.ok(BASE && TABLE, 'LAKEGATE_URL and LAKEGATE_TEST_TABLE are not set: run scripts/test');
+// moto itself, for queueing the rows its next Athena query returns.
+const MOTO = process.env.LAKEGATE_TEST_AWS_ENDPOINT;
+assert.ok(BASE && TABLE && MOTO,
+  'LAKEGATE_URL, LAKEGATE_TEST_TABLE and LAKEGATE_TEST_AWS_ENDPOINT are not set: run scripts/test');
+
+/** The next Athena query moto runs answers these rows (the first is the header, as in Athena). */
+async function queueResults(rows) {
+  const res = await fetch(`${MOTO}/moto-api/static/athena/query-results`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      account_id: '123456789012',
+      region: 'us-east-1',
+      results: [{
+        rows: rows.map((r) => ({ Data: r.map((v) => ({ VarCharValue: v })) })),
+        column_info: rows[0].map((name) => ({ Name: name, Type: 'varchar', Nullable: 'UNKNOWN' })),
+      }],
+    }),
+  });
+  assert.ok(res.ok, `moto did not take the canned results: ${res.status}`);
+}
 
 let browser;
 before(async () => {
@@ -48,7 +69,7 @@ async function waitForStatus(page, url, wanted, seconds = 30) {
   }
 }
 
-test('request, approve, credentials and revoke in a browser', async () => {
+test('request, approve, credentials, query console and revoke in a browser', async () => {
   const alice = await signIn('alice@example.com', 'analysts');
   await alice.click('text=Request access');
   await alice.fill('#resources', `${TABLE}: nope`);
@@ -84,6 +105,22 @@ test('request, approve, credentials and revoke in a browser', async () => {
   const creds = await ok.json();
   assert.match(creds.AccessKeyId, /^ASIA/);
   assert.match(creds.Expiration, /Z$/);
+
+  // The query console: a refused statement says why and keeps what was typed; an accepted one
+  // runs as the grant's session and shows its rows, with a CSV download.
+  await alice.goto(url);
+  await alice.click('#open-console');
+  await alice.fill('#sql', `DELETE FROM ${TABLE}`);
+  await alice.click('#run-query');
+  assert.match(await alice.textContent('#query-error'), /not allowed: the console only reads/);
+  assert.equal(await alice.inputValue('#sql'), `DELETE FROM ${TABLE}`);
+  await queueResults([['order_id'], ['1001'], ['1002']]);
+  await alice.fill('#sql', `SELECT order_id FROM ${TABLE} LIMIT 2`);
+  await alice.click('#run-query');
+  assert.equal((await alice.textContent('#query-state')).trim(), 'SUCCEEDED');
+  assert.deepEqual(await alice.locator('#query-results tbody td').allTextContents(), ['1001', '1002']);
+  const [download] = await Promise.all([alice.waitForEvent('download'), alice.click('#query-csv')]);
+  assert.equal(await readFile(await download.path(), 'utf8'), 'order_id\r\n1001\r\n1002\r\n');
 
   await alice.goto(url);
   await alice.click('#revoke');

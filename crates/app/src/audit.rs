@@ -6,6 +6,7 @@ use lakegate_store::audit::{self, AuditEvent, AuditFilter};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
+use crate::csv::csv_field;
 use crate::{AppError, Services};
 
 /// Events per page.
@@ -108,15 +109,6 @@ pub fn write_export(
     out.flush()
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// One CSV record (`detail` as JSON), no trailing newline.
 fn csv_line(e: &AuditEvent, hash: &[u8]) -> String {
     let r = record(e, hash);
@@ -129,16 +121,4 @@ fn csv_line(e: &AuditEvent, hash: &[u8]) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_quoted_when_needed() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\"\n"), "\"say \"\"hi\"\"\n\"");
-    }
 }

@@ -3,7 +3,8 @@
 //! A token is 256 random bits, shown once, stored only as its SHA-256 and compared in constant
 //! time. Sessions are cached per grant and re-minted when under 20 minutes remain, so an SDK's
 //! fetch is answered from memory well within its 2-second timeout. Every fetch re-reads the
-//! grant from the database first, so a revoked or expired grant stops at the next refresh.
+//! grant from the database first, so a revoked or expired grant stops at the next refresh. The
+//! query console gets sessions of the same role the same way, cached apart from the URL's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use lakegate_domain::iam_policy::session_policy;
 use lakegate_domain::naming::{TAG_REQUEST, session_name, source_identity};
 use lakegate_domain::ports::{SessionCredentials, SessionSpec};
 use lakegate_domain::{Principal, RequestId, RequestStatus};
-use lakegate_store::requests;
+use lakegate_store::requests::{self, CredentialsView};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -125,31 +126,64 @@ pub fn token_from_header(value: &str) -> &str {
     }
 }
 
+/// Who a session is minted for. Each has its own cached session per grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// The credentials URL, under the token with this SHA-256.
+    Url([u8; 32]),
+    /// The query console, for the signed-in requester.
+    Console,
+}
+
+impl Holder {
+    fn channel(self) -> Channel {
+        match self {
+            Self::Url(_) => Channel::Url,
+            Self::Console => Channel::Console,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Channel {
+    Url,
+    Console,
+}
+
+impl Channel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Url => "credentials_url",
+            Self::Console => "query_console",
+        }
+    }
+}
+
 #[derive(Clone)]
 struct CachedSession {
-    token_hash: [u8; 32],
+    holder: Holder,
     credentials: SessionCredentials,
 }
 
 /// One grant's cached session; the async lock makes concurrent fetches mint only once.
 type Slot = Arc<tokio::sync::Mutex<Option<CachedSession>>>;
 
-/// Minted sessions, per grant, in this replica's memory only (never persisted).
+/// Minted sessions, per grant and holder, in this replica's memory only (never persisted).
 #[derive(Clone, Default)]
 pub struct SessionCache {
-    inner: Arc<Mutex<HashMap<RequestId, Slot>>>,
+    inner: Arc<Mutex<HashMap<(RequestId, Channel), Slot>>>,
 }
 
 impl SessionCache {
-    fn slot(&self, id: RequestId) -> Slot {
+    fn slot(&self, id: RequestId, channel: Channel) -> Slot {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(id).or_default().clone()
+        map.entry((id, channel)).or_default().clone()
     }
 
-    /// Drops a grant's cached session (revoked, new token).
+    /// Drops a grant's cached sessions (revoked, new token).
     pub fn forget(&self, id: RequestId) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&id);
+        map.retain(|(grant, _), _| *grant != id);
     }
 
     /// Drops sessions that have expired.
@@ -184,7 +218,6 @@ pub async fn mint(
     id: RequestId,
     presented: &str,
 ) -> Result<SessionCredentials, AppError> {
-    let now = svc.clock.now();
     let view = {
         let mut conn = svc.db.acquire().await?;
         requests::credentials_view(&mut conn, id)
@@ -203,6 +236,19 @@ pub async fn mint(
             "the token is not valid for this grant",
         ));
     }
+    grant_session(svc, id, &view, Holder::Url(presented_hash)).await
+}
+
+/// A session of the grant's own role for `holder`: the cached one while it has long enough
+/// left, otherwise a new one from STS (audited). Only while the grant is active; the caller has
+/// checked who is asking.
+pub(crate) async fn grant_session(
+    svc: &Services,
+    id: RequestId,
+    view: &CredentialsView,
+    holder: Holder,
+) -> Result<SessionCredentials, AppError> {
+    let now = svc.clock.now();
     let (Some(expires_at), Some(role_arn)) = (view.expires_at, view.role_arn.clone()) else {
         return Err(AppError::NotUsable(format!("access is {}", view.status)));
     };
@@ -218,11 +264,11 @@ pub async fn mint(
     }
 
     svc.sessions.prune(now);
-    let slot = svc.sessions.slot(id);
+    let slot = svc.sessions.slot(id, holder.channel());
     let mut cached = slot.lock().await;
     if let Some(c) = cached.as_ref() {
         let left = c.credentials.expiration - now;
-        if c.token_hash == presented_hash && left >= REMINT_BELOW.min(expires_at - now) {
+        if c.holder == holder && left >= REMINT_BELOW.min(expires_at - now) {
             return Ok(c.credentials.clone());
         }
     }
@@ -248,7 +294,10 @@ pub async fn mint(
     };
     let still_valid = again.as_ref().is_some_and(|v| {
         v.status == RequestStatus::Active
-            && token_matches(v.token_hash.as_deref(), &presented_hash)
+            && match holder {
+                Holder::Url(hash) => token_matches(v.token_hash.as_deref(), &hash),
+                Holder::Console => true,
+            }
             && v.expires_at.is_some_and(|e| svc.clock.now() < e)
     });
     if !still_valid {
@@ -269,12 +318,13 @@ pub async fn mint(
             "access_key_id": credentials.access_key_id,
             "session_name": spec.session_name,
             "expiration": credentials.expiration.unix_timestamp(),
+            "for": holder.channel().as_str(),
         }),
     )
     .await?;
     tx.commit().await?;
     *cached = Some(CachedSession {
-        token_hash: presented_hash,
+        holder,
         credentials: credentials.clone(),
     });
     Ok(credentials)

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod console;
 pub mod credentials;
+mod csv;
 pub mod error;
 pub mod extensions;
 pub mod health;

@@ -1,10 +1,12 @@
-//! Athena: the grant's own workgroup, its queries, and its deletion.
+//! Athena: the grant's own workgroup, its queries, and its deletion; and the query console's
+//! calls, made with the grant's own session.
 
 use aws_sdk_athena::Client;
 use aws_sdk_athena::types::{
-    ResultConfiguration, Tag, WorkGroupConfiguration, WorkGroupConfigurationUpdates,
+    QueryExecutionContext, ResultConfiguration, Tag, WorkGroupConfiguration,
+    WorkGroupConfigurationUpdates,
 };
-use lakegate_domain::ports::{CloudError, QueryExecution, WorkgroupSpec};
+use lakegate_domain::ports::{CloudError, QueryExecution, QueryRun, ResultPage, WorkgroupSpec};
 use lakegate_domain::usage::QueryState;
 use time::OffsetDateTime;
 
@@ -202,5 +204,140 @@ pub(crate) async fn delete_workgroup(athena: &Client, workgroup: &str) -> Result
             }
         }
         Err(e) => Err(classify("athena:DeleteWorkGroup", e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The query console: these run on a client holding the grant's own session.
+
+/// Starts a console statement in the grant's workgroup. The SDK fills in the idempotency token,
+/// so a retried call never starts the statement twice.
+pub(crate) async fn start_query(athena: &Client, run: &QueryRun<'_>) -> Result<String, CloudError> {
+    let context = QueryExecutionContext::builder()
+        .catalog("AwsDataCatalog")
+        .set_database(run.database.map(ToOwned::to_owned))
+        .build();
+    let out = athena
+        .start_query_execution()
+        .query_string(run.sql)
+        .work_group(run.workgroup)
+        .query_execution_context(context)
+        .send()
+        .await
+        .map_err(|e| classify("athena:StartQueryExecution", e))?;
+    out.query_execution_id()
+        .map(ToOwned::to_owned)
+        .ok_or_else(|| CloudError::Other("athena:StartQueryExecution: no query id".into()))
+}
+
+pub(crate) async fn get_query(athena: &Client, id: &str) -> Result<QueryExecution, CloudError> {
+    let out = athena
+        .get_query_execution()
+        .query_execution_id(id)
+        .send()
+        .await
+        .map_err(|e| classify("athena:GetQueryExecution", e))?;
+    out.query_execution()
+        .and_then(execution)
+        .ok_or_else(|| CloudError::NotFound(format!("athena:GetQueryExecution: no query {id}")))
+}
+
+pub(crate) async fn query_results(
+    athena: &Client,
+    id: &str,
+    from: Option<&str>,
+    max_rows: i32,
+) -> Result<ResultPage, CloudError> {
+    let out = athena
+        .get_query_results()
+        .query_execution_id(id)
+        .set_next_token(from.map(ToOwned::to_owned))
+        .max_results(max_rows.clamp(1, 1000))
+        .send()
+        .await
+        .map_err(|e| classify("athena:GetQueryResults", e))?;
+    let set = out.result_set();
+    let columns: Vec<String> = set
+        .and_then(|s| s.result_set_metadata())
+        .map(|m| {
+            m.column_info()
+                .iter()
+                .map(|c| c.label().unwrap_or(c.name()).to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows: Vec<Vec<Option<String>>> = set
+        .map(|s| {
+            s.rows()
+                .iter()
+                .map(|r| {
+                    r.data()
+                        .iter()
+                        .map(|d| d.var_char_value().map(ToOwned::to_owned))
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // A SELECT's first page starts with the column names as a row; statements like SHOW and
+    // DESCRIBE have none.
+    if from.is_none() && is_header(rows.first(), &columns) {
+        rows.remove(0);
+    }
+    Ok(ResultPage {
+        columns,
+        rows,
+        next: out
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(ToOwned::to_owned),
+    })
+}
+
+fn is_header(row: Option<&Vec<Option<String>>>, columns: &[String]) -> bool {
+    row.is_some_and(|row| {
+        !columns.is_empty()
+            && row.len() == columns.len()
+            && row
+                .iter()
+                .zip(columns)
+                .all(|(v, c)| v.as_deref() == Some(c))
+    })
+}
+
+pub(crate) async fn stop_query(athena: &Client, id: &str) -> Result<(), CloudError> {
+    athena
+        .stop_query_execution()
+        .query_execution_id(id)
+        .send()
+        .await
+        .map_err(|e| classify("athena:StopQueryExecution", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(values: &[Option<&str>]) -> Vec<Option<String>> {
+        values.iter().map(|v| v.map(ToOwned::to_owned)).collect()
+    }
+
+    #[test]
+    fn the_header_row_is_the_column_names_in_order() {
+        let columns = vec!["id".to_owned(), "amount".to_owned()];
+        assert!(is_header(
+            Some(&row(&[Some("id"), Some("amount")])),
+            &columns
+        ));
+        assert!(!is_header(
+            Some(&row(&[Some("amount"), Some("id")])),
+            &columns
+        ));
+        assert!(!is_header(Some(&row(&[Some("1"), Some("9.99")])), &columns));
+        assert!(!is_header(Some(&row(&[Some("id"), None])), &columns));
+        assert!(!is_header(Some(&row(&[Some("id")])), &columns));
+        assert!(!is_header(None, &columns));
+        assert!(!is_header(Some(&row(&[])), &[]));
     }
 }

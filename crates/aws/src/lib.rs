@@ -15,8 +15,8 @@ use aws_config::SdkConfig;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
-    CloudAccess, CloudError, QueryExecution, RoleSpec, SessionCredentials, SessionSpec,
-    TableLookup, WorkgroupSpec,
+    CloudAccess, CloudError, QueryExecution, QueryRun, ResultPage, RoleSpec, SessionCredentials,
+    SessionSpec, TableLookup, WorkgroupSpec,
 };
 
 pub use aws_config;
@@ -60,6 +60,29 @@ impl AwsCloudAccess {
             athena: aws_sdk_athena::Client::new(conf),
             glue: aws_sdk_glue::Client::new(conf),
         })
+    }
+
+    /// An Athena client that signs with a grant's session instead of the broker's
+    /// credentials: same Region, endpoint, retries and HTTP connections.
+    fn athena_as(&self, session: &SessionCredentials) -> aws_sdk_athena::Client {
+        let expires = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(
+                u64::try_from(session.expiration.unix_timestamp()).unwrap_or(0),
+            );
+        let credentials = aws_sdk_athena::config::Credentials::new(
+            &session.access_key_id,
+            &session.secret_access_key,
+            Some(session.session_token.clone()),
+            Some(expires),
+            "lakegate-grant-session",
+        );
+        let conf = self
+            .athena
+            .config()
+            .to_builder()
+            .credentials_provider(credentials)
+            .build();
+        aws_sdk_athena::Client::from_conf(conf)
     }
 }
 
@@ -140,5 +163,35 @@ impl CloudAccess for AwsCloudAccess {
 
     async fn delete_role(&self, role: &str) -> Result<(), CloudError> {
         iam::delete_role(&self.iam, role).await
+    }
+
+    async fn start_query(
+        &self,
+        session: &SessionCredentials,
+        run: &QueryRun<'_>,
+    ) -> Result<String, CloudError> {
+        athena::start_query(&self.athena_as(session), run).await
+    }
+
+    async fn query_execution(
+        &self,
+        session: &SessionCredentials,
+        id: &str,
+    ) -> Result<QueryExecution, CloudError> {
+        athena::get_query(&self.athena_as(session), id).await
+    }
+
+    async fn query_results(
+        &self,
+        session: &SessionCredentials,
+        id: &str,
+        from: Option<&str>,
+        max_rows: i32,
+    ) -> Result<ResultPage, CloudError> {
+        athena::query_results(&self.athena_as(session), id, from, max_rows).await
+    }
+
+    async fn stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError> {
+        athena::stop_query(&self.athena_as(session), id).await
     }
 }

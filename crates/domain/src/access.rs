@@ -150,6 +150,18 @@ impl RequestAccess<'_> {
         }
     }
 
+    /// Running statements in the query console: the requester, as with credentials (the
+    /// statements run as the grant's own session).
+    pub fn check_query(&self, who: &Principal) -> Result<(), PolicyError> {
+        if self.is_requester(who) {
+            Ok(())
+        } else {
+            Err(PolicyError::NotRequester {
+                action: "run queries with this access",
+            })
+        }
+    }
+
     /// Asking for more time: the requester.
     pub fn check_extend(&self, who: &Principal) -> Result<(), PolicyError> {
         if self.is_requester(who) {
@@ -189,6 +201,7 @@ impl RequestAccess<'_> {
             cancel: st == RequestStatus::Pending && self.check_cancel(who).is_ok(),
             revoke: live && self.check_revoke(who).is_ok(),
             credentials: st == RequestStatus::Active && self.check_credentials(who).is_ok(),
+            query: st == RequestStatus::Active && self.check_query(who).is_ok(),
             extend: st == RequestStatus::Active
                 && extension_approvals.is_none()
                 && self.check_extend(who).is_ok(),
@@ -206,6 +219,8 @@ pub struct AllowedActions {
     pub cancel: bool,
     pub revoke: bool,
     pub credentials: bool,
+    /// Open the query console.
+    pub query: bool,
     /// Ask for more time (no extension is pending).
     pub extend: bool,
     /// Approve or deny the pending extension.
@@ -221,6 +236,7 @@ impl AllowedActions {
             || self.cancel
             || self.revoke
             || self.credentials
+            || self.query
             || self.extend
             || self.decide_extension
             || self.review

@@ -29,10 +29,13 @@ pub enum AuditAction {
     BudgetWarning,
     BudgetCutoffLowered,
     QueryFlagged,
+    QueryStarted,
+    QueryRefused,
+    QueryStopped,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 27] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -57,6 +60,9 @@ impl AuditAction {
         Self::BudgetWarning,
         Self::BudgetCutoffLowered,
         Self::QueryFlagged,
+        Self::QueryStarted,
+        Self::QueryRefused,
+        Self::QueryStopped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +91,9 @@ impl AuditAction {
             Self::BudgetWarning => "budget.warning",
             Self::BudgetCutoffLowered => "budget.cutoff_lowered",
             Self::QueryFlagged => "query.flagged",
+            Self::QueryStarted => "query.started",
+            Self::QueryRefused => "query.refused",
+            Self::QueryStopped => "query.stopped",
         }
     }
 
@@ -118,6 +127,9 @@ impl AuditAction {
             Self::ExtensionDenied => "denied the extension",
             Self::BudgetWarning => "80 % of the scan budget is spent",
             Self::QueryFlagged => "a query was flagged",
+            Self::QueryStarted => "ran a query in the console",
+            Self::QueryRefused => "wrote a query the console refused",
+            Self::QueryStopped => "stopped a query",
             Self::BudgetCutoffLowered => {
                 "lowered the per-query scan cutoff to what is left of the budget"
             }

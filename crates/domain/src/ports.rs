@@ -134,6 +134,25 @@ pub struct QueryExecution {
     pub completed_at: Option<OffsetDateTime>,
 }
 
+/// One page of a finished query's results: the column names, and rows of values (`None` is
+/// SQL `NULL`), without the header row Athena puts first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultPage {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Where the next page starts; `None` on the last.
+    pub next: Option<String>,
+}
+
+/// A statement the query console runs in a grant's workgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryRun<'a> {
+    pub workgroup: &'a str,
+    pub sql: &'a str,
+    /// The database unqualified names resolve against.
+    pub database: Option<&'a str>,
+}
+
 /// Everything lakegate does in AWS. Every method is idempotent: "already done" is success, so
 /// any step can be run again after a crash (AWS.md §4).
 #[async_trait]
@@ -188,6 +207,37 @@ pub trait CloudAccess: Send + Sync + 'static {
 
     /// Deletes the role's inline policies, then the role; a missing role is success.
     async fn delete_role(&self, role: &str) -> Result<(), CloudError>;
+
+    // The query console. These calls are made **as the grant's own session**, never as the
+    // broker: Lake Formation judges the query by the grant's role, and AWS's own records name
+    // the person's session.
+
+    /// Starts the statement in the workgroup; returns the query execution id.
+    async fn start_query(
+        &self,
+        session: &SessionCredentials,
+        run: &QueryRun<'_>,
+    ) -> Result<String, CloudError>;
+
+    /// One query as it is now. `NotFound` when Athena does not know the id.
+    async fn query_execution(
+        &self,
+        session: &SessionCredentials,
+        id: &str,
+    ) -> Result<QueryExecution, CloudError>;
+
+    /// One page of a finished query's results: the first when `from` is `None`, otherwise the
+    /// page a previous answer's `next` names. At most `max_rows` rows (Athena: 1000).
+    async fn query_results(
+        &self,
+        session: &SessionCredentials,
+        id: &str,
+        from: Option<&str>,
+        max_rows: i32,
+    ) -> Result<ResultPage, CloudError>;
+
+    /// Stops the query; a query already finished is left as it is.
+    async fn stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError>;
 }
 
 /// The time, behind a trait so tests can move it.

@@ -21,8 +21,8 @@ use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::policy::Policy;
 use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::{
-    CloudAccess, CloudError, QueryExecution, RoleSpec, SessionCredentials, SessionSpec,
-    TableLookup, WorkgroupSpec,
+    CloudAccess, CloudError, QueryExecution, QueryRun, ResultPage, RoleSpec, SessionCredentials,
+    SessionSpec, TableLookup, WorkgroupSpec,
 };
 use lakegate_domain::{EndState, Principal, RequestId, RequestStatus, ResultsLocation};
 use lakegate_store::requests::Decision;
@@ -108,6 +108,33 @@ impl CloudAccess for DiesAfter {
     async fn delete_role(&self, r: &str) -> Result<(), CloudError> {
         let res = self.inner.delete_role(r).await;
         self.after("delete_role", res).await
+    }
+    // The console's calls are not steps of provisioning or teardown: passed straight through.
+    async fn start_query(
+        &self,
+        s: &SessionCredentials,
+        q: &QueryRun<'_>,
+    ) -> Result<String, CloudError> {
+        self.inner.start_query(s, q).await
+    }
+    async fn query_execution(
+        &self,
+        s: &SessionCredentials,
+        id: &str,
+    ) -> Result<QueryExecution, CloudError> {
+        self.inner.query_execution(s, id).await
+    }
+    async fn query_results(
+        &self,
+        s: &SessionCredentials,
+        id: &str,
+        from: Option<&str>,
+        max: i32,
+    ) -> Result<ResultPage, CloudError> {
+        self.inner.query_results(s, id, from, max).await
+    }
+    async fn stop_query(&self, s: &SessionCredentials, id: &str) -> Result<(), CloudError> {
+        self.inner.stop_query(s, id).await
     }
 }
 

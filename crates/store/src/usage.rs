@@ -27,6 +27,8 @@ pub struct StoredQuery {
     pub flags: Vec<QueryFlag>,
     pub billed_bytes: i64,
     pub cost_micros: i64,
+    /// Started in lakegate's query console (otherwise through the credentials URL).
+    pub from_console: bool,
 }
 
 /// Records the latest that is known of a query. `billed_bytes` and `cost_micros` are worked
@@ -97,6 +99,23 @@ pub async fn list(
     conn: &mut PgConnection,
     request: RequestId,
 ) -> Result<Vec<StoredQuery>, StoreError> {
+    select(conn, request, None).await
+}
+
+/// One query of a grant; `None` when the grant has no query of that id.
+pub async fn find(
+    conn: &mut PgConnection,
+    request: RequestId,
+    query_id: &str,
+) -> Result<Option<StoredQuery>, StoreError> {
+    Ok(select(conn, request, Some(query_id)).await?.pop())
+}
+
+async fn select(
+    conn: &mut PgConnection,
+    request: RequestId,
+    query_id: Option<&str>,
+) -> Result<Vec<StoredQuery>, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Row {
         query_id: String,
@@ -111,14 +130,16 @@ pub async fn list(
         submitted_at: Option<OffsetDateTime>,
         completed_at: Option<OffsetDateTime>,
         flags: serde_json::Value,
+        from_console: bool,
     }
     let rows = sqlx::query_as::<_, Row>(
         "select query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
-                billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, flags
-         from athena_query where request_id = $1
+                billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, flags, from_console
+         from athena_query where request_id = $1 and ($2::text is null or query_id = $2)
          order by submitted_at nulls last, first_seen_at, query_id",
     )
     .bind(request.0)
+    .bind(query_id)
     .fetch_all(conn)
     .await?;
     rows.into_iter()
@@ -142,9 +163,38 @@ pub async fn list(
                 },
                 billed_bytes: r.billed_bytes,
                 cost_micros: r.cost_micros,
+                from_console: r.from_console,
             })
         })
         .collect()
+}
+
+/// Records a query the console has just started, before the monitor first sees it: so it is
+/// counted from the start, and known as the console's. The monitor updates it from then on.
+pub async fn record_console_start(
+    conn: &mut PgConnection,
+    request: RequestId,
+    q: &QueryExecution,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "insert into athena_query
+             (request_id, query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
+              billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, first_seen_at, updated_at,
+              from_console)
+         values ($1, $2, $3, $4, $5, null, 0, 0, 0, 0, $6, null, $7, $7, true)
+         on conflict (request_id, query_id) do update set from_console = true",
+    )
+    .bind(request.0)
+    .bind(&q.id)
+    .bind(&q.sql)
+    .bind(&q.database)
+    .bind(q.state.as_str())
+    .bind(q.submitted_at)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Replaces a query's flags.

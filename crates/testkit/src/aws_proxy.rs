@@ -84,6 +84,8 @@ struct ProxyState {
     scanned: HashMap<String, i64>,
     faults: HashMap<String, Vec<Fault>>,
     calls: HashMap<String, u32>,
+    /// Operation → the access key id that signed each call, in order.
+    callers: HashMap<String, Vec<String>>,
     workgroups: HashMap<String, WorkgroupUpdate>,
 }
 
@@ -156,6 +158,16 @@ impl AwsProxy {
     /// How many calls of `operation` arrived (faulty ones included).
     pub fn calls(&self, operation: &str) -> u32 {
         self.lock().calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// The access key id that signed each call of `operation`, in order: whose credentials
+    /// made it (the broker's, or a grant's session).
+    pub fn callers(&self, operation: &str) -> Vec<String> {
+        self.lock()
+            .callers
+            .get(operation)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// What `UpdateWorkGroup` set for `workgroup`, if anything.
@@ -274,6 +286,13 @@ fn operation_of(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> (Protocol, Strin
     (Protocol::RestJson, op.to_owned())
 }
 
+/// The access key id in a SigV4 `Authorization` header (`… Credential=AKID/date/…`).
+fn access_key_of(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?;
+    Some(credential.split('/').next()?.to_owned())
+}
+
 fn error_response(protocol: Protocol, status: u16, code: &str, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     match protocol {
@@ -336,6 +355,9 @@ async fn handle(
     let fault = {
         let mut st = shared.lock();
         *st.calls.entry(op.clone()).or_default() += 1;
+        if let Some(key) = access_key_of(&headers) {
+            st.callers.entry(op.clone()).or_default().push(key);
+        }
         st.faults
             .get_mut(&op)
             .and_then(|q| (!q.is_empty()).then(|| q.remove(0)))
@@ -484,5 +506,24 @@ async fn handle(
                 None => passthrough(status, &res_headers, res_body),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signing_key_is_read_from_a_sigv4_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(access_key_of(&headers), None);
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static(
+                "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20261126/us-east-1/athena/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=abc",
+            ),
+        );
+        assert_eq!(access_key_of(&headers).as_deref(), Some("ASIAEXAMPLE"));
     }
 }

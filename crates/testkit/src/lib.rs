@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
-    Clock, CloudAccess, CloudError, ColumnInfo, QueryExecution, RoleSpec, SessionCredentials,
-    SessionSpec, TableInfo, TableLookup, WorkgroupSpec,
+    Clock, CloudAccess, CloudError, ColumnInfo, QueryExecution, QueryRun, ResultPage, RoleSpec,
+    SessionCredentials, SessionSpec, TableInfo, TableLookup, WorkgroupSpec,
 };
 use lakegate_domain::usage::QueryState;
 use time::{Duration, OffsetDateTime};
@@ -63,6 +63,24 @@ pub struct FakeState {
     pub queries: BTreeMap<String, Vec<QueryExecution>>,
     /// Every call, by name, in order.
     pub calls: Vec<String>,
+    /// Access key id → the role of every session `assume_role` handed out.
+    pub session_roles: BTreeMap<String, String>,
+    /// Every statement the console started, in order.
+    pub console_runs: Vec<ConsoleRun>,
+    /// Results waiting for the next statement started (first in, first out, as moto does).
+    pub canned_results: Vec<ResultPage>,
+    /// Query id → its results.
+    pub results: BTreeMap<String, ResultPage>,
+}
+
+/// A statement started through `start_query`, with the session that started it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleRun {
+    pub query_id: String,
+    pub access_key_id: String,
+    pub workgroup: String,
+    pub sql: String,
+    pub database: Option<String>,
 }
 
 /// In-memory AWS. Tables are seeded with `with_table`; failures are scripted with `fail_next`.
@@ -184,6 +202,55 @@ impl FakeCloud {
             .insert(workgroup.to_owned(), queries);
     }
 
+    /// The next statement started gets these results (queue several by calling repeatedly).
+    pub fn queue_results(&self, columns: &[&str], rows: &[&[Option<&str>]]) {
+        self.state.lock().unwrap().canned_results.push(ResultPage {
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: rows
+                .iter()
+                .map(|r| r.iter().map(|v| v.map(ToOwned::to_owned)).collect())
+                .collect(),
+            next: None,
+        });
+    }
+
+    /// Moves a query (started by the console or scripted) to `state` with `bytes` scanned.
+    pub fn set_query_state(&self, id: &str, state: QueryState, bytes: i64) {
+        let mut s = self.state.lock().unwrap();
+        for q in s.queries.values_mut().flatten() {
+            if q.id == id {
+                q.state = state;
+                q.bytes_scanned = bytes;
+            }
+        }
+    }
+
+    /// The role of a session this fake handed out; a key it never issued (the broker's own,
+    /// or made up) is refused like AWS refuses an unknown key.
+    fn session_role(&self, session: &SessionCredentials) -> Result<String, CloudError> {
+        let s = self.state.lock().unwrap();
+        let role = s
+            .session_roles
+            .get(&session.access_key_id)
+            .cloned()
+            .ok_or_else(|| {
+                CloudError::Denied(format!(
+                    "UnrecognizedClientException: {} is not a session of a lakegate role",
+                    session.access_key_id
+                ))
+            })?;
+        let revoked = s
+            .role_policies
+            .get(&role)
+            .is_some_and(|p| p.contains_key(lakegate_domain::naming::REVOKE_POLICY_NAME));
+        if revoked || !s.roles.contains_key(&role) {
+            return Err(CloudError::Denied(format!(
+                "AccessDeniedException: sessions of {role} are denied"
+            )));
+        }
+        Ok(role)
+    }
+
     /// Whether anything of this role or workgroup is left.
     pub fn leftovers(&self, role: &str, workgroup: &str) -> Vec<String> {
         let s = self.state.lock().unwrap();
@@ -297,6 +364,8 @@ impl CloudAccess for FakeCloud {
         }
         s.sessions.push(spec.clone());
         let n = s.sessions.len();
+        s.session_roles
+            .insert(format!("ASIAFAKE{n:08}"), role.to_owned());
         Ok(SessionCredentials {
             access_key_id: format!("ASIAFAKE{n:08}"),
             secret_access_key: format!("secret-{n}"),
@@ -393,6 +462,108 @@ impl CloudAccess for FakeCloud {
         let mut s = self.state.lock().unwrap();
         s.role_policies.remove(role);
         s.roles.remove(role);
+        Ok(())
+    }
+
+    async fn start_query(
+        &self,
+        session: &SessionCredentials,
+        run: &QueryRun<'_>,
+    ) -> Result<String, CloudError> {
+        self.enter("start_query")?;
+        self.session_role(session)?;
+        let now = self
+            .clock
+            .as_ref()
+            .map_or_else(OffsetDateTime::now_utc, |c| c.now());
+        let mut s = self.state.lock().unwrap();
+        if !s.workgroups.contains_key(run.workgroup) {
+            return Err(CloudError::Rejected(format!(
+                "InvalidRequestException: WorkGroup {} is not found",
+                run.workgroup
+            )));
+        }
+        let id = format!("fake-query-{:04}", s.console_runs.len() + 1);
+        s.console_runs.push(ConsoleRun {
+            query_id: id.clone(),
+            access_key_id: session.access_key_id.clone(),
+            workgroup: run.workgroup.to_owned(),
+            sql: run.sql.to_owned(),
+            database: run.database.map(ToOwned::to_owned),
+        });
+        let results = if s.canned_results.is_empty() {
+            ResultPage::default()
+        } else {
+            s.canned_results.remove(0)
+        };
+        s.results.insert(id.clone(), results);
+        s.queries
+            .entry(run.workgroup.to_owned())
+            .or_default()
+            .push(QueryExecution {
+                id: id.clone(),
+                sql: run.sql.to_owned(),
+                database: run.database.map(ToOwned::to_owned),
+                state: QueryState::Succeeded,
+                state_change_reason: None,
+                bytes_scanned: 0,
+                engine_ms: 0,
+                submitted_at: Some(now),
+                completed_at: Some(now),
+            });
+        Ok(id)
+    }
+
+    async fn query_execution(
+        &self,
+        session: &SessionCredentials,
+        id: &str,
+    ) -> Result<QueryExecution, CloudError> {
+        self.enter("query_execution")?;
+        self.session_role(session)?;
+        let s = self.state.lock().unwrap();
+        s.queries
+            .values()
+            .flatten()
+            .find(|q| q.id == id)
+            .cloned()
+            .ok_or_else(|| CloudError::NotFound(format!("query {id}")))
+    }
+
+    async fn query_results(
+        &self,
+        session: &SessionCredentials,
+        id: &str,
+        from: Option<&str>,
+        max_rows: i32,
+    ) -> Result<ResultPage, CloudError> {
+        self.enter("query_results")?;
+        self.session_role(session)?;
+        let s = self.state.lock().unwrap();
+        let all = s
+            .results
+            .get(id)
+            .ok_or_else(|| CloudError::NotFound(format!("results of {id}")))?;
+        let start: usize = from.and_then(|f| f.parse().ok()).unwrap_or(0);
+        let end = start
+            .saturating_add(usize::try_from(max_rows).unwrap_or(1))
+            .min(all.rows.len());
+        Ok(ResultPage {
+            columns: all.columns.clone(),
+            rows: all.rows.get(start..end).unwrap_or_default().to_vec(),
+            next: (end < all.rows.len()).then(|| end.to_string()),
+        })
+    }
+
+    async fn stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError> {
+        self.enter("stop_query")?;
+        self.session_role(session)?;
+        let mut s = self.state.lock().unwrap();
+        for q in s.queries.values_mut().flatten() {
+            if q.id == id && !q.state.is_final() {
+                q.state = QueryState::Cancelled;
+            }
+        }
         Ok(())
     }
 }

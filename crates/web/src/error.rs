@@ -113,7 +113,7 @@ impl IntoResponse for WebError {
             Self::BadForm(message) => page(StatusCode::UNPROCESSABLE_ENTITY, message, None),
             Self::TooLarge => page(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "The form is larger than lakegate accepts (64 KiB).".into(),
+                "The form is larger than lakegate accepts.".into(),
                 None,
             ),
             Self::Internal(message) => {

@@ -28,6 +28,9 @@ pub use state::AppState;
 
 /// Largest request body accepted; forms are small.
 const BODY_LIMIT: usize = 64 * 1024;
+/// The query console's form carries SQL: Athena takes up to 256 KiB of it, which URL-encoding
+/// can triple.
+const CONSOLE_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -65,16 +68,20 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
         .with_same_site(SameSite::Lax)
         .with_expiry(Expiry::OnInactivity(config.session_idle));
 
-    Router::new()
+    let forms = Router::new()
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::requests::router())
         .merge(routes::credentials::router())
         .merge(routes::assets::router())
         .merge(routes::audit::router())
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+    let console = routes::console::router().layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT));
+    Router::new()
+        .merge(forms)
+        .merge(console)
         .fallback(routes::not_found)
         .layer(session_layer)
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),

@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod credentials;
 pub mod health;
 pub mod requests;

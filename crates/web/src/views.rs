@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod chart;
+pub mod console;
 pub mod requests;
 
 use lakegate_domain::duration::format_duration;

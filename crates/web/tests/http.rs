@@ -852,6 +852,8 @@ enum Needs {
     BreakGlass,
     /// Active, with an extension waiting for approval.
     Extension,
+    /// Active, with a query run in the console (`{q}` in the path).
+    ConsoleQuery,
 }
 
 impl TestApp {
@@ -889,7 +891,10 @@ impl TestApp {
         if needs == Needs::BreakGlass {
             self.run_worker().await;
         }
-        if matches!(needs, Needs::Active | Needs::Extension) {
+        if matches!(
+            needs,
+            Needs::Active | Needs::Extension | Needs::ConsoleQuery
+        ) {
             lakegate_app::requests::decide(
                 &self.services,
                 &bob,
@@ -913,7 +918,26 @@ impl TestApp {
             .unwrap();
             assert_eq!(outcome, lakegate_app::extensions::Extended::Pending);
         }
+        if needs == Needs::ConsoleQuery {
+            let outcome = lakegate_app::console::run(&self.services, &alice, id, "SELECT 1", None)
+                .await
+                .unwrap();
+            assert!(matches!(
+                outcome,
+                lakegate_app::console::Outcome::Started(_)
+            ));
+        }
         Some(id)
+    }
+
+    /// The latest query the console started.
+    fn last_console_query(&self) -> String {
+        self.cloud
+            .state()
+            .console_runs
+            .last()
+            .map(|r| r.query_id.clone())
+            .unwrap_or_default()
     }
 
     async fn pending_extension(&self, id: RequestId) -> i64 {
@@ -950,6 +974,12 @@ async fn authorization_matrix(pool: PgPool) {
         ("POST", "/requests/{id}/extensions/{ext}/approve", Needs::Extension, [303, 403, 403, 403, 303, 403]),
         ("POST", "/requests/{id}/extensions/{ext}/deny", Needs::Extension,    [303, 403, 403, 403, 303, 403]),
         ("POST", "/requests/{id}/review", Needs::BreakGlass,        [303, 403, 403, 403, 303, 403]),
+        ("GET", "/requests/{id}/query", Needs::Pending,             [303, 403, 403, 403, 403, 403]),
+        ("GET", "/requests/{id}/query", Needs::Active,              [303, 200, 403, 403, 403, 403]),
+        ("POST", "/requests/{id}/query", Needs::Active,             [303, 200, 403, 403, 403, 403]),
+        ("GET", "/requests/{id}/query/{q}", Needs::ConsoleQuery,    [303, 200, 403, 403, 403, 403]),
+        ("GET", "/requests/{id}/query/{q}/results.csv", Needs::ConsoleQuery, [303, 200, 403, 403, 403, 403]),
+        ("POST", "/requests/{id}/query/{q}/stop", Needs::ConsoleQuery, [303, 303, 403, 403, 403, 403]),
         ("GET", "/audit", Needs::Nothing,                           [303, 403, 403, 403, 403, 200]),
         ("GET", "/audit/export?format=csv", Needs::Nothing,         [303, 403, 403, 403, 403, 200]),
         ("POST", "/auth/logout", Needs::Nothing,                    [403, 303, 303, 303, 303, 303]),
@@ -967,6 +997,7 @@ async fn authorization_matrix(pool: PgPool) {
             {
                 path = path.replace("{ext}", &app.pending_extension(id).await.to_string());
             }
+            path = path.replace("{q}", &app.last_console_query());
             let b = Browser::new(&app);
             if let Some((email, groups)) = who {
                 b.sign_in(email, groups).await;
@@ -987,6 +1018,8 @@ async fn authorization_matrix(pool: PgPool) {
                         ("duration", "1h"),
                         ("reason", "authorization matrix"),
                     ]
+                } else if path.ends_with("/query") {
+                    vec![("csrf_token", &token), ("sql", "SELECT 1")]
                 } else if path.ends_with("/extend") {
                     vec![
                         ("csrf_token", &token),
@@ -1076,4 +1109,171 @@ async fn admins_read_filter_and_export_the_audit_trail(pool: PgPool) {
     let first: serde_json::Value =
         serde_json::from_str(jsonl.body.lines().next().unwrap()).unwrap();
     assert_eq!(first["action"], "user.signed_in", "oldest first");
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn the_query_console_runs_refuses_and_downloads_over_http(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    let bob = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    bob.sign_in("bob@example.com", "data-owners").await;
+    let id = alice.new_request().await;
+    bob.submit(
+        &format!("/requests/{id}"),
+        &format!("/requests/{id}/approve"),
+        &[],
+    )
+    .await;
+    app.run_worker().await;
+
+    // The request page leads the requester, and only the requester, to the console.
+    let page = alice.get(&format!("/requests/{id}")).await;
+    assert!(page.has("#open-console"));
+    assert!(
+        !bob.get(&format!("/requests/{id}"))
+            .await
+            .has("#open-console")
+    );
+
+    let console = format!("/requests/{id}/query");
+    let form = alice.get(&console).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.has("#query-form textarea[name=sql]"));
+    assert!(form.has(r#"#query-form select[name=database] option[value="sales"]"#));
+    let covers = form.text_of("#console-tables");
+    assert!(
+        covers.contains("sales.customers") && covers.contains("customer_id, email"),
+        "{covers}"
+    );
+
+    // Refused: 422, the form as it was, and the reason.
+    let res = alice
+        .submit(
+            &console,
+            &console,
+            &[("sql", "DELETE FROM sales.orders"), ("database", "")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert!(
+        res.text_of("#query-error")
+            .contains("are not allowed: the console only reads"),
+        "{}",
+        res.text_of("#query-error")
+    );
+    assert_eq!(res.text_of("#sql"), "DELETE FROM sales.orders");
+    let res = alice
+        .submit(
+            &console,
+            &console,
+            &[
+                ("sql", "SELECT country FROM customers"),
+                ("database", "sales"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        res.text_of("#query-error"),
+        "column `country` of sales.customers is not part of this grant"
+    );
+    assert!(app.cloud.state().console_runs.is_empty());
+
+    // Accepted: it runs, and the answer is its page: state, cost, rows, the CSV link.
+    app.cloud.queue_results(
+        &["customer_id", "email"],
+        &[&[Some("7"), Some("ann@example.com")], &[Some("8"), None]],
+    );
+    let res = alice
+        .submit(
+            &console,
+            &console,
+            &[
+                ("sql", "SELECT customer_id, email FROM customers LIMIT 2"),
+                ("database", "sales"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.text_of("#query-state"), "SUCCEEDED");
+    let q = app.last_console_query();
+    assert_eq!(
+        res.headers.get(header::CONTENT_LOCATION).unwrap(),
+        &format!("/requests/{id}/query/{q}")
+    );
+    assert_eq!(res.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    assert_eq!(
+        res.text_of("#query-cost"),
+        "$0.00005 (billed as 10 MB: rounded up per MB, at least 10 MB a query)"
+    );
+    assert_eq!(res.text_of("#query-row-count"), "2 rows.");
+    assert!(res.has(&format!(
+        r#"a#query-csv[href="/requests/{id}/query/{q}/results.csv"]"#
+    )));
+    let cells: Vec<String> = res
+        .html()
+        .select(&Selector::parse("#query-results tbody td").unwrap())
+        .map(|td| td.text().collect())
+        .collect();
+    assert_eq!(cells, ["7", "ann@example.com", "8", "NULL"]);
+    assert!(!res.body.contains(r#"http-equiv="refresh""#));
+
+    let csv = alice
+        .get(&format!("/requests/{id}/query/{q}/results.csv"))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.headers.get(header::CONTENT_TYPE).unwrap(),
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        csv.headers
+            .get(header::CONTENT_DISPOSITION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(csv.body, "customer_id,email\r\n7,ann@example.com\r\n8,\r\n");
+
+    // A query still running refreshes itself, shows progress, and can be stopped.
+    app.cloud
+        .set_query_state(&q, lakegate_domain::usage::QueryState::Running, 42_000_000);
+    let running = alice.get(&format!("/requests/{id}/query/{q}")).await;
+    assert_eq!(running.text_of("#query-state"), "RUNNING");
+    assert!(running.has("#query-progress"));
+    assert!(running.body.contains(r#"http-equiv="refresh""#));
+    assert_eq!(running.text_of("#query-bytes"), "42 MB");
+    let stopped = alice
+        .submit(
+            &format!("/requests/{id}/query/{q}"),
+            &format!("/requests/{id}/query/{q}/stop"),
+            &[],
+        )
+        .await;
+    assert_eq!(stopped.status, StatusCode::SEE_OTHER);
+    let after = alice.get(stopped.location()).await;
+    assert_eq!(after.text_of("#query-state"), "CANCELLED");
+    let not_yet = alice
+        .get(&format!("/requests/{id}/query/{q}/results.csv"))
+        .await;
+    assert_eq!(not_yet.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The console lists it, and "edit" brings its SQL back.
+    let listed = alice.get(&console).await;
+    assert!(
+        listed
+            .text_of("#recent-queries")
+            .contains("SELECT customer_id, email")
+    );
+    let edit = alice.get(&format!("{console}?from={q}")).await;
+    assert_eq!(
+        edit.text_of("#sql"),
+        "SELECT customer_id, email FROM customers LIMIT 2"
+    );
+
+    // Ids that cannot be Athena's are not looked up.
+    let odd = alice.get(&format!("/requests/{id}/query/..%2F..")).await;
+    assert_eq!(odd.status, StatusCode::NOT_FOUND);
 }

@@ -387,7 +387,8 @@ fn extension_view(e: &ExtensionDetail) -> ExtensionView {
 }
 
 /// `rule hr`, or `the defaults`.
-fn source(rule: &str) -> String {
+/// `rule sales`, or `the defaults`: where a limit comes from.
+pub(crate) fn source(rule: &str) -> String {
     if rule == DEFAULTS {
         "the defaults".to_owned()
     } else {
@@ -420,6 +421,13 @@ fn policy_view(d: &RequestDetail) -> PolicyView {
             "Total scan budget".to_owned(),
             format_bytes(b.value),
             source(&b.rule),
+        ));
+    }
+    if let Some(rule) = &e.require_limit {
+        limits.push((
+            "Query console".to_owned(),
+            "every statement needs a LIMIT".to_owned(),
+            source(rule),
         ));
     }
     PolicyView {

@@ -1,0 +1,481 @@
+//! The guarded query console: the requester of an active grant writes SQL in the browser, the
+//! guard (`lakegate_domain::sql_guard`) reads it before anything runs, and what it accepts runs
+//! in the grant's workgroup **as the grant's own role session**, never with the broker's
+//! credentials. Lake Formation therefore judges every statement exactly as it judges the
+//! person's own CLI; the guard only refuses early, with a reason, what would fail or should not
+//! run (writes, other tables, a missing `LIMIT` the policy asks for).
+//!
+//! Statements started here are recorded at once (the monitor then follows them like any other
+//! query of the workgroup, for cost, budget and flags); refusals are audited too, since reaching
+//! outside a grant is what a security team wants to know about.
+
+use std::collections::BTreeSet;
+
+use lakegate_domain::audit::AuditAction;
+use lakegate_domain::naming::GrantResources;
+use lakegate_domain::ports::{
+    CloudError, QueryExecution, QueryRun, ResultPage, SessionCredentials,
+};
+use lakegate_domain::sql_guard::{GuardContext, check};
+use lakegate_domain::usage::{Micros, QueryFlag, QueryState, billed_bytes, estimate_cost};
+use lakegate_domain::{AccessRequest, Principal, RequestId, RequestStatus};
+use lakegate_store::requests::{self, CredentialsView};
+use lakegate_store::usage::{self, StoredQuery};
+use serde_json::json;
+use sqlx::PgConnection;
+use time::Duration;
+
+use crate::credentials::{Holder, grant_session};
+use crate::csv::csv_record;
+use crate::requests::{actor, evaluate};
+use crate::{AppError, Services, in_tx, record};
+
+/// Rows shown on a query's page; the CSV download has them all.
+pub const PAGE_ROWS: usize = 500;
+/// Rows per `GetQueryResults` call (Athena's maximum).
+const FETCH_ROWS: i32 = 1000;
+/// How long a submission waits for its statement to finish before showing the page: quick
+/// statements show their rows at once, longer ones a page that refreshes itself.
+const WAIT_FOR_FINISH: std::time::Duration = std::time::Duration::from_secs(3);
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// SQL kept in an audit event; the whole text is in the query record.
+const AUDIT_SQL_CHARS: usize = 2_000;
+/// The grant's queries listed on the console.
+const RECENT_QUERIES: usize = 20;
+
+/// What the console page needs.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub request: AccessRequest,
+    /// The grant's databases, as the grant spells them, sorted.
+    pub databases: Vec<String>,
+    /// The rule that asks for a `LIMIT` on every statement, if one does.
+    pub require_limit: Option<String>,
+    /// The grant's latest queries, newest first.
+    pub recent: Vec<StoredQuery>,
+}
+
+/// What became of a submitted statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It runs in the grant's workgroup under this query execution id.
+    Started(String),
+    /// It did not run; the message says why, for the person who wrote it.
+    Refused(String),
+}
+
+/// A query of the grant as it is now, for its page.
+#[derive(Debug, Clone)]
+pub struct QueryPage {
+    pub request: AccessRequest,
+    pub execution: QueryExecution,
+    pub from_console: bool,
+    pub flags: Vec<QueryFlag>,
+    pub billed_bytes: i64,
+    pub cost: Micros,
+    /// The first [`PAGE_ROWS`] rows once it has succeeded.
+    pub results: Option<ResultPage>,
+    /// More rows exist than the page shows.
+    pub more_rows: bool,
+}
+
+/// The grant, checked for `who`: the requester, while the grant is active.
+async fn load(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+) -> Result<(AccessRequest, CredentialsView), AppError> {
+    let mut conn = svc.db.acquire().await?;
+    let request = requests::find(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let evaluation = evaluate(&svc.settings.policy, &request);
+    let access = lakegate_domain::access::RequestAccess {
+        policy: &svc.settings.policy,
+        request: &request,
+        evaluation: &evaluation,
+        approvals: &[],
+    };
+    access.check_view(who)?;
+    access.check_query(who)?;
+    if request.status != RequestStatus::Active || !request.is_usable_at(svc.clock.now()) {
+        return Err(AppError::NotUsable(format!(
+            "the query console is open while access is active; this request is {}",
+            request.status
+        )));
+    }
+    let view = requests::credentials_view(&mut conn, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok((request, view))
+}
+
+fn databases(request: &AccessRequest) -> Vec<String> {
+    let set: BTreeSet<&str> = request
+        .resources
+        .iter()
+        .map(|r| r.database.as_str())
+        .collect();
+    set.into_iter().map(ToOwned::to_owned).collect()
+}
+
+fn workgroup(svc: &Services, id: RequestId) -> String {
+    GrantResources::derive(id, svc.cloud.identity(), &svc.settings.results).workgroup
+}
+
+fn clip(sql: &str) -> String {
+    match sql.char_indices().nth(AUDIT_SQL_CHARS) {
+        Some((at, _)) => format!("{}…", &sql[..at]),
+        None => sql.to_owned(),
+    }
+}
+
+/// The console of an active grant.
+#[tracing::instrument(skip_all, fields(request_id = %id))]
+pub async fn open(svc: &Services, who: &Principal, id: RequestId) -> Result<Console, AppError> {
+    let (request, _) = load(svc, who, id).await?;
+    let require_limit = evaluate(&svc.settings.policy, &request).require_limit;
+    let mut recent = {
+        let mut conn = svc.db.acquire().await?;
+        usage::list(&mut conn, id).await?
+    };
+    recent.reverse();
+    recent.truncate(RECENT_QUERIES);
+    Ok(Console {
+        databases: databases(&request),
+        request,
+        require_limit,
+        recent,
+    })
+}
+
+/// Checks `sql` and, when the guard accepts it, starts it in the grant's workgroup as the
+/// grant's own session. `database` (blank for none) must be one of the grant's.
+#[tracing::instrument(skip_all, fields(request_id = %id))]
+pub async fn run(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    sql: &str,
+    database: Option<&str>,
+) -> Result<Outcome, AppError> {
+    let (request, view) = load(svc, who, id).await?;
+    let granted = databases(&request);
+    let database = match database.map(str::trim).filter(|d| !d.is_empty()) {
+        None => None,
+        Some(d) => match granted.iter().find(|g| g.eq_ignore_ascii_case(d)) {
+            Some(g) => Some(g.as_str()),
+            None => {
+                let reason = format!(
+                    "database `{d}` is not part of this grant: choose one of {}",
+                    granted.join(", ")
+                );
+                refused(svc, who, id, sql, Some(d), &reason).await?;
+                return Ok(Outcome::Refused(reason));
+            }
+        },
+    };
+    let require_limit = evaluate(&svc.settings.policy, &request)
+        .require_limit
+        .is_some();
+    if let Err(reason) = guard(&request, sql, database, require_limit).await {
+        refused(svc, who, id, sql, database, &reason).await?;
+        return Ok(Outcome::Refused(reason));
+    }
+
+    let session = grant_session(svc, id, &view, Holder::Console).await?;
+    let workgroup = workgroup(svc, id);
+    let run = QueryRun {
+        workgroup: &workgroup,
+        sql,
+        database,
+    };
+    let query_id = match svc.cloud.start_query(&session, &run).await {
+        Ok(query_id) => query_id,
+        // Athena's own refusal (a statement it cannot run) is the person's to read.
+        Err(CloudError::Rejected(m)) => {
+            let reason = format!("Athena did not accept the statement: {m}");
+            refused(svc, who, id, sql, database, &reason).await?;
+            return Ok(Outcome::Refused(reason));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let now = svc.clock.now();
+    let started = QueryExecution {
+        id: query_id.clone(),
+        sql: sql.to_owned(),
+        database: database.map(ToOwned::to_owned),
+        state: QueryState::Queued,
+        state_change_reason: None,
+        bytes_scanned: 0,
+        engine_ms: 0,
+        submitted_at: Some(now),
+        completed_at: None,
+    };
+    in_tx(svc, async |tx: &mut PgConnection| {
+        usage::record_console_start(&mut *tx, id, &started, now).await?;
+        record(
+            &mut *tx,
+            now,
+            Some(id),
+            Some(&actor(who)),
+            AuditAction::QueryStarted,
+            json!({
+                "query_id": query_id,
+                "database": database,
+                "sql": clip(sql),
+                "access_key_id": session.access_key_id,
+            }),
+        )
+        .await
+    })
+    .await?;
+    tracing::info!(%query_id, "console query started");
+    Ok(Outcome::Started(query_id))
+}
+
+/// The guard's verdict, worked out off the async threads (parsing is CPU-bound and runs on a
+/// thread of its own with a large stack).
+async fn guard(
+    request: &AccessRequest,
+    sql: &str,
+    database: Option<&str>,
+    require_limit: bool,
+) -> Result<(), String> {
+    let grant = request.resources.clone();
+    let sql = sql.to_owned();
+    let database = database.map(ToOwned::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let context = GuardContext {
+            grant: &grant,
+            default_database: database.as_deref(),
+            require_limit,
+        };
+        check(&sql, &context).map(drop).map_err(|r| r.to_string())
+    })
+    .await
+    .unwrap_or_else(|_| Err(lakegate_domain::sql_guard::Refusal::Internal.to_string()))
+}
+
+async fn refused(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    sql: &str,
+    database: Option<&str>,
+    reason: &str,
+) -> Result<(), AppError> {
+    let now = svc.clock.now();
+    in_tx(svc, async |tx: &mut PgConnection| {
+        record(
+            &mut *tx,
+            now,
+            Some(id),
+            Some(&actor(who)),
+            AuditAction::QueryRefused,
+            json!({ "database": database, "sql": clip(sql), "reason": reason }),
+        )
+        .await
+    })
+    .await
+}
+
+/// The grant's session and what the store knows of one of its queries.
+async fn stored_query(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    query_id: &str,
+) -> Result<(AccessRequest, SessionCredentials, StoredQuery), AppError> {
+    let (request, view) = load(svc, who, id).await?;
+    let stored = {
+        let mut conn = svc.db.acquire().await?;
+        usage::find(&mut conn, id, query_id)
+            .await?
+            .ok_or(AppError::NotFound)?
+    };
+    let session = grant_session(svc, id, &view, Holder::Console).await?;
+    Ok((request, session, stored))
+}
+
+/// A query of the grant as Athena reports it now, with its first rows once it has succeeded.
+/// With `wait`, a query still going is given a few seconds to finish first.
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id))]
+pub async fn show(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    query_id: &str,
+    wait: bool,
+) -> Result<QueryPage, AppError> {
+    let (request, session, stored) = stored_query(svc, who, id, query_id).await?;
+    let mut execution = svc.cloud.query_execution(&session, query_id).await?;
+    if wait {
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_FINISH;
+        while !execution.state.is_final() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(POLL_EVERY).await;
+            execution = svc.cloud.query_execution(&session, query_id).await?;
+        }
+    }
+    let (results, more_rows) = if execution.state == QueryState::Succeeded {
+        let mut page = ResultPage::default();
+        let mut from: Option<String> = None;
+        // Athena pages hold up to 1000 rows; the page shows the first PAGE_ROWS.
+        loop {
+            let next = svc
+                .cloud
+                .query_results(&session, query_id, from.as_deref(), FETCH_ROWS)
+                .await?;
+            if page.columns.is_empty() {
+                page.columns = next.columns;
+            }
+            page.rows.extend(next.rows);
+            from = next.next;
+            if from.is_none() || page.rows.len() > PAGE_ROWS {
+                break;
+            }
+        }
+        let more = from.is_some() || page.rows.len() > PAGE_ROWS;
+        page.rows.truncate(PAGE_ROWS);
+        page.next = None;
+        (Some(page), more)
+    } else {
+        (None, false)
+    };
+    let price = svc.settings.monitor.price;
+    Ok(QueryPage {
+        billed_bytes: billed_bytes(execution.state, execution.bytes_scanned),
+        cost: estimate_cost(execution.state, execution.bytes_scanned, price),
+        request,
+        execution,
+        from_console: stored.from_console,
+        flags: stored.flags,
+        results,
+        more_rows,
+    })
+}
+
+/// Stops a query of the grant that is still going.
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id))]
+pub async fn stop(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    query_id: &str,
+) -> Result<(), AppError> {
+    let (_, session, _) = stored_query(svc, who, id, query_id).await?;
+    svc.cloud.stop_query(&session, query_id).await?;
+    let now = svc.clock.now();
+    in_tx(svc, async |tx: &mut PgConnection| {
+        record(
+            &mut *tx,
+            now,
+            Some(id),
+            Some(&actor(who)),
+            AuditAction::QueryStopped,
+            json!({ "query_id": query_id }),
+        )
+        .await
+    })
+    .await
+}
+
+/// Every row of a succeeded query as CSV, a page of Athena's results at a time.
+pub struct CsvResults {
+    svc: Services,
+    session: SessionCredentials,
+    query_id: String,
+    /// Where the next page starts; `None` before the first.
+    next: Option<String>,
+    started: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for CsvResults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvResults")
+            .field("query_id", &self.query_id)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CsvResults {
+    /// The next piece of the file (the header with the first rows, then more rows); `None`
+    /// once every row has been given.
+    pub async fn next_chunk(&mut self) -> Result<Option<String>, AppError> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .svc
+            .cloud
+            .query_results(
+                &self.session,
+                &self.query_id,
+                self.next.as_deref(),
+                FETCH_ROWS,
+            )
+            .await?;
+        let mut out = String::new();
+        if !self.started {
+            out.push_str(&csv_record(page.columns.iter().map(|c| Some(c.as_str()))));
+            self.started = true;
+        }
+        for row in &page.rows {
+            out.push_str(&csv_record(row.iter().map(Option::as_deref)));
+        }
+        self.next = page.next;
+        self.done = self.next.is_none();
+        Ok(Some(out))
+    }
+}
+
+/// The results of a succeeded query of the grant, to download as CSV.
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id))]
+pub async fn csv(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    query_id: &str,
+) -> Result<CsvResults, AppError> {
+    let (_, session, _) = stored_query(svc, who, id, query_id).await?;
+    let execution = svc.cloud.query_execution(&session, query_id).await?;
+    if execution.state != QueryState::Succeeded {
+        return Err(AppError::Invalid(lakegate_domain::ValidationError::new(
+            format!(
+                "the query is {}: results can be downloaded once it has succeeded",
+                execution.state.as_str().to_lowercase()
+            ),
+        )));
+    }
+    Ok(CsvResults {
+        svc: svc.clone(),
+        session,
+        query_id: query_id.to_owned(),
+        next: None,
+        started: false,
+        done: false,
+    })
+}
+
+/// How long a query has run (or ran), for its page.
+pub fn elapsed(execution: &QueryExecution, now: time::OffsetDateTime) -> Option<Duration> {
+    let start = execution.submitted_at?;
+    Some(execution.completed_at.unwrap_or(now) - start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_sql_is_clipped_on_a_character_boundary() {
+        let short = "select 1";
+        assert_eq!(clip(short), short);
+        let long = "é".repeat(AUDIT_SQL_CHARS + 5);
+        let clipped = clip(&long);
+        assert_eq!(clipped.chars().count(), AUDIT_SQL_CHARS + 1);
+        assert!(clipped.ends_with('…'));
+    }
+}

@@ -1,0 +1,206 @@
+//! The query console over the real wire: against moto, through the test proxy, a statement the
+//! guard accepts runs in the grant's workgroup **signed with the grant's own session** (the
+//! proxy sees which key signed each call), and its canned results come back as rows and CSV.
+//! One test in its own binary: moto's canned results are one queue per account, taken by
+//! whichever query starts next.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+#[path = "support/aws.rs"]
+mod aws_support;
+
+use std::sync::Arc;
+
+use lakegate_app::console::{self, Outcome};
+use lakegate_app::requests::{self, SubmitInput, Submitted};
+use lakegate_app::worker::work_once;
+use lakegate_app::{MonitorSettings, Services, Settings, WorkerSettings};
+use lakegate_aws::AwsCloudAccess;
+use lakegate_domain::policy_file::PolicyFile;
+use lakegate_domain::usage::QueryState;
+use lakegate_domain::{Principal, ResultsLocation};
+use lakegate_testkit::FixedClock;
+use lakegate_testkit::aws_proxy::AwsProxy;
+use serde_json::json;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use crate::aws_support::{leftovers, seed_catalog};
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn console_statements_run_as_the_grants_session_and_return_rows(pool: PgPool) {
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
+    let proxy = AwsProxy::start(&moto).await.unwrap();
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
+    let db = seed_catalog("console").await;
+    let policy = format!(
+        r#"
+[defaults]
+approver_groups = ["data-owners"]
+
+[[rule]]
+name = "orders"
+match = ["{db}.*"]
+require_limit = true
+auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
+"#
+    );
+    let settings = Settings {
+        policy: PolicyFile::parse(&policy, "policy.toml").unwrap(),
+        results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
+        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
+        worker: WorkerSettings::default(),
+        monitor: MonitorSettings::default(),
+    };
+    let svc = Services::new(
+        pool.clone(),
+        cloud,
+        Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
+        settings,
+    );
+    let alice = Principal::new("alice", "alice@example.com", None, ["analysts".into()]).unwrap();
+    let resources = format!("{db}.orders: order_id");
+    let (id, outcome) = requests::submit(
+        &svc,
+        &alice,
+        SubmitInput {
+            resources: &resources,
+            duration: "1h",
+            reason: "look at a few order ids",
+            break_glass: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, Submitted::AutoApproved);
+    assert_eq!(work_once(&svc, "t").await.unwrap().activated, [id]);
+
+    // Refused before anything reaches AWS: a column outside the grant, and no LIMIT.
+    for sql in [
+        format!("SELECT email FROM {db}.orders LIMIT 1"),
+        "SELECT order_id FROM orders".to_owned(),
+    ] {
+        let outcome = console::run(&svc, &alice, id, &sql, Some(&db))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Refused(_)), "{sql}: {outcome:?}");
+    }
+    assert_eq!(proxy.calls("StartQueryExecution"), 0);
+
+    // moto answers the next query with these rows, header first as Athena does.
+    let queued = reqwest::Client::new()
+        .post(format!("{moto}/moto-api/static/athena/query-results"))
+        .json(&json!({
+            "account_id": "123456789012",
+            "region": "us-east-1",
+            "results": [{
+                "rows": [
+                    { "Data": [{ "VarCharValue": "order_id" }] },
+                    { "Data": [{ "VarCharValue": "1001" }] },
+                    { "Data": [{ "VarCharValue": "1002" }] },
+                ],
+                "column_info": [{ "Name": "order_id", "Type": "bigint", "Nullable": "UNKNOWN" }],
+            }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(queued.status().is_success(), "{}", queued.status());
+
+    let q = match console::run(
+        &svc,
+        &alice,
+        id,
+        "SELECT order_id FROM orders LIMIT 2",
+        Some(&db),
+    )
+    .await
+    .unwrap()
+    {
+        Outcome::Started(q) => q,
+        Outcome::Refused(why) => panic!("refused: {why}"),
+    };
+
+    // Signed by a session of the grant's role, never by the broker's own key.
+    let broker_key = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
+    let starters = proxy.callers("StartQueryExecution");
+    assert_eq!(starters.len(), 1);
+    assert_ne!(starters[0], broker_key);
+    let assumed = proxy.callers("AssumeRole");
+    assert!(
+        !assumed.is_empty() && assumed.iter().all(|k| *k == broker_key),
+        "only the broker assumes the role: {assumed:?}"
+    );
+    let (session_key,): (String,) = sqlx::query_as(
+        "select detail->>'access_key_id' from audit_event
+         where request_id = $1 and action = 'credentials.minted'",
+    )
+    .bind(id.0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(starters[0], session_key);
+
+    // In the grant's workgroup, with the chosen database.
+    let athena = aws_sdk_athena::Client::new(
+        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    );
+    let described = athena
+        .get_query_execution()
+        .query_execution_id(&q)
+        .send()
+        .await
+        .unwrap();
+    let described = described.query_execution().unwrap();
+    assert_eq!(
+        described.work_group(),
+        Some(format!("lakegate-{id}").as_str())
+    );
+    assert_eq!(
+        described
+            .query_execution_context()
+            .and_then(|c| c.database()),
+        Some(db.as_str())
+    );
+
+    // Its page: succeeded, the rows without the header; status and results read with the
+    // session too.
+    let page = console::show(&svc, &alice, id, &q, true).await.unwrap();
+    assert_eq!(page.execution.state, QueryState::Succeeded);
+    let results = page.results.unwrap();
+    assert_eq!(results.columns, ["order_id"]);
+    assert_eq!(
+        results.rows,
+        [vec![Some("1001".to_owned())], vec![Some("1002".to_owned())]]
+    );
+    let mut csv = console::csv(&svc, &alice, id, &q).await.unwrap();
+    let mut text = String::new();
+    while let Some(chunk) = csv.next_chunk().await.unwrap() {
+        text.push_str(&chunk);
+    }
+    assert_eq!(text, "order_id\r\n1001\r\n1002\r\n");
+    for op in ["GetQueryExecution", "GetQueryResults"] {
+        let keys = proxy.callers(op);
+        assert!(!keys.is_empty(), "{op} was called");
+        assert!(
+            keys.iter().all(|k| *k == session_key),
+            "{op} signed by {keys:?}"
+        );
+    }
+
+    // Revoked: the console refuses at once, and teardown leaves nothing behind.
+    requests::revoke(&svc, &alice, id, Some("done"))
+        .await
+        .unwrap();
+    assert!(
+        console::run(&svc, &alice, id, "SELECT 1", None)
+            .await
+            .is_err()
+    );
+    work_once(&svc, "t").await.unwrap();
+    assert!(leftovers(&id.to_string()).await.is_empty());
+}
