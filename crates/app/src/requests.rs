@@ -575,7 +575,6 @@ pub struct RequestDetail {
     pub decisions: Vec<DecisionRecord>,
     pub timeline: Vec<AuditEvent>,
     pub actions: AllowedActions,
-    pub viewer_is_requester: bool,
     /// The policy applied to the request: which rules, what they require, what is sensitive.
     pub evaluation: Evaluation,
     /// How far the request is from approved (also shown once decided, as the record).
@@ -627,7 +626,6 @@ pub async fn view(
     Ok(RequestDetail {
         usage: summarize_queries(&queries, svc.settings.monitor.price),
         actions: access.allowed_actions(who, pending_ext_approvals.as_deref()),
-        viewer_is_requester: access.is_requester(who),
         approval: evaluation.approval_status(&approvals),
         request,
         decisions,

@@ -1273,6 +1273,13 @@ async fn the_query_console_runs_refuses_and_downloads_over_http(pool: PgPool) {
         "SELECT customer_id, email FROM customers LIMIT 2"
     );
 
+    // The request's usage shows it as the console's; only the requester gets its link.
+    let request_page = alice.get(&format!("/requests/{id}")).await;
+    assert!(request_page.text_of("#queries").contains("(query console)"));
+    let link = format!(r#"#queries a[href="/requests/{id}/query/{q}"]"#);
+    assert!(request_page.has(&link));
+    assert!(!bob.get(&format!("/requests/{id}")).await.has(&link));
+
     // Ids that cannot be Athena's are not looked up.
     let odd = alice.get(&format!("/requests/{id}/query/..%2F..")).await;
     assert_eq!(odd.status, StatusCode::NOT_FOUND);

@@ -128,6 +128,10 @@ pub struct QueryView {
     pub reason: String,
     /// The flags' descriptions, one per line.
     pub flags: Vec<String>,
+    /// Started in the query console (otherwise through the credentials URL).
+    pub from_console: bool,
+    /// The query's own page, for the requester while the console is open to them.
+    pub link: Option<String>,
 }
 
 /// "The approver sees why": how the policy applies to this request.
@@ -270,6 +274,11 @@ impl ShowRequestPage {
                     sql: q.execution.sql.clone(),
                     reason: q.execution.state_change_reason.clone().unwrap_or_default(),
                     flags: q.flags.iter().map(|f| f.description()).collect(),
+                    from_console: q.from_console,
+                    link: d
+                        .actions
+                        .query
+                        .then(|| format!("/requests/{}/query/{}", r.id, q.execution.id)),
                 })
                 .collect(),
             scan_budget: r
