@@ -183,7 +183,11 @@ auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
         text.push_str(&chunk);
     }
     assert_eq!(text, "order_id\r\n1001\r\n1002\r\n");
-    for op in ["GetQueryExecution", "GetQueryResults"] {
+    // Stopping goes to Athena too (moto cancels even a finished query).
+    console::stop(&svc, &alice, id, &q).await.unwrap();
+    let page = console::show(&svc, &alice, id, &q, false).await.unwrap();
+    assert_eq!(page.execution.state, QueryState::Cancelled);
+    for op in ["GetQueryExecution", "GetQueryResults", "StopQueryExecution"] {
         let keys = proxy.callers(op);
         assert!(!keys.is_empty(), "{op} was called");
         assert!(
