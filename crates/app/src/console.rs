@@ -22,6 +22,7 @@ use lakegate_domain::{AccessRequest, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::{self, CredentialsView};
 use lakegate_store::usage::{self, StoredQuery};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use time::Duration;
 
@@ -41,7 +42,7 @@ const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// SQL kept in an audit event; the whole text is in the query record.
 const AUDIT_SQL_CHARS: usize = 2_000;
 /// The grant's queries listed on the console.
-const RECENT_QUERIES: usize = 20;
+const RECENT_QUERIES: i64 = 20;
 
 /// What the console page needs.
 #[derive(Debug, Clone)]
@@ -53,6 +54,17 @@ pub struct Console {
     pub require_limit: Option<String>,
     /// The grant's latest queries, newest first.
     pub recent: Vec<StoredQuery>,
+    /// The query whose SQL and database the form starts from ("edit and run again").
+    pub from: Option<StoredQuery>,
+}
+
+/// What stopping a query did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Athena was asked to stop it.
+    Stopped,
+    /// It had finished already, in this state; nothing was done.
+    AlreadyFinished(QueryState),
 }
 
 /// What became of a submitted statement.
@@ -123,6 +135,52 @@ fn workgroup(svc: &Services, id: RequestId) -> String {
     GrantResources::derive(id, svc.cloud.identity(), &svc.settings.results).workgroup
 }
 
+/// AWS's answers to calls made with the grant's session, in the console's terms. A denial (the
+/// grant revoked a moment ago) or a session AWS no longer accepts means the grant is not usable
+/// now, not that lakegate failed; the cached session is dropped so the next try mints afresh.
+fn session_error(svc: &Services, id: RequestId, e: CloudError) -> AppError {
+    match e {
+        CloudError::Denied(m) => {
+            svc.sessions.forget(id);
+            AppError::NotUsable(format!("AWS refused the grant's session: {m}"))
+        }
+        CloudError::Rejected(m)
+            if m.contains("ExpiredToken") || m.contains("UnrecognizedClient") =>
+        {
+            svc.sessions.forget(id);
+            AppError::Unavailable(format!(
+                "the grant's session was not accepted; try again: {m}"
+            ))
+        }
+        CloudError::NotFound(_) => AppError::NotFound,
+        other => other.into(),
+    }
+}
+
+/// Athena's refusal of a statement it cannot run (bad syntax it found, an unknown function):
+/// the person's to read. Other refusals are not about the statement.
+fn statement_rejected(e: &CloudError) -> Option<&str> {
+    match e {
+        CloudError::Rejected(m) if m.contains("InvalidRequestException") => Some(m),
+        _ => None,
+    }
+}
+
+/// Athena's idempotency token for one submission of the console form: the same form sent twice
+/// (a reload) starts one query. Derived from the grant and the form's random token, so it
+/// cannot name another grant's query.
+fn client_token(id: RequestId, run_token: Option<&str>) -> Option<String> {
+    let token = run_token?.trim();
+    let plausible = (16..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    plausible.then(|| {
+        let digest = Sha256::digest(format!("lakegate-console:{id}:{token}").as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
 fn clip(sql: &str) -> String {
     match sql.char_indices().nth(AUDIT_SQL_CHARS) {
         Some((at, _)) => format!("{}…", &sql[..at]),
@@ -130,27 +188,34 @@ fn clip(sql: &str) -> String {
     }
 }
 
-/// The console of an active grant.
+/// The console of an active grant; with `from`, the form starts from that query of the grant.
 #[tracing::instrument(skip_all, fields(request_id = %id))]
-pub async fn open(svc: &Services, who: &Principal, id: RequestId) -> Result<Console, AppError> {
+pub async fn open(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    from: Option<&str>,
+) -> Result<Console, AppError> {
     let (request, _) = load(svc, who, id).await?;
     let require_limit = evaluate(&svc.settings.policy, &request).require_limit;
-    let mut recent = {
-        let mut conn = svc.db.acquire().await?;
-        usage::list(&mut conn, id).await?
+    let mut conn = svc.db.acquire().await?;
+    let recent = usage::recent(&mut conn, id, RECENT_QUERIES).await?;
+    let from = match from {
+        Some(q) => usage::find(&mut conn, id, q).await?,
+        None => None,
     };
-    recent.reverse();
-    recent.truncate(RECENT_QUERIES);
     Ok(Console {
         databases: databases(&request),
         request,
         require_limit,
         recent,
+        from,
     })
 }
 
 /// Checks `sql` and, when the guard accepts it, starts it in the grant's workgroup as the
-/// grant's own session. `database` (blank for none) must be one of the grant's.
+/// grant's own session. `database` (blank for none) must be one of the grant's. `run_token`
+/// (the form's random token, if any) makes a form sent twice start one query.
 #[tracing::instrument(skip_all, fields(request_id = %id))]
 pub async fn run(
     svc: &Services,
@@ -158,6 +223,7 @@ pub async fn run(
     id: RequestId,
     sql: &str,
     database: Option<&str>,
+    run_token: Option<&str>,
 ) -> Result<Outcome, AppError> {
     let (request, view) = load(svc, who, id).await?;
     let granted = databases(&request);
@@ -185,20 +251,23 @@ pub async fn run(
 
     let session = grant_session(svc, id, &view, Holder::Console).await?;
     let workgroup = workgroup(svc, id);
+    let client_token = client_token(id, run_token);
     let run = QueryRun {
         workgroup: &workgroup,
         sql,
         database,
+        client_token: client_token.as_deref(),
     };
     let query_id = match svc.cloud.start_query(&session, &run).await {
         Ok(query_id) => query_id,
-        // Athena's own refusal (a statement it cannot run) is the person's to read.
-        Err(CloudError::Rejected(m)) => {
-            let reason = format!("Athena did not accept the statement: {m}");
-            refused(svc, who, id, sql, database, &reason).await?;
-            return Ok(Outcome::Refused(reason));
+        Err(e) => {
+            if let Some(m) = statement_rejected(&e) {
+                let reason = format!("Athena did not accept the statement: {m}");
+                refused(svc, who, id, sql, database, &reason).await?;
+                return Ok(Outcome::Refused(reason));
+            }
+            return Err(session_error(svc, id, e));
         }
-        Err(e) => return Err(e.into()),
     };
     let now = svc.clock.now();
     let started = QueryExecution {
@@ -212,24 +281,32 @@ pub async fn run(
         submitted_at: Some(now),
         completed_at: None,
     };
-    in_tx(svc, async |tx: &mut PgConnection| {
-        usage::record_console_start(&mut *tx, id, &started, now).await?;
-        record(
-            &mut *tx,
-            now,
-            Some(id),
-            Some(&actor(who)),
-            AuditAction::QueryStarted,
-            json!({
-                "query_id": query_id,
-                "database": database,
-                "sql": clip(sql),
-                "access_key_id": session.access_key_id,
-            }),
-        )
-        .await
+    let recorded = in_tx(svc, async |tx: &mut PgConnection| {
+        // A form sent twice gets the same query back from Athena: recorded and audited once.
+        if usage::record_console_start(&mut *tx, id, &started, now).await? {
+            record(
+                &mut *tx,
+                now,
+                Some(id),
+                Some(&actor(who)),
+                AuditAction::QueryStarted,
+                json!({
+                    "query_id": query_id,
+                    "database": database,
+                    "sql": clip(sql),
+                    "access_key_id": session.access_key_id,
+                }),
+            )
+            .await?;
+        }
+        Ok(())
     })
-    .await?;
+    .await;
+    if let Err(e) = recorded {
+        // The statement runs; the monitor will record it, but the audit event is missing.
+        tracing::error!(%query_id, error = %e, "a console query started but could not be recorded");
+        return Err(e);
+    }
     tracing::info!(%query_id, "console query started");
     Ok(Outcome::Started(query_id))
 }
@@ -300,7 +377,7 @@ async fn stored_query(
 
 /// A query of the grant as Athena reports it now, with its first rows once it has succeeded.
 /// With `wait`, a query still going is given a few seconds to finish first.
-#[tracing::instrument(skip_all, fields(request_id = %id, query_id))]
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
 pub async fn show(
     svc: &Services,
     who: &Principal,
@@ -309,12 +386,18 @@ pub async fn show(
     wait: bool,
 ) -> Result<QueryPage, AppError> {
     let (request, session, stored) = stored_query(svc, who, id, query_id).await?;
-    let mut execution = svc.cloud.query_execution(&session, query_id).await?;
+    let describe = async || {
+        svc.cloud
+            .query_execution(&session, query_id)
+            .await
+            .map_err(|e| session_error(svc, id, e))
+    };
+    let mut execution = describe().await?;
     if wait {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_FINISH;
         while !execution.state.is_final() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(POLL_EVERY).await;
-            execution = svc.cloud.query_execution(&session, query_id).await?;
+            execution = describe().await?;
         }
     }
     let (results, more_rows) = if execution.state == QueryState::Succeeded {
@@ -325,7 +408,8 @@ pub async fn show(
             let next = svc
                 .cloud
                 .query_results(&session, query_id, from.as_deref(), FETCH_ROWS)
-                .await?;
+                .await
+                .map_err(|e| session_error(svc, id, e))?;
             if page.columns.is_empty() {
                 page.columns = next.columns;
             }
@@ -356,15 +440,26 @@ pub async fn show(
 }
 
 /// Stops a query of the grant that is still going.
-#[tracing::instrument(skip_all, fields(request_id = %id, query_id))]
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
 pub async fn stop(
     svc: &Services,
     who: &Principal,
     id: RequestId,
     query_id: &str,
-) -> Result<(), AppError> {
+) -> Result<Stopped, AppError> {
     let (_, session, _) = stored_query(svc, who, id, query_id).await?;
-    svc.cloud.stop_query(&session, query_id).await?;
+    let execution = svc
+        .cloud
+        .query_execution(&session, query_id)
+        .await
+        .map_err(|e| session_error(svc, id, e))?;
+    if execution.state.is_final() {
+        return Ok(Stopped::AlreadyFinished(execution.state));
+    }
+    svc.cloud
+        .stop_query(&session, query_id)
+        .await
+        .map_err(|e| session_error(svc, id, e))?;
     let now = svc.clock.now();
     in_tx(svc, async |tx: &mut PgConnection| {
         record(
@@ -373,17 +468,20 @@ pub async fn stop(
             Some(id),
             Some(&actor(who)),
             AuditAction::QueryStopped,
-            json!({ "query_id": query_id }),
+            json!({ "query_id": query_id, "state": execution.state.as_str() }),
         )
         .await
     })
-    .await
+    .await?;
+    Ok(Stopped::Stopped)
 }
 
-/// Every row of a succeeded query as CSV, a page of Athena's results at a time.
+/// Every row of a succeeded query as CSV, a page of Athena's results at a time. Each page is
+/// read with the grant's current session, after checking the grant is still active: a long
+/// download outlives a cached session, and stops when the grant ends.
 pub struct CsvResults {
     svc: Services,
-    session: SessionCredentials,
+    id: RequestId,
     query_id: String,
     /// Where the next page starts; `None` before the first.
     next: Option<String>,
@@ -407,16 +505,19 @@ impl CsvResults {
         if self.done {
             return Ok(None);
         }
+        let view = {
+            let mut conn = self.svc.db.acquire().await?;
+            requests::credentials_view(&mut conn, self.id)
+                .await?
+                .ok_or(AppError::NotFound)?
+        };
+        let session = grant_session(&self.svc, self.id, &view, Holder::Console).await?;
         let page = self
             .svc
             .cloud
-            .query_results(
-                &self.session,
-                &self.query_id,
-                self.next.as_deref(),
-                FETCH_ROWS,
-            )
-            .await?;
+            .query_results(&session, &self.query_id, self.next.as_deref(), FETCH_ROWS)
+            .await
+            .map_err(|e| session_error(&self.svc, self.id, e))?;
         let mut out = String::new();
         if !self.started {
             out.push_str(&csv_record(page.columns.iter().map(|c| Some(c.as_str()))));
@@ -432,7 +533,7 @@ impl CsvResults {
 }
 
 /// The results of a succeeded query of the grant, to download as CSV.
-#[tracing::instrument(skip_all, fields(request_id = %id, query_id))]
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
 pub async fn csv(
     svc: &Services,
     who: &Principal,
@@ -440,7 +541,11 @@ pub async fn csv(
     query_id: &str,
 ) -> Result<CsvResults, AppError> {
     let (_, session, _) = stored_query(svc, who, id, query_id).await?;
-    let execution = svc.cloud.query_execution(&session, query_id).await?;
+    let execution = svc
+        .cloud
+        .query_execution(&session, query_id)
+        .await
+        .map_err(|e| session_error(svc, id, e))?;
     if execution.state != QueryState::Succeeded {
         return Err(AppError::Invalid(lakegate_domain::ValidationError::new(
             format!(
@@ -451,7 +556,7 @@ pub async fn csv(
     }
     Ok(CsvResults {
         svc: svc.clone(),
-        session,
+        id,
         query_id: query_id.to_owned(),
         next: None,
         started: false,
@@ -468,6 +573,38 @@ pub fn elapsed(execution: &QueryExecution, now: time::OffsetDateTime) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_tokens_are_bound_to_the_grant_and_need_a_plausible_form_token() {
+        let a = RequestId(uuid::Uuid::from_u128(1));
+        let b = RequestId(uuid::Uuid::from_u128(2));
+        let form = "0123456789abcdef0123456789abcdef";
+        let ta = client_token(a, Some(form)).unwrap();
+        assert_eq!(ta.len(), 64, "within Athena's 32 to 128 characters");
+        assert_eq!(client_token(a, Some(form)), Some(ta.clone()), "stable");
+        assert_ne!(
+            client_token(b, Some(form)),
+            Some(ta),
+            "another grant, another token"
+        );
+        assert_eq!(client_token(a, None), None);
+        assert_eq!(client_token(a, Some("short")), None);
+        assert_eq!(client_token(a, Some(&"x".repeat(129))), None);
+        assert_eq!(client_token(a, Some("0123456789abcdef<script>")), None);
+    }
+
+    #[test]
+    fn athena_errors_are_sorted_for_the_person() {
+        let rejected = CloudError::Rejected(
+            "athena:StartQueryExecution: InvalidRequestException: line 1:8: mismatched input"
+                .into(),
+        );
+        assert!(statement_rejected(&rejected).is_some());
+        let disabled =
+            CloudError::Rejected("athena:StartQueryExecution: ExpiredTokenException".into());
+        assert!(statement_rejected(&disabled).is_none());
+        assert!(statement_rejected(&CloudError::Denied("AccessDenied".into())).is_none());
+    }
 
     #[test]
     fn audit_sql_is_clipped_on_a_character_boundary() {

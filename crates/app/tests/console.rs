@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lakegate_app::console::{self, Outcome};
+use lakegate_app::console::{self, Outcome, Stopped};
 use lakegate_app::monitor::monitor_once;
 use lakegate_app::requests::{self, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
@@ -96,7 +96,9 @@ impl Harness {
     }
 
     async fn run(&self, who: &Principal, id: RequestId, sql: &str, db: Option<&str>) -> Outcome {
-        console::run(&self.svc, who, id, sql, db).await.unwrap()
+        console::run(&self.svc, who, id, sql, db, None)
+            .await
+            .unwrap()
     }
 }
 
@@ -269,7 +271,7 @@ async fn only_the_requester_of_an_active_grant_may_use_it(pool: PgPool) {
 
     // Not another requester, not an approver of the grant: the session is alice's alone.
     for who in [bob(), owner()] {
-        let err = console::run(&h.svc, &who, id, "SELECT 1", None)
+        let err = console::run(&h.svc, &who, id, "SELECT 1", None, None)
             .await
             .unwrap_err();
         assert!(matches!(err, AppError::Forbidden(_)), "{err:?}");
@@ -277,8 +279,12 @@ async fn only_the_requester_of_an_active_grant_may_use_it(pool: PgPool) {
             .await
             .unwrap_err();
         assert!(matches!(err, AppError::Forbidden(_)), "{err:?}");
-        assert!(console::csv(&h.svc, &who, id, &q).await.is_err());
-        assert!(console::stop(&h.svc, &who, id, &q).await.is_err());
+        let err = console::csv(&h.svc, &who, id, &q).await.unwrap_err();
+        assert!(matches!(err, AppError::Forbidden(_)), "{err:?}");
+        let err = console::stop(&h.svc, &who, id, &q).await.unwrap_err();
+        assert!(matches!(err, AppError::Forbidden(_)), "{err:?}");
+        let err = console::open(&h.svc, &who, id, None).await.unwrap_err();
+        assert!(matches!(err, AppError::Forbidden(_)), "{err:?}");
     }
 
     // A query id of another grant is not this grant's.
@@ -293,7 +299,7 @@ async fn only_the_requester_of_an_active_grant_may_use_it(pool: PgPool) {
     requests::revoke(&h.svc, &alice(), id, Some("done"))
         .await
         .unwrap();
-    let err = console::run(&h.svc, &alice(), id, "SELECT 1", None)
+    let err = console::run(&h.svc, &alice(), id, "SELECT 1", None, None)
         .await
         .unwrap_err();
     assert!(matches!(err, AppError::NotUsable(_)), "{err:?}");
@@ -324,11 +330,20 @@ async fn console_queries_join_the_grants_usage_and_can_be_stopped(pool: PgPool) 
     let err = console::csv(&h.svc, &alice(), id, &q).await.unwrap_err();
     assert!(err.to_string().contains("once it has succeeded"), "{err}");
 
-    console::stop(&h.svc, &alice(), id, &q).await.unwrap();
+    assert_eq!(
+        console::stop(&h.svc, &alice(), id, &q).await.unwrap(),
+        Stopped::Stopped
+    );
     let page = console::show(&h.svc, &alice(), id, &q, false)
         .await
         .unwrap();
     assert_eq!(page.execution.state, QueryState::Cancelled);
+    assert_eq!(h.audit_count(id, AuditAction::QueryStopped).await, 1);
+    // A finished query is left as it is, and nothing is recorded.
+    assert_eq!(
+        console::stop(&h.svc, &alice(), id, &q).await.unwrap(),
+        Stopped::AlreadyFinished(QueryState::Cancelled)
+    );
     assert_eq!(h.audit_count(id, AuditAction::QueryStopped).await, 1);
 
     // The monitor follows it like any query of the workgroup; it stays the console's.
@@ -344,9 +359,80 @@ async fn console_queries_join_the_grants_usage_and_can_be_stopped(pool: PgPool) 
     assert_eq!(usage::totals(&mut conn, id).await.unwrap().0, 1);
     drop(conn);
 
-    let console = console::open(&h.svc, &alice(), id).await.unwrap();
+    let console = console::open(&h.svc, &alice(), id, Some(&q)).await.unwrap();
     assert_eq!(console.databases, ["sales"]);
     assert_eq!(console.require_limit, None);
     assert_eq!(console.recent.len(), 1);
+    assert_eq!(
+        console.from.unwrap().execution.sql,
+        "SELECT * FROM sales.orders LIMIT 10"
+    );
+    let none = console::open(&h.svc, &alice(), id, Some("no-such-query"))
+        .await
+        .unwrap();
+    assert!(none.from.is_none());
     assert_eq!(console.request.status, RequestStatus::Active);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_form_sent_twice_starts_one_query(pool: PgPool) {
+    let h = Harness::new(pool);
+    let id = h.grant(&alice(), "sales.orders").await;
+    let token = "0123456789abcdef0123456789abcdef";
+    let sql = "SELECT order_id FROM sales.orders LIMIT 5";
+    let who = alice();
+    let run = |sql: &'static str| console::run(&h.svc, &who, id, sql, None, Some(token));
+
+    let first = started(run(sql).await.unwrap());
+    let again = started(run(sql).await.unwrap());
+    assert_eq!(first, again, "a reload returns the query already started");
+    assert_eq!(h.cloud.state().console_runs.len(), 1);
+    assert_eq!(h.audit_count(id, AuditAction::QueryStarted).await, 1);
+
+    // The same token with other SQL is Athena's to refuse, and says so.
+    let why = refused(run("SELECT 1").await.unwrap());
+    assert!(
+        why.starts_with("Athena did not accept the statement"),
+        "{why}"
+    );
+    // Without a token every submission is its own query.
+    started(h.run(&alice(), id, sql, None).await);
+    started(h.run(&alice(), id, sql, None).await);
+    assert_eq!(h.cloud.state().console_runs.len(), 3);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_session_aws_no_longer_accepts_is_not_a_server_error(pool: PgPool) {
+    let h = Harness::new(pool);
+    let id = h.grant(&alice(), "sales.orders").await;
+    let q = started(h.run(&alice(), id, "SELECT 1", None).await);
+
+    // A revoke landing between lakegate's check and Athena's: the grant is not usable now.
+    h.cloud.fail_next(
+        "query_execution",
+        CloudError::Denied("AccessDeniedException: sessions of the role are denied".into()),
+    );
+    let err = console::show(&h.svc, &alice(), id, &q, false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppError::NotUsable(_)), "{err:?}");
+    // The cached session was dropped: the next look mints a new one and works.
+    let minted = h.audit_count(id, AuditAction::CredentialsMinted).await;
+    console::show(&h.svc, &alice(), id, &q, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.audit_count(id, AuditAction::CredentialsMinted).await,
+        minted + 1
+    );
+    // Refusals that are not about the statement are not blamed on it.
+    h.cloud.fail_next(
+        "start_query",
+        CloudError::Rejected("athena:StartQueryExecution: ExpiredTokenException".into()),
+    );
+    let err = console::run(&h.svc, &alice(), id, "SELECT 1", None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppError::Unavailable(_)), "{err:?}");
+    assert_eq!(h.audit_count(id, AuditAction::QueryRefused).await, 0);
 }

@@ -210,8 +210,8 @@ pub(crate) async fn delete_workgroup(athena: &Client, workgroup: &str) -> Result
 // ---------------------------------------------------------------------------------------------
 // The query console: these run on a client holding the grant's own session.
 
-/// Starts a console statement in the grant's workgroup. The SDK fills in the idempotency token,
-/// so a retried call never starts the statement twice.
+/// Starts a console statement in the grant's workgroup. With no token of the caller's, the SDK
+/// makes one up, so a retried call never starts the statement twice.
 pub(crate) async fn start_query(athena: &Client, run: &QueryRun<'_>) -> Result<String, CloudError> {
     let context = QueryExecutionContext::builder()
         .catalog("AwsDataCatalog")
@@ -222,6 +222,7 @@ pub(crate) async fn start_query(athena: &Client, run: &QueryRun<'_>) -> Result<S
         .query_string(run.sql)
         .work_group(run.workgroup)
         .query_execution_context(context)
+        .set_client_request_token(run.client_token.map(ToOwned::to_owned))
         .send()
         .await
         .map_err(|e| classify("athena:StartQueryExecution", e))?;

@@ -81,6 +81,9 @@ impl AwsCloudAccess {
             .config()
             .to_builder()
             .credentials_provider(credentials)
+            // Not the broker's shared cache: one entry per session would push the broker's own
+            // credentials out of it. Static credentials need no caching.
+            .identity_cache(aws_sdk_athena::config::IdentityCache::no_cache())
             .build();
         aws_sdk_athena::Client::from_conf(conf)
     }

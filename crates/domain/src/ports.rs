@@ -151,6 +151,9 @@ pub struct QueryRun<'a> {
     pub sql: &'a str,
     /// The database unqualified names resolve against.
     pub database: Option<&'a str>,
+    /// Athena's idempotency token (32 to 128 characters): the same token starts the same
+    /// query once. `None` lets the SDK make one up.
+    pub client_token: Option<&'a str>,
 }
 
 /// Everything lakegate does in AWS. Every method is idempotent: "already done" is success, so

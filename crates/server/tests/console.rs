@@ -10,7 +10,7 @@ mod aws_support;
 
 use std::sync::Arc;
 
-use lakegate_app::console::{self, Outcome};
+use lakegate_app::console::{self, Outcome, Stopped};
 use lakegate_app::requests::{self, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
 use lakegate_app::{MonitorSettings, Services, Settings, WorkerSettings};
@@ -84,7 +84,7 @@ auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
         format!("SELECT email FROM {db}.orders LIMIT 1"),
         "SELECT order_id FROM orders".to_owned(),
     ] {
-        let outcome = console::run(&svc, &alice, id, &sql, Some(&db))
+        let outcome = console::run(&svc, &alice, id, &sql, Some(&db), None)
             .await
             .unwrap();
         assert!(matches!(outcome, Outcome::Refused(_)), "{sql}: {outcome:?}");
@@ -117,6 +117,7 @@ auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
         id,
         "SELECT order_id FROM orders LIMIT 2",
         Some(&db),
+        None,
     )
     .await
     .unwrap()
@@ -183,9 +184,49 @@ auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
         text.push_str(&chunk);
     }
     assert_eq!(text, "order_id\r\n1001\r\n1002\r\n");
-    // Stopping goes to Athena too (moto cancels even a finished query).
-    console::stop(&svc, &alice, id, &q).await.unwrap();
-    let page = console::show(&svc, &alice, id, &q, false).await.unwrap();
+    // A finished query is not stopped; one still going is, through Athena. moto's state
+    // manager holds the next query back (QUEUED, then RUNNING) for a few looks.
+    assert_eq!(
+        console::stop(&svc, &alice, id, &q).await.unwrap(),
+        Stopped::AlreadyFinished(QueryState::Succeeded)
+    );
+    let http = reqwest::Client::new();
+    let transition = |body: serde_json::Value, path: &'static str| {
+        http.post(format!("{moto}/moto-api/state-manager/{path}"))
+            .json(&body)
+            .send()
+    };
+    transition(
+        json!({ "model_name": "athena::execution",
+                "transition": { "progression": "manual", "times": 3 } }),
+        "set-transition",
+    )
+    .await
+    .unwrap();
+    let slow = console::run(
+        &svc,
+        &alice,
+        id,
+        "SELECT order_id FROM orders LIMIT 1",
+        Some(&db),
+        None,
+    )
+    .await;
+    let stopped = match slow {
+        Ok(Outcome::Started(slow)) => console::stop(&svc, &alice, id, &slow)
+            .await
+            .map(|s| (slow, s)),
+        other => panic!("{other:?}"),
+    };
+    transition(
+        json!({ "model_name": "athena::execution" }),
+        "unset-transition",
+    )
+    .await
+    .unwrap();
+    let (slow, stopped) = stopped.unwrap();
+    assert_eq!(stopped, Stopped::Stopped);
+    let page = console::show(&svc, &alice, id, &slow, false).await.unwrap();
     assert_eq!(page.execution.state, QueryState::Cancelled);
     for op in ["GetQueryExecution", "GetQueryResults", "StopQueryExecution"] {
         let keys = proxy.callers(op);
@@ -201,7 +242,7 @@ auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
         .await
         .unwrap();
     assert!(
-        console::run(&svc, &alice, id, "SELECT 1", None)
+        console::run(&svc, &alice, id, "SELECT 1", None, None)
             .await
             .is_err()
     );

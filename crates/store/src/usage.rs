@@ -99,7 +99,16 @@ pub async fn list(
     conn: &mut PgConnection,
     request: RequestId,
 ) -> Result<Vec<StoredQuery>, StoreError> {
-    select(conn, request, None).await
+    select(conn, request, None, None).await
+}
+
+/// A grant's latest `limit` queries, newest first.
+pub async fn recent(
+    conn: &mut PgConnection,
+    request: RequestId,
+    limit: i64,
+) -> Result<Vec<StoredQuery>, StoreError> {
+    select(conn, request, None, Some(limit)).await
 }
 
 /// One query of a grant; `None` when the grant has no query of that id.
@@ -108,13 +117,16 @@ pub async fn find(
     request: RequestId,
     query_id: &str,
 ) -> Result<Option<StoredQuery>, StoreError> {
-    Ok(select(conn, request, Some(query_id)).await?.pop())
+    Ok(select(conn, request, Some(query_id), None).await?.pop())
 }
 
+/// The grant's queries (or the one named), oldest first; with `newest`, only that many of the
+/// latest, newest first.
 async fn select(
     conn: &mut PgConnection,
     request: RequestId,
     query_id: Option<&str>,
+    newest: Option<i64>,
 ) -> Result<Vec<StoredQuery>, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -136,10 +148,17 @@ async fn select(
         "select query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
                 billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, flags, from_console
          from athena_query where request_id = $1 and ($2::text is null or query_id = $2)
-         order by submitted_at nulls last, first_seen_at, query_id",
+         order by
+             case when $3::bigint is null then submitted_at end asc nulls last,
+             case when $3::bigint is null then first_seen_at end asc,
+             case when $3::bigint is not null then submitted_at end desc nulls last,
+             case when $3::bigint is not null then first_seen_at end desc,
+             query_id
+         limit $3",
     )
     .bind(request.0)
     .bind(query_id)
+    .bind(newest)
     .fetch_all(conn)
     .await?;
     rows.into_iter()
@@ -171,19 +190,22 @@ async fn select(
 
 /// Records a query the console has just started, before the monitor first sees it: so it is
 /// counted from the start, and known as the console's. The monitor updates it from then on.
+/// `false` when the console had recorded it already (a form sent twice starts one query).
 pub async fn record_console_start(
     conn: &mut PgConnection,
     request: RequestId,
     q: &QueryExecution,
     at: OffsetDateTime,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let (new,): (bool,) = sqlx::query_as(
         "insert into athena_query
              (request_id, query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
               billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, first_seen_at, updated_at,
               from_console)
          values ($1, $2, $3, $4, $5, null, 0, 0, 0, 0, $6, null, $7, $7, true)
-         on conflict (request_id, query_id) do update set from_console = true",
+         on conflict (request_id, query_id) do update set from_console = true
+         returning (xmax = 0) or not (select from_console from athena_query
+                                      where request_id = $1 and query_id = $2)",
     )
     .bind(request.0)
     .bind(&q.id)
@@ -192,9 +214,9 @@ pub async fn record_console_start(
     .bind(q.state.as_str())
     .bind(q.submitted_at)
     .bind(at)
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(new)
 }
 
 /// Replaces a query's flags.

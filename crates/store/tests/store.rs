@@ -3,12 +3,14 @@
 
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::lake_formation::plan_grants;
+use lakegate_domain::ports::QueryExecution;
 use lakegate_domain::request::Requester;
+use lakegate_domain::usage::QueryState;
 use lakegate_domain::{EndState, RequestId, RequestStatus, ResourceSpec};
 use lakegate_store::audit::{self, Actor, NewAuditEvent};
 use lakegate_store::extensions::{self, ExtensionStatus};
 use lakegate_store::requests::{self, GrantPlan, NewDecision, NewRequest};
-use lakegate_store::{StoreError, work};
+use lakegate_store::{StoreError, usage, work};
 use sqlx::PgPool;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -848,4 +850,95 @@ async fn sessions_are_kept_until_they_expire(pool: PgPool) {
         matches!(err, lakegate_store::StoreError::Conflict { .. }),
         "{err:?}"
     );
+}
+
+fn execution(id: &str, minute: u8, state: QueryState) -> QueryExecution {
+    QueryExecution {
+        id: id.into(),
+        sql: format!("SELECT 1 -- {id}"),
+        database: None,
+        state,
+        state_change_reason: None,
+        bytes_scanned: 0,
+        engine_ms: 0,
+        submitted_at: Some(T0 + Duration::minutes(i64::from(minute))),
+        completed_at: None,
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn console_queries_are_recorded_once_and_listed_newest_first(pool: PgPool) {
+    let id = submit(&pool).await;
+    let at = datetime!(2026-05-01 10:00 UTC);
+    let mut conn = pool.acquire().await.unwrap();
+
+    // Started in the console: new the first time, not when the same query is sent again.
+    let q1 = execution("q1", 1, QueryState::Queued);
+    assert!(
+        usage::record_console_start(&mut conn, id, &q1, at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !usage::record_console_start(&mut conn, id, &q1, at)
+            .await
+            .unwrap()
+    );
+    // Seen by the monitor first, then claimed by the console: the console's from then on.
+    let q2 = execution("q2", 2, QueryState::Running);
+    usage::upsert(&mut conn, id, &q2, 0, 0, at).await.unwrap();
+    assert!(
+        !usage::find(&mut conn, id, "q2")
+            .await
+            .unwrap()
+            .unwrap()
+            .from_console
+    );
+    assert!(
+        usage::record_console_start(&mut conn, id, &q2, at)
+            .await
+            .unwrap()
+    );
+    let stored = usage::find(&mut conn, id, "q2").await.unwrap().unwrap();
+    assert!(stored.from_console);
+    assert_eq!(
+        stored.execution.state,
+        QueryState::Running,
+        "the monitor's state stays"
+    );
+    // The monitor updates a console query without taking it back.
+    let done = QueryExecution {
+        state: QueryState::Succeeded,
+        bytes_scanned: 5,
+        ..q1.clone()
+    };
+    usage::upsert(&mut conn, id, &done, 10_000_000, 50, at)
+        .await
+        .unwrap();
+    let stored = usage::find(&mut conn, id, "q1").await.unwrap().unwrap();
+    assert!(stored.from_console);
+    assert_eq!(stored.execution.state, QueryState::Succeeded);
+
+    usage::upsert(
+        &mut conn,
+        id,
+        &execution("q3", 3, QueryState::Succeeded),
+        0,
+        0,
+        at,
+    )
+    .await
+    .unwrap();
+    let ids = |qs: Vec<usage::StoredQuery>| -> Vec<String> {
+        qs.into_iter().map(|q| q.execution.id).collect()
+    };
+    assert_eq!(
+        ids(usage::list(&mut conn, id).await.unwrap()),
+        ["q1", "q2", "q3"]
+    );
+    assert_eq!(
+        ids(usage::recent(&mut conn, id, 2).await.unwrap()),
+        ["q3", "q2"]
+    );
+    assert!(usage::find(&mut conn, id, "q9").await.unwrap().is_none());
 }

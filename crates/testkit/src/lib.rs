@@ -71,6 +71,8 @@ pub struct FakeState {
     pub canned_results: Vec<ResultPage>,
     /// Query id → its results.
     pub results: BTreeMap<String, ResultPage>,
+    /// Client request token → the query it started, with its SQL (Athena's idempotency).
+    pub client_tokens: BTreeMap<String, (String, String)>,
 }
 
 /// A statement started through `start_query`, with the session that started it.
@@ -223,6 +225,30 @@ impl FakeCloud {
                 q.bytes_scanned = bytes;
             }
         }
+    }
+
+    /// Like [`Self::session_role`], and the session's role must be the one of `workgroup`'s
+    /// grant (lakegate names both `lakegate-<request>`): a grant's session cannot reach another
+    /// grant's workgroup.
+    fn session_for(&self, session: &SessionCredentials, workgroup: &str) -> Result<(), CloudError> {
+        let role = self.session_role(session)?;
+        if role == workgroup {
+            Ok(())
+        } else {
+            Err(CloudError::Denied(format!(
+                "AccessDeniedException: {role} may not use workgroup {workgroup}"
+            )))
+        }
+    }
+
+    /// The workgroup of a query this fake knows.
+    fn workgroup_of(&self, id: &str) -> Result<String, CloudError> {
+        let s = self.state.lock().unwrap();
+        s.queries
+            .iter()
+            .find(|(_, qs)| qs.iter().any(|q| q.id == id))
+            .map(|(wg, _)| wg.clone())
+            .ok_or_else(|| CloudError::NotFound(format!("query {id}")))
     }
 
     /// The role of a session this fake handed out; a key it never issued (the broker's own,
@@ -471,7 +497,7 @@ impl CloudAccess for FakeCloud {
         run: &QueryRun<'_>,
     ) -> Result<String, CloudError> {
         self.enter("start_query")?;
-        self.session_role(session)?;
+        self.session_for(session, run.workgroup)?;
         let now = self
             .clock
             .as_ref()
@@ -483,7 +509,23 @@ impl CloudAccess for FakeCloud {
                 run.workgroup
             )));
         }
+        if let Some(token) = run.client_token
+            && let Some((id, sql)) = s.client_tokens.get(token)
+        {
+            return if sql == run.sql {
+                Ok(id.clone())
+            } else {
+                Err(CloudError::Rejected(
+                    "InvalidRequestException: the client request token was used with another query"
+                        .into(),
+                ))
+            };
+        }
         let id = format!("fake-query-{:04}", s.console_runs.len() + 1);
+        if let Some(token) = run.client_token {
+            s.client_tokens
+                .insert(token.to_owned(), (id.clone(), run.sql.to_owned()));
+        }
         s.console_runs.push(ConsoleRun {
             query_id: id.clone(),
             access_key_id: session.access_key_id.clone(),
@@ -520,7 +562,7 @@ impl CloudAccess for FakeCloud {
         id: &str,
     ) -> Result<QueryExecution, CloudError> {
         self.enter("query_execution")?;
-        self.session_role(session)?;
+        self.session_for(session, &self.workgroup_of(id)?)?;
         let s = self.state.lock().unwrap();
         s.queries
             .values()
@@ -538,7 +580,7 @@ impl CloudAccess for FakeCloud {
         max_rows: i32,
     ) -> Result<ResultPage, CloudError> {
         self.enter("query_results")?;
-        self.session_role(session)?;
+        self.session_for(session, &self.workgroup_of(id)?)?;
         let s = self.state.lock().unwrap();
         let all = s
             .results
@@ -557,7 +599,7 @@ impl CloudAccess for FakeCloud {
 
     async fn stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError> {
         self.enter("stop_query")?;
-        self.session_role(session)?;
+        self.session_for(session, &self.workgroup_of(id)?)?;
         let mut s = self.state.lock().unwrap();
         for q in s.queries.values_mut().flatten() {
             if q.id == id && !q.state.is_final() {

@@ -919,9 +919,10 @@ impl TestApp {
             assert_eq!(outcome, lakegate_app::extensions::Extended::Pending);
         }
         if needs == Needs::ConsoleQuery {
-            let outcome = lakegate_app::console::run(&self.services, &alice, id, "SELECT 1", None)
-                .await
-                .unwrap();
+            let outcome =
+                lakegate_app::console::run(&self.services, &alice, id, "SELECT 1", None, None)
+                    .await
+                    .unwrap();
             assert!(matches!(
                 outcome,
                 lakegate_app::console::Outcome::Started(_)
@@ -1185,19 +1186,35 @@ async fn the_query_console_runs_refuses_and_downloads_over_http(pool: PgPool) {
         &["customer_id", "email"],
         &[&[Some("7"), Some("ann@example.com")], &[Some("8"), None]],
     );
-    let res = alice
-        .submit(
-            &console,
-            &console,
-            &[
-                ("sql", "SELECT customer_id, email FROM customers LIMIT 2"),
-                ("database", "sales"),
-            ],
-        )
-        .await;
+    let form = alice.get(&console).await;
+    let run_token = form
+        .html()
+        .select(&Selector::parse("input[name=run_token]").unwrap())
+        .next()
+        .and_then(|e| e.value().attr("value").map(ToOwned::to_owned))
+        .unwrap();
+    let fields = [
+        ("csrf_token", form.csrf()),
+        (
+            "sql",
+            "SELECT customer_id, email FROM customers LIMIT 2".to_owned(),
+        ),
+        ("database", "sales".to_owned()),
+        ("run_token", run_token),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = alice.post(&console, &fields).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.text_of("#query-state"), "SUCCEEDED");
     let q = app.last_console_query();
+    // Sent again (a reload of this answer): the same query, not a second run.
+    let again = alice.post(&console, &fields).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        again.headers.get(header::CONTENT_LOCATION),
+        res.headers.get(header::CONTENT_LOCATION)
+    );
+    assert_eq!(app.cloud.state().console_runs.len(), 1);
     assert_eq!(
         res.headers.get(header::CONTENT_LOCATION).unwrap(),
         &format!("/requests/{id}/query/{q}")
@@ -1280,7 +1297,25 @@ async fn the_query_console_runs_refuses_and_downloads_over_http(pool: PgPool) {
     assert!(request_page.has(&link));
     assert!(!bob.get(&format!("/requests/{id}")).await.has(&link));
 
-    // Ids that cannot be Athena's are not looked up.
+    // A refusal keeps the database as chosen, "none" included.
+    let res = alice
+        .submit(
+            &console,
+            &console,
+            &[("sql", "DROP TABLE x"), ("database", "")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!res.has("#database option[selected]"), "none stays chosen");
+    // A fresh form proposes the grant's only database.
+    assert!(
+        alice
+            .get(&console)
+            .await
+            .has(r#"#database option[value="sales"][selected]"#)
+    );
+
+    // Ids that cannot be Athena's are not found.
     let odd = alice.get(&format!("/requests/{id}/query/..%2F..")).await;
     assert_eq!(odd.status, StatusCode::NOT_FOUND);
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use lakegate_app::AppError;
-use lakegate_app::console::{self, Outcome};
+use lakegate_app::console::{self, Outcome, Stopped};
 use lakegate_domain::RequestId;
 use serde::Deserialize;
 
@@ -59,29 +59,21 @@ async fn console_page(
     user: CurrentUser,
     Path(id): Path<String>,
     Query(q): Query<ConsoleQuery>,
-) -> Result<ConsolePage, WebError> {
+) -> Result<Response, WebError> {
     let id = parse_id(&id)?;
-    let c = console::open(&state.services, &user.principal, id).await?;
+    let from = q.from.as_deref().filter(|f| check_query_id(f).is_ok());
+    let c = console::open(&state.services, &user.principal, id, from).await?;
     let chrome = Chrome::new(&state, &user.session, Some(&user.principal)).await?;
-    let (sql, database) = q
-        .from
-        .as_deref()
-        .and_then(|from| c.recent.iter().find(|r| r.execution.id == from))
-        .map(|r| {
-            (
-                r.execution.sql.clone(),
-                r.execution.database.clone().unwrap_or_default(),
-            )
-        })
-        .unwrap_or_default();
-    Ok(ConsolePage::new(
-        chrome,
-        &c,
-        &state.services.settings,
-        sql,
-        database,
-        None,
-    ))
+    let (sql, database) = c.from.as_ref().map_or((String::new(), None), |q| {
+        (
+            q.execution.sql.clone(),
+            Some(q.execution.database.clone().unwrap_or_default()),
+        )
+    });
+    let page = ConsolePage::new(chrome, &c, &state.services.settings, sql, database, None);
+    // Each rendering carries a fresh run token: a page restored from the history must not
+    // send an old one with new SQL.
+    Ok(no_store(page.into_response()))
 }
 
 #[derive(Deserialize)]
@@ -90,12 +82,16 @@ struct RunForm {
     sql: String,
     #[serde(default)]
     database: Option<String>,
+    /// The form's random token: the same form sent twice starts one query.
+    #[serde(default)]
+    run_token: Option<String>,
 }
 
 /// Runs the statement and answers its page at once (after a few seconds' wait, so quick
 /// statements show their rows); its own address, which the page refreshes to while it runs,
-/// is `/requests/{id}/query/{query}`. A refused statement answers 422 with the form as it was
-/// and the reason.
+/// is `/requests/{id}/query/{query}`. The form's run token makes a resubmission (a reload of
+/// this answer) return the same query instead of running it again. A refused statement
+/// answers 422 with the form as it was and the reason.
 async fn run_query(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -110,24 +106,37 @@ async fn run_query(
         id,
         &form.sql,
         form.database.as_deref(),
+        form.run_token.as_deref(),
     )
     .await?;
     match outcome {
         Outcome::Refused(reason) => {
-            let c = console::open(svc, &user.principal, id).await?;
+            let c = console::open(svc, &user.principal, id, None).await?;
             let chrome = Chrome::new(&state, &user.session, Some(&user.principal)).await?;
             let page = ConsolePage::new(
                 chrome,
                 &c,
                 &svc.settings,
                 form.sql,
-                form.database.unwrap_or_default(),
+                Some(form.database.unwrap_or_default()),
                 Some(reason),
             );
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+            Ok(no_store(
+                (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+            ))
         }
         Outcome::Started(query) => {
-            let q = console::show(svc, &user.principal, id, &query, true).await?;
+            let q = match console::show(svc, &user.principal, id, &query, true).await {
+                Ok(q) => q,
+                // It runs: never an error page that invites running it again. Its own page
+                // says how it is doing (or what went wrong).
+                Err(e) => {
+                    tracing::warn!(%query, error = %e, "could not show a console query just started");
+                    return Ok(
+                        Redirect::to(&format!("/requests/{id}/query/{query}")).into_response()
+                    );
+                }
+            };
             let chrome = Chrome::new(&state, &user.session, Some(&user.principal)).await?;
             let mut res = QueryPageView::new(chrome, &q, svc.clock.now()).into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("/requests/{id}/query/{query}")) {
@@ -164,8 +173,14 @@ async fn stop_query(
 ) -> Result<Redirect, WebError> {
     let id = parse_id(&id)?;
     check_query_id(&query)?;
-    console::stop(&state.services, &user.principal, id, &query).await?;
-    set_flash(&user.session, FlashKind::Success, "Stop requested.").await?;
+    let message = match console::stop(&state.services, &user.principal, id, &query).await? {
+        Stopped::Stopped => "Stop requested.".to_owned(),
+        Stopped::AlreadyFinished(st) => format!(
+            "The query had already finished ({}); nothing was stopped.",
+            st.as_str().to_lowercase()
+        ),
+    };
+    set_flash(&user.session, FlashKind::Success, &message).await?;
     Ok(Redirect::to(&format!("/requests/{id}/query/{query}")))
 }
 
@@ -206,4 +221,18 @@ fn no_store(mut res: Response) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ids_that_could_be_athenas_are_looked_up() {
+        assert!(check_query_id("0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b").is_ok());
+        assert!(check_query_id("fake-query-0001").is_ok());
+        for bad in ["", "../..", "a/b", "q id", "q%2F", &"x".repeat(129)] {
+            assert!(check_query_id(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -21,6 +21,8 @@ pub struct ConsolePage {
     /// `(database, selected)`.
     pub databases: Vec<(String, bool)>,
     pub sql: String,
+    /// Fresh for each rendering: the same form sent twice starts one query.
+    pub run_token: String,
     pub placeholder: String,
     /// Why the statement was refused.
     pub error: Option<String>,
@@ -59,14 +61,16 @@ impl ConsolePage {
         c: &Console,
         settings: &Settings,
         sql: String,
-        database: String,
+        database: Option<String>,
         error: Option<String>,
     ) -> Self {
         let r = &c.request;
-        let default_database = if database.is_empty() && c.databases.len() == 1 {
-            c.databases[0].clone()
-        } else {
-            database
+        // A fresh form proposes the grant's only database; one sent back keeps its choice,
+        // "none" included.
+        let chosen = match database {
+            Some(d) => d,
+            None if c.databases.len() == 1 => c.databases[0].clone(),
+            None => String::new(),
         };
         let placeholder = r.resources.first().map_or_else(
             || "SELECT 1".to_owned(),
@@ -96,9 +100,10 @@ impl ConsolePage {
             databases: c
                 .databases
                 .iter()
-                .map(|d| (d.clone(), d.eq_ignore_ascii_case(&default_database)))
+                .map(|d| (d.clone(), d.eq_ignore_ascii_case(&chosen)))
                 .collect(),
             sql,
+            run_token: uuid::Uuid::new_v4().simple().to_string(),
             placeholder,
             error,
             require_limit: c.require_limit.as_deref().map(source),

@@ -395,7 +395,6 @@ fn extension_view(e: &ExtensionDetail) -> ExtensionView {
     }
 }
 
-/// `rule hr`, or `the defaults`.
 /// `rule sales`, or `the defaults`: where a limit comes from.
 pub(crate) fn source(rule: &str) -> String {
     if rule == DEFAULTS {
