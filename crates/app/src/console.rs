@@ -342,19 +342,50 @@ async fn refused(
     database: Option<&str>,
     reason: &str,
 ) -> Result<(), AppError> {
+    let detail = json!({ "database": database, "sql": clip(sql), "reason": reason });
+    audit(svc, who, id, AuditAction::QueryRefused, detail).await
+}
+
+/// Records one thing `who` did in the console, on its own.
+async fn audit(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    action: AuditAction,
+    detail: serde_json::Value,
+) -> Result<(), AppError> {
     let now = svc.clock.now();
     in_tx(svc, async |tx: &mut PgConnection| {
-        record(
-            &mut *tx,
-            now,
-            Some(id),
-            Some(&actor(who)),
-            AuditAction::QueryRefused,
-            json!({ "database": database, "sql": clip(sql), "reason": reason }),
-        )
-        .await
+        record(&mut *tx, now, Some(id), Some(&actor(who)), action, detail).await
     })
     .await
+}
+
+/// One query as Athena reports it now, asked with the grant's session.
+async fn describe(
+    svc: &Services,
+    id: RequestId,
+    session: &SessionCredentials,
+    query_id: &str,
+) -> Result<QueryExecution, AppError> {
+    svc.cloud
+        .query_execution(session, query_id)
+        .await
+        .map_err(|e| session_error(svc, id, e))
+}
+
+/// One page of a query's results, read with the grant's session.
+async fn results_page(
+    svc: &Services,
+    id: RequestId,
+    session: &SessionCredentials,
+    query_id: &str,
+    from: Option<&str>,
+) -> Result<ResultPage, AppError> {
+    svc.cloud
+        .query_results(session, query_id, from, FETCH_ROWS)
+        .await
+        .map_err(|e| session_error(svc, id, e))
 }
 
 /// The grant's session and what the store knows of one of its queries.
@@ -386,18 +417,12 @@ pub async fn show(
     wait: bool,
 ) -> Result<QueryPage, AppError> {
     let (request, session, stored) = stored_query(svc, who, id, query_id).await?;
-    let describe = async || {
-        svc.cloud
-            .query_execution(&session, query_id)
-            .await
-            .map_err(|e| session_error(svc, id, e))
-    };
-    let mut execution = describe().await?;
+    let mut execution = describe(svc, id, &session, query_id).await?;
     if wait {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_FINISH;
         while !execution.state.is_final() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(POLL_EVERY).await;
-            execution = describe().await?;
+            execution = describe(svc, id, &session, query_id).await?;
         }
     }
     let (results, more_rows) = if execution.state == QueryState::Succeeded {
@@ -405,11 +430,7 @@ pub async fn show(
         let mut from: Option<String> = None;
         // Athena pages hold up to 1000 rows; the page shows the first PAGE_ROWS.
         loop {
-            let next = svc
-                .cloud
-                .query_results(&session, query_id, from.as_deref(), FETCH_ROWS)
-                .await
-                .map_err(|e| session_error(svc, id, e))?;
+            let next = results_page(svc, id, &session, query_id, from.as_deref()).await?;
             if page.columns.is_empty() {
                 page.columns = next.columns;
             }
@@ -448,11 +469,7 @@ pub async fn stop(
     query_id: &str,
 ) -> Result<Stopped, AppError> {
     let (_, session, _) = stored_query(svc, who, id, query_id).await?;
-    let execution = svc
-        .cloud
-        .query_execution(&session, query_id)
-        .await
-        .map_err(|e| session_error(svc, id, e))?;
+    let execution = describe(svc, id, &session, query_id).await?;
     if execution.state.is_final() {
         return Ok(Stopped::AlreadyFinished(execution.state));
     }
@@ -460,19 +477,8 @@ pub async fn stop(
         .stop_query(&session, query_id)
         .await
         .map_err(|e| session_error(svc, id, e))?;
-    let now = svc.clock.now();
-    in_tx(svc, async |tx: &mut PgConnection| {
-        record(
-            &mut *tx,
-            now,
-            Some(id),
-            Some(&actor(who)),
-            AuditAction::QueryStopped,
-            json!({ "query_id": query_id, "state": execution.state.as_str() }),
-        )
-        .await
-    })
-    .await?;
+    let detail = json!({ "query_id": query_id, "state": execution.state.as_str() });
+    audit(svc, who, id, AuditAction::QueryStopped, detail).await?;
     Ok(Stopped::Stopped)
 }
 
@@ -512,12 +518,14 @@ impl CsvResults {
                 .ok_or(AppError::NotFound)?
         };
         let session = grant_session(&self.svc, self.id, &view, Holder::Console).await?;
-        let page = self
-            .svc
-            .cloud
-            .query_results(&session, &self.query_id, self.next.as_deref(), FETCH_ROWS)
-            .await
-            .map_err(|e| session_error(&self.svc, self.id, e))?;
+        let page = results_page(
+            &self.svc,
+            self.id,
+            &session,
+            &self.query_id,
+            self.next.as_deref(),
+        )
+        .await?;
         let mut out = String::new();
         if !self.started {
             out.push_str(&csv_record(page.columns.iter().map(|c| Some(c.as_str()))));
@@ -541,11 +549,7 @@ pub async fn csv(
     query_id: &str,
 ) -> Result<CsvResults, AppError> {
     let (_, session, _) = stored_query(svc, who, id, query_id).await?;
-    let execution = svc
-        .cloud
-        .query_execution(&session, query_id)
-        .await
-        .map_err(|e| session_error(svc, id, e))?;
+    let execution = describe(svc, id, &session, query_id).await?;
     if execution.state != QueryState::Succeeded {
         return Err(AppError::Invalid(lakegate_domain::ValidationError::new(
             format!(
