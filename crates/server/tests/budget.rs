@@ -5,84 +5,38 @@
 
 #[path = "support/aws.rs"]
 mod aws_support;
-
-use std::sync::Arc;
+#[path = "support/proxied.rs"]
+mod proxied_support;
 
 use lakegate_app::monitor::{BUDGET_EXHAUSTED, monitor_once};
-use lakegate_app::requests::{self, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
-use lakegate_app::{MonitorSettings, Services, Settings, WorkerSettings};
-use lakegate_aws::AwsCloudAccess;
+use lakegate_domain::RequestStatus;
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::policy_file::PolicyFile;
-use lakegate_domain::{Principal, RequestStatus, ResultsLocation};
-use lakegate_testkit::FixedClock;
-use lakegate_testkit::aws_proxy::AwsProxy;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 
-use crate::aws_support::{leftovers, seed_catalog};
+use crate::aws_support::leftovers;
+use crate::proxied_support::{Proxied, active_grant, proxied};
 
 const MB: i64 = 1_000_000;
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn a_grant_is_warned_limited_and_revoked_as_its_budget_runs_out(pool: PgPool) {
-    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
-    let proxy = AwsProxy::start(&moto).await.unwrap();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(proxy.url())
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
-    let db = seed_catalog("budget").await;
-    let policy = format!(
-        r#"
-[defaults]
-approver_groups = ["data-owners"]
-
-[[rule]]
-name = "metered"
-match = ["{db}.*"]
-query_scan_cutoff = "50MB"
-scan_budget = "100MB"
-auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
-"#
-    );
-    let settings = Settings {
-        policy: PolicyFile::parse(&policy, "policy.toml").unwrap(),
-        results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: MonitorSettings::default(),
-    };
-    let svc = Services::new(
-        pool.clone(),
-        cloud,
-        Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
-        settings,
-    );
-
-    let alice = Principal::new("alice", "alice@example.com", None, ["analysts".into()]).unwrap();
-    let resources = format!("{db}.orders");
-    let (id, outcome) = requests::submit(
-        &svc,
-        &alice,
-        SubmitInput {
-            resources: &resources,
-            duration: "1h",
-            reason: "metered reconciliation",
-            break_glass: false,
-        },
+    let Proxied { proxy, svc, db, .. } = proxied(
+        &pool,
+        "budget",
+        "query_scan_cutoff = \"50MB\"\nscan_budget = \"100MB\"\n\
+         auto_approve = { requester_groups = [\"analysts\"], max_duration = \"2h\" }",
     )
-    .await
-    .unwrap();
-    assert_eq!(outcome, Submitted::AutoApproved);
-    assert_eq!(work_once(&svc, "w").await.unwrap().activated, [id]);
+    .await;
+    let resources = format!("{db}.orders");
+    let id = active_grant(&svc, &resources, "metered reconciliation").await;
     let workgroup = format!("lakegate-{id}");
 
     // Queries in the grant's workgroup, each scanning what the test says.
-    let athena = aws_sdk_athena::Client::new(&conf);
+    // (Started straight in moto, as a person's CLI would; the proxy reports their scan sizes.)
+    let athena = aws_sdk_athena::Client::new(
+        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    );
     let run = |bytes: i64| {
         let athena = athena.clone();
         let workgroup = workgroup.clone();

@@ -7,77 +7,36 @@
 
 #[path = "support/aws.rs"]
 mod aws_support;
-
-use std::sync::Arc;
+#[path = "support/proxied.rs"]
+mod proxied_support;
 
 use lakegate_app::console::{self, Outcome, Stopped};
-use lakegate_app::requests::{self, SubmitInput, Submitted};
+use lakegate_app::requests;
 use lakegate_app::worker::work_once;
-use lakegate_app::{MonitorSettings, Services, Settings, WorkerSettings};
-use lakegate_aws::AwsCloudAccess;
-use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::usage::QueryState;
-use lakegate_domain::{Principal, ResultsLocation};
-use lakegate_testkit::FixedClock;
-use lakegate_testkit::aws_proxy::AwsProxy;
 use serde_json::json;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 
-use crate::aws_support::{leftovers, seed_catalog};
+use crate::aws_support::leftovers;
+use crate::proxied_support::{Proxied, active_grant, alice, proxied};
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn console_statements_run_as_the_grants_session_and_return_rows(pool: PgPool) {
     let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
-    let proxy = AwsProxy::start(&moto).await.unwrap();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(proxy.url())
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
-    let db = seed_catalog("console").await;
-    let policy = format!(
-        r#"
-[defaults]
-approver_groups = ["data-owners"]
-
-[[rule]]
-name = "orders"
-match = ["{db}.*"]
-require_limit = true
-auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
-"#
-    );
-    let settings = Settings {
-        policy: PolicyFile::parse(&policy, "policy.toml").unwrap(),
-        results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: MonitorSettings::default(),
-    };
-    let svc = Services::new(
-        pool.clone(),
-        cloud,
-        Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
-        settings,
-    );
-    let alice = Principal::new("alice", "alice@example.com", None, ["analysts".into()]).unwrap();
-    let resources = format!("{db}.orders: order_id");
-    let (id, outcome) = requests::submit(
-        &svc,
-        &alice,
-        SubmitInput {
-            resources: &resources,
-            duration: "1h",
-            reason: "look at a few order ids",
-            break_glass: false,
-        },
+    let Proxied { proxy, svc, db, .. } = proxied(
+        &pool,
+        "console",
+        "require_limit = true\n\
+         auto_approve = { requester_groups = [\"analysts\"], max_duration = \"2h\" }",
     )
-    .await
-    .unwrap();
-    assert_eq!(outcome, Submitted::AutoApproved);
-    assert_eq!(work_once(&svc, "t").await.unwrap().activated, [id]);
+    .await;
+    let alice = alice();
+    let id = active_grant(
+        &svc,
+        &format!("{db}.orders: order_id"),
+        "look at a few order ids",
+    )
+    .await;
 
     // Refused before anything reaches AWS: a column outside the grant, and no LIMIT.
     for sql in [
@@ -146,7 +105,8 @@ auto_approve = {{ requester_groups = ["analysts"], max_duration = "2h" }}
     .unwrap();
     assert_eq!(starters[0], session_key);
 
-    // In the grant's workgroup, with the chosen database.
+    // In the grant's workgroup, with the chosen database (asked of moto directly: the proxy
+    // counts only lakegate's calls).
     let athena = aws_sdk_athena::Client::new(
         &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
     );
