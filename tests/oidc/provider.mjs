@@ -52,6 +52,14 @@ const ACCOUNTS = {
   bob: {
     sub: 'bob', email: 'bob@example.com', email_verified: true, name: 'Bob Owner', groups: ['data-owners'],
   },
+  // The provider says the address is not verified.
+  unverified: {
+    sub: 'unverified', email: 'unverified@example.com', email_verified: false, groups: ['analysts'],
+  },
+  // The provider says nothing about verification.
+  unclaimed: {
+    sub: 'unclaimed', email: 'unclaimed@example.com', groups: ['analysts'],
+  },
 };
 
 function accountClaims(id) {

@@ -269,6 +269,7 @@ pub(crate) async fn grant_session(
     if let Some(c) = cached.as_ref() {
         let left = c.credentials.expiration - now;
         if c.holder == holder && left >= REMINT_BELOW.min(expires_at - now) {
+            served(holder, "cache");
             return Ok(c.credentials.clone());
         }
     }
@@ -323,11 +324,19 @@ pub(crate) async fn grant_session(
     )
     .await?;
     tx.commit().await?;
+    served(holder, "sts");
     *cached = Some(CachedSession {
         holder,
         credentials: credentials.clone(),
     });
     Ok(credentials)
+}
+
+/// Counts a session handed out through the credentials URL, from the cache or fresh from STS.
+fn served(holder: Holder, source: &'static str) {
+    if matches!(holder, Holder::Url(_)) {
+        metrics::counter!(crate::metrics::CREDENTIALS_SERVED, "source" => source).increment(1);
+    }
 }
 
 #[cfg(test)]

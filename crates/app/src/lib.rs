@@ -11,10 +11,13 @@ mod csv;
 pub mod error;
 pub mod extensions;
 pub mod health;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod requests;
 pub mod sessions;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod worker;
 
 use std::sync::Arc;

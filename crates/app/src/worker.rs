@@ -155,6 +155,7 @@ async fn provision(
         .as_deref()
         .and_then(ProvisionStep::parse)
         .unwrap_or(ProvisionStep::first());
+    let started = std::time::Instant::now();
     match run_provision_steps(svc, owner, &item, start).await? {
         Outcome::Done => {
             let now = svc.clock.now();
@@ -175,6 +176,8 @@ async fn provision(
                 )
                 .await?;
                 tx.commit().await?;
+                metrics::histogram!(crate::metrics::PROVISION_DURATION)
+                    .record(started.elapsed().as_secs_f64());
                 tracing::info!(request_id = %id, "grant active");
                 report.activated.push(id);
             } else {
@@ -226,6 +229,7 @@ async fn provision(
                 }
             }
             tx.commit().await?;
+            metrics::counter!(crate::metrics::STEP_FAILURES, "step" => step).increment(1);
             tracing::warn!(request_id = %id, step, %error, give_up, "provisioning step failed");
             report.retrying.push(id);
             Ok(())
@@ -415,6 +419,7 @@ async fn teardown(
                 return release(svc, owner, id).await;
             }
             tx.commit().await?;
+            metrics::counter!(crate::metrics::STEP_FAILURES, "step" => s.as_str()).increment(1);
             tracing::warn!(request_id = %id, step = s.as_str(), %error, "revoke step failed; will retry");
             report.retrying.push(id);
             return Ok(());
@@ -455,6 +460,12 @@ async fn teardown(
         )
         .await?;
         tx.commit().await?;
+        if end == EndState::Expired
+            && let Some(expires_at) = item.expires_at
+        {
+            metrics::histogram!(crate::metrics::REAPER_LAG)
+                .record((now - expires_at).as_seconds_f64().max(0.0));
+        }
         tracing::info!(request_id = %id, end_state = end.as_str(), "grant torn down");
         report.ended.push((id, end));
     }

@@ -8,12 +8,11 @@ use lakegate_app::console::{self, Outcome, Stopped};
 use lakegate_app::monitor::monitor_once;
 use lakegate_app::requests::{self, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
-use lakegate_app::{AppError, MonitorSettings, Services, Settings, WorkerSettings};
+use lakegate_app::{AppError, Services, Settings};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::CloudError;
 use lakegate_domain::usage::QueryState;
-use lakegate_domain::{Principal, RequestId, RequestStatus, ResultsLocation};
+use lakegate_domain::{Principal, RequestId, RequestStatus};
 use lakegate_store::{audit, usage};
 use lakegate_testkit::{FakeCloud, FixedClock};
 use sqlx::PgPool;
@@ -58,13 +57,9 @@ impl Harness {
     fn new(pool: PgPool) -> Self {
         let clock = Arc::new(FixedClock::at(datetime!(2026-05-01 09:00 UTC)));
         let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
-        let settings = Settings {
-            policy: PolicyFile::parse(POLICY, "policy.toml").unwrap(),
-            results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
-            permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-            worker: WorkerSettings::default(),
-            monitor: MonitorSettings::default(),
-        };
+        let settings = Settings::for_tests()
+            .with_policy_toml(POLICY)
+            .with_results("s3://results/lakegate/");
         let svc = Services::new(pool.clone(), cloud.clone(), clock, settings);
         Self { svc, cloud, pool }
     }

@@ -7,12 +7,10 @@ use std::sync::Arc;
 use lakegate_app::credentials::{self, token_from_header};
 use lakegate_app::requests::{self, SubmitInput};
 use lakegate_app::worker::work_once;
-use lakegate_app::{AppError, Services, Settings, WorkerSettings};
+use lakegate_app::{AppError, Services, Settings};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::policy::Policy;
-use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::CloudError;
-use lakegate_domain::{EndState, Principal, RequestId, RequestStatus, ResultsLocation};
+use lakegate_domain::{EndState, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::Decision;
 use lakegate_store::{audit, requests as store_requests};
 use lakegate_testkit::{FakeCloud, FixedClock};
@@ -29,21 +27,7 @@ struct Harness {
 fn harness(pool: PgPool) -> Harness {
     let clock = Arc::new(FixedClock::at(datetime!(2026-05-01 09:00 UTC)));
     let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
-    let settings = Settings {
-        policy: PolicyFile::from_policy(
-            &Policy::new(
-                "data-owners",
-                Duration::minutes(15),
-                Duration::hours(8),
-                10_000_000_000,
-            )
-            .unwrap(),
-        ),
-        results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: lakegate_app::MonitorSettings::default(),
-    };
+    let settings = Settings::for_tests().with_results("s3://results/lakegate/");
     Harness {
         svc: Services::new(pool, cloud.clone(), clock.clone(), settings),
         cloud,

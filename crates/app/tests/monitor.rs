@@ -8,12 +8,11 @@ use std::sync::Arc;
 use lakegate_app::monitor::{BUDGET_EXHAUSTED, MonitorReport, monitor_once};
 use lakegate_app::requests::{self, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
-use lakegate_app::{MonitorSettings, Services, Settings, WorkerSettings};
+use lakegate_app::{Services, Settings};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::QueryExecution;
 use lakegate_domain::usage::{QueryFlag, QueryState};
-use lakegate_domain::{Principal, RequestId, RequestStatus, ResultsLocation};
+use lakegate_domain::{Principal, RequestId, RequestStatus};
 use lakegate_store::{audit, requests as store_requests, usage};
 use lakegate_testkit::{FakeCloud, FixedClock};
 use sqlx::PgPool;
@@ -49,13 +48,9 @@ impl Harness {
 
     /// A fresh set of services over the same database and cloud: what a restart gives.
     fn services(&self) -> Services {
-        let settings = Settings {
-            policy: PolicyFile::parse(POLICY, "policy.toml").unwrap(),
-            results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
-            permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-            worker: WorkerSettings::default(),
-            monitor: MonitorSettings::default(),
-        };
+        let settings = Settings::for_tests()
+            .with_policy_toml(POLICY)
+            .with_results("s3://results/lakegate/");
         Services::new(
             self.pool.clone(),
             self.cloud.clone(),

@@ -10,12 +10,9 @@ use lakegate_app::extensions::{self, Extended};
 use lakegate_app::notify::{Notification, Notifier};
 use lakegate_app::requests::{self, Decided, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
-use lakegate_app::{AppError, Services, Settings, WorkerSettings};
+use lakegate_app::{AppError, Services, Settings};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::policy_file::PolicyFile;
-use lakegate_domain::{
-    EndState, PolicyError, Principal, RequestId, RequestStatus, ResultsLocation,
-};
+use lakegate_domain::{EndState, PolicyError, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::Decision;
 use lakegate_store::{audit, requests as store_requests};
 use lakegate_testkit::{FakeCloud, FixedClock};
@@ -70,13 +67,9 @@ struct Harness {
 fn harness(pool: PgPool) -> Harness {
     let clock = Arc::new(FixedClock::at(datetime!(2026-05-01 09:00 UTC)));
     let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
-    let settings = Settings {
-        policy: PolicyFile::parse(POLICY, "policy.toml").unwrap(),
-        results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: lakegate_app::MonitorSettings::default(),
-    };
+    let settings = Settings::for_tests()
+        .with_policy_toml(POLICY)
+        .with_results("s3://results/lakegate/");
     let notes = Arc::new(Recorded::default());
     Harness {
         svc: Services::new(pool, cloud.clone(), clock.clone(), settings)

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod athena;
+mod call_metrics;
 mod error;
 mod glue;
 mod iam;
@@ -40,7 +41,12 @@ impl AwsCloudAccess {
         conf: &SdkConfig,
         broker_principal_arn: Option<String>,
     ) -> Result<Self, CloudError> {
-        let sts = aws_sdk_sts::Client::new(conf);
+        use call_metrics::CallMetrics;
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(conf)
+                .interceptor(CallMetrics)
+                .build(),
+        );
         let me = sts::caller_identity(&sts).await?;
         let region = conf.region().map(ToString::to_string).ok_or_else(|| {
             CloudError::Rejected("no AWS region configured (set AWS_REGION)".into())
@@ -54,11 +60,27 @@ impl AwsCloudAccess {
                 region,
                 broker_principal_arn,
             },
-            iam: aws_sdk_iam::Client::new(conf),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(conf)
+                    .interceptor(CallMetrics)
+                    .build(),
+            ),
             sts,
-            lf: aws_sdk_lakeformation::Client::new(conf),
-            athena: aws_sdk_athena::Client::new(conf),
-            glue: aws_sdk_glue::Client::new(conf),
+            lf: aws_sdk_lakeformation::Client::from_conf(
+                aws_sdk_lakeformation::config::Builder::from(conf)
+                    .interceptor(CallMetrics)
+                    .build(),
+            ),
+            athena: aws_sdk_athena::Client::from_conf(
+                aws_sdk_athena::config::Builder::from(conf)
+                    .interceptor(CallMetrics)
+                    .build(),
+            ),
+            glue: aws_sdk_glue::Client::from_conf(
+                aws_sdk_glue::config::Builder::from(conf)
+                    .interceptor(CallMetrics)
+                    .build(),
+            ),
         })
     }
 

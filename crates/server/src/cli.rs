@@ -1,5 +1,5 @@
-//! Command line: `lakegate serve`, `lakegate migrate`, `lakegate check-config`. Every option can
-//! also be set through the environment variable named in `--help`.
+//! Command line: `lakegate serve`, `migrate`, `check-config`, `audit verify|export` and
+//! `health`. Every option can also be set through the environment variable named in `--help`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -25,6 +25,17 @@ pub enum Command {
     /// Check or export the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Ask the lakegate listening on LAKEGATE_LISTEN whether it is alive (`/healthz`); exit 0 if
+    /// it is. For container health checks: the runtime image has no curl.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The address lakegate listens on (an unspecified address such as 0.0.0.0 is asked on
+    /// loopback).
+    #[arg(long, env = "LAKEGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,11 +120,19 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_OIDC_GROUPS_CLAIM", default_value = "groups")]
     pub oidc_groups_claim: String,
 
+    /// Refuse sign-ins whose ID token has no `email_verified` claim (one that says `false` is
+    /// always refused).
+    #[arg(long, env = "LAKEGATE_OIDC_REQUIRE_VERIFIED_EMAIL", default_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub oidc_require_verified_email: bool,
+
     /// Scopes to ask for besides `openid email profile`, space- or comma-separated (e.g. groups).
     #[arg(long, env = "LAKEGATE_OIDC_SCOPES", default_value = "")]
     pub oidc_scopes: String,
 
-    /// Enable the development sign-in form. Refused unless listening on loopback.
+    /// Enable the development sign-in form, which trusts whatever is typed. Refused with an
+    /// identity provider, unless listening on loopback with a loopback http:// public URL; it
+    /// answers only requests made directly from this machine.
     #[arg(long, env = "LAKEGATE_DEV_LOGIN", default_value = "false", num_args = 0..=1,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub dev_login: bool,
@@ -190,8 +209,30 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_SESSION_IDLE", default_value = "8h")]
     pub session_idle: String,
 
-    /// Log format.
-    #[arg(long, env = "LAKEGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    /// Sign people out this long after they signed in, however active they are.
+    #[arg(long, env = "LAKEGATE_SESSION_MAX", default_value = "12h")]
+    pub session_max: String,
+
+    /// Serve Prometheus metrics on this address instead of at /metrics on the main listener.
+    #[arg(long, env = "LAKEGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
+    /// How long start-up keeps trying to reach the database and the identity provider before
+    /// it gives up.
+    #[arg(long, env = "LAKEGATE_STARTUP_WAIT", default_value = "30s")]
+    pub startup_wait: String,
+
+    /// After SIGTERM or Ctrl-C: how long in-flight requests and the worker's current step may
+    /// take before lakegate exits anyway.
+    #[arg(long, env = "LAKEGATE_SHUTDOWN_TIMEOUT", default_value = "20s")]
+    pub shutdown_timeout: String,
+
+    /// AWS endpoint for every service (an emulator); the AWS SDKs read the same variable.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// Log format: json for log pipelines (the default), text for people.
+    #[arg(long, env = "LAKEGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 }
 

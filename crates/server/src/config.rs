@@ -11,8 +11,8 @@ use lakegate_domain::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
 use lakegate_domain::policy_file::{PolicyFile, format_bytes};
 use lakegate_domain::target::ResultsLocation;
 use lakegate_domain::usage::{BurstRule, FlagRules, Micros, Price};
-use lakegate_web::WebConfig;
 use lakegate_web::oidc::OidcConfig;
+use lakegate_web::{SignIn, WebConfig};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::{LogFormat, ServeArgs};
@@ -23,14 +23,78 @@ pub struct ServeConfig {
     pub database_url: SecretString,
     pub db_max_connections: u32,
     pub listen: SocketAddr,
-    pub web: WebConfig,
+    pub http: HttpConfig,
+    pub sign_in: SignInConfig,
     pub settings: Settings,
     pub broker_principal_arn: Option<String>,
-    /// OpenID Connect sign-in; discovered when the server starts.
-    pub oidc: Option<OidcConfig>,
     /// Where break-glass notifications are POSTed, besides the log.
     pub notify_webhook_url: Option<String>,
     pub log_format: LogFormat,
+    /// `/metrics` on a listener of its own instead of the main one.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long start-up retries the database and the identity provider.
+    pub startup_wait: std::time::Duration,
+    /// How long shutdown waits for in-flight work.
+    pub shutdown_timeout: std::time::Duration,
+    /// Every AWS service at this endpoint (an emulator), instead of the SDK's default.
+    pub aws_endpoint_url: Option<String>,
+}
+
+/// Settings of the HTTP layer that are known before start-up.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub public_url: String,
+    pub secure_cookies: bool,
+    pub session_idle: time::Duration,
+    pub session_max: time::Duration,
+}
+
+/// How people will sign in, before the identity provider is discovered.
+#[derive(Debug, Clone)]
+pub enum SignInConfig {
+    Oidc(OidcConfig),
+    Development,
+}
+
+impl ServeConfig {
+    /// The web layer's settings, once sign-in is ready.
+    pub fn web_config(&self, sign_in: SignIn) -> WebConfig {
+        WebConfig {
+            public_url: self.http.public_url.clone(),
+            sign_in,
+            secure_cookies: self.http.secure_cookies,
+            session_idle: self.http.session_idle,
+            session_max: self.http.session_max,
+        }
+    }
+
+    pub fn dev_login(&self) -> bool {
+        matches!(self.sign_in, SignInConfig::Development)
+    }
+}
+
+/// `http://127.0.0.1…`, `http://localhost…`, `http://[::1]…`: the host exactly (not a prefix
+/// of it, as in `http://127.0.0.1.evil.example`), any port and path.
+pub fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, port)) if port.is_empty() || port.starts_with(':') => h,
+            _ => return false,
+        }
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl fmt::Debug for ServeConfig {
@@ -42,15 +106,19 @@ impl fmt::Debug for ServeConfig {
             )
             .field("db_max_connections", &self.db_max_connections)
             .field("listen", &self.listen)
-            .field("web", &self.web)
+            .field("http", &self.http)
+            .field("sign_in", &self.sign_in)
             .field("settings", &self.settings)
             .field("broker_principal_arn", &self.broker_principal_arn)
-            .field("oidc", &self.oidc)
             .field(
                 "notify_webhook_url",
                 &self.notify_webhook_url.as_deref().map(redact_webhook),
             )
             .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("startup_wait", &self.startup_wait)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("aws_endpoint_url", &self.aws_endpoint_url)
             .finish()
     }
 }
@@ -160,6 +228,43 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             );
         }
         let session_idle = parse_duration(&a.session_idle).context("LAKEGATE_SESSION_IDLE")?;
+        let session_max = parse_duration(&a.session_max).context("LAKEGATE_SESSION_MAX")?;
+        if session_max < session_idle.min(time::Duration::minutes(5)) {
+            bail!("LAKEGATE_SESSION_MAX must be at least 5m");
+        }
+        let startup_wait = std_duration(&a.startup_wait, "LAKEGATE_STARTUP_WAIT")?;
+        let shutdown_timeout = std_duration(&a.shutdown_timeout, "LAKEGATE_SHUTDOWN_TIMEOUT")?;
+        let metrics_listen = a
+            .metrics_listen
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                m.parse::<SocketAddr>().with_context(|| {
+                    format!("LAKEGATE_METRICS_LISTEN `{m}` is not an address like 127.0.0.1:9090")
+                })
+            })
+            .transpose()?;
+        if metrics_listen == Some(listen) {
+            bail!(
+                "LAKEGATE_METRICS_LISTEN is the same address as LAKEGATE_LISTEN: leave it unset to serve /metrics there"
+            );
+        }
+        let aws_endpoint_url = a
+            .aws_endpoint_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                if u.starts_with("https://") || u.starts_with("http://") {
+                    Ok(u.trim_end_matches('/').to_owned())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "AWS_ENDPOINT_URL `{u}` must be an http:// or https:// URL"
+                    ))
+                }
+            })
+            .transpose()?;
         let monitor_interval =
             parse_duration(&a.monitor_interval).context("LAKEGATE_MONITOR_INTERVAL")?;
         if monitor_interval < time::Duration::seconds(5)
@@ -176,24 +281,34 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             )
         })?;
         let flags = flag_rules(a)?;
-        let oidc = oidc_config(a, &public_url)?;
-        if oidc.is_none() && !a.dev_login {
-            bail!(
+        let sign_in = match (oidc_config(a, &public_url)?, a.dev_login) {
+            (Some(oidc), false) => SignInConfig::Oidc(oidc),
+            (Some(_), true) => bail!(
+                "LAKEGATE_DEV_LOGIN is on and LAKEGATE_OIDC_ISSUER is set: the development sign-in trusts whatever \
+                 is typed and must never sit beside the real one; turn LAKEGATE_DEV_LOGIN off"
+            ),
+            (None, true) if !is_loopback_http(&public_url) => bail!(
+                "LAKEGATE_DEV_LOGIN is on but LAKEGATE_PUBLIC_URL is {public_url}: the development sign-in trusts \
+                 whatever is typed and is only allowed with a loopback http:// public URL \
+                 (http://127.0.0.1:<port>, http://localhost:<port> or http://[::1]:<port>)"
+            ),
+            (None, true) => SignInConfig::Development,
+            (None, false) => bail!(
                 "no sign-in is configured: set LAKEGATE_OIDC_ISSUER, LAKEGATE_OIDC_CLIENT_ID and \
                  LAKEGATE_OIDC_CLIENT_SECRET (or, for local development on loopback, LAKEGATE_DEV_LOGIN=true)"
-            );
-        }
+            ),
+        };
         Ok(Self {
             database_url: SecretString::from(a.db.database_url.clone()),
             db_max_connections: a.db.db_max_connections.max(2),
             listen,
-            web: WebConfig {
+            http: HttpConfig {
                 public_url,
-                dev_login: a.dev_login,
                 secure_cookies: secure,
                 session_idle,
-                oidc: None,
+                session_max,
             },
+            sign_in,
             settings: Settings {
                 policy,
                 results,
@@ -208,11 +323,23 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 },
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
-            oidc,
             notify_webhook_url,
             log_format: a.log_format,
+            metrics_listen,
+            startup_wait,
+            shutdown_timeout,
+            aws_endpoint_url,
         })
     }
+}
+
+/// A duration setting as a `std` duration, at least a second.
+fn std_duration(input: &str, variable: &str) -> anyhow::Result<std::time::Duration> {
+    let d = parse_duration(input).context(variable.to_owned())?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| d.as_secs() >= 1)
+        .ok_or_else(|| anyhow::anyhow!("{variable} must be at least 1s"))
 }
 
 /// The thresholds of the large-scan and burst flags.
@@ -317,10 +444,7 @@ fn oidc_config(a: &ServeArgs, public_url: &str) -> anyhow::Result<Option<OidcCon
         }
         return Ok(None);
     };
-    let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| issuer.starts_with(p));
-    if !issuer.starts_with("https://") && !loopback_http {
+    if !issuer.starts_with("https://") && !is_loopback_http(issuer) {
         bail!(
             "LAKEGATE_OIDC_ISSUER `{issuer}` must be an https:// URL (http:// only on loopback, for testing)"
         );
@@ -347,6 +471,7 @@ fn oidc_config(a: &ServeArgs, public_url: &str) -> anyhow::Result<Option<OidcCon
             .map(ToOwned::to_owned)
             .collect(),
         redirect_url: format!("{public_url}/auth/callback"),
+        require_verified_email: a.oidc_require_verified_email,
     }))
 }
 
@@ -372,20 +497,28 @@ impl ServeConfig {
             "database        {}\nlisten          {}\npublic URL      {}\nsign-in         {}\ndev sign-in     {}\n\
              policy          {}: {rules}\napprovers       {} ({} approval{} by default)\nadmin group     {}\n\
              durations       {} – {} by default\nscan cutoff     {} per query by default\nresults         {}\n\
-             boundary        {}\nbroker          {}\nsession idle    {}\nnotifications   {}\n\
-             query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}",
+             boundary        {}\nbroker          {}\nsessions        {} idle, {} at most\nnotifications   {}\n\
+             query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}\n\
+             metrics         {}\nstart-up wait   {:?}\nshutdown        within {:?}\naws endpoint    {}",
             redact_url(self.database_url.expose_secret()),
             self.listen,
-            self.web.public_url,
-            self.oidc.as_ref().map_or_else(
-                || "no identity provider".to_owned(),
-                |o| format!(
-                    "OpenID Connect, {} (client {}, groups from `{}`)",
-                    o.issuer, o.client_id, o.groups_claim
-                )
-            ),
-            if self.web.dev_login {
-                "ON (loopback only)"
+            self.http.public_url,
+            match &self.sign_in {
+                SignInConfig::Oidc(o) => format!(
+                    "OpenID Connect, {} (client {}, groups from `{}`, verified email {})",
+                    o.issuer,
+                    o.client_id,
+                    o.groups_claim,
+                    if o.require_verified_email {
+                        "required"
+                    } else {
+                        "required unless the claim is missing"
+                    }
+                ),
+                SignInConfig::Development => "no identity provider".to_owned(),
+            },
+            if self.dev_login() {
+                "ON (loopback only, direct requests only)"
             } else {
                 "off"
             },
@@ -402,7 +535,8 @@ impl ServeConfig {
             self.broker_principal_arn
                 .as_deref()
                 .unwrap_or("(the identity lakegate runs as)"),
-            format_duration(self.web.session_idle),
+            format_duration(self.http.session_idle),
+            format_duration(self.http.session_max),
             self.notify_webhook_url.as_deref().map_or_else(
                 || "log only".to_owned(),
                 |u| format!("log and webhook {}", redact_webhook(u))
@@ -415,6 +549,15 @@ impl ServeConfig {
             },
             self.settings.monitor.flags.burst.max_queries,
             format_duration(self.settings.monitor.flags.burst.window),
+            self.metrics_listen.map_or_else(
+                || "/metrics on the main listener".to_owned(),
+                |a| format!("/metrics on {a}")
+            ),
+            self.startup_wait,
+            self.shutdown_timeout,
+            self.aws_endpoint_url
+                .as_deref()
+                .map_or_else(|| "(the AWS SDK's default)".to_owned(), redact_url),
         )
     }
 }
@@ -447,6 +590,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_FLAG_BURST_QUERIES",
     "LAKEGATE_FLAG_BURST_WINDOW",
     "LAKEGATE_LOG_FORMAT",
+    "LAKEGATE_OIDC_REQUIRE_VERIFIED_EMAIL",
+    "LAKEGATE_SESSION_MAX",
+    "LAKEGATE_METRICS_LISTEN",
+    "LAKEGATE_STARTUP_WAIT",
+    "LAKEGATE_SHUTDOWN_TIMEOUT",
 ];
 
 /// LAKEGATE_* variables in the environment that lakegate does not know.
@@ -501,8 +649,11 @@ mod tests {
     fn defaults_are_sensible() {
         let c = ServeConfig::try_from(&args(&[])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.web.public_url, "http://127.0.0.1:8080");
-        assert!(!c.web.secure_cookies && !c.web.dev_login);
+        assert_eq!(c.http.public_url, "http://127.0.0.1:8080");
+        assert!(!c.http.secure_cookies && !c.dev_login());
+        assert_eq!(c.http.session_max, time::Duration::hours(12));
+        assert_eq!(c.shutdown_timeout, std::time::Duration::from_secs(20));
+        assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(
             c.settings.policy.defaults().scan_cutoff_bytes,
             10_000_000_000
@@ -514,7 +665,10 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert!(!c.summary().contains("hunter2"));
-        let oidc = c.oidc.unwrap();
+        let SignInConfig::Oidc(oidc) = c.sign_in else {
+            panic!("OpenID Connect is configured")
+        };
+        assert!(oidc.require_verified_email);
         assert_eq!(oidc.redirect_url, "http://127.0.0.1:8080/auth/callback");
         assert_eq!(oidc.groups_claim, "groups");
     }
@@ -523,8 +677,8 @@ mod tests {
     fn https_public_url_makes_cookies_secure() {
         let c = ServeConfig::try_from(&args(&["--public-url", "https://lakegate.example.com/"]))
             .unwrap();
-        assert!(c.web.secure_cookies);
-        assert_eq!(c.web.public_url, "https://lakegate.example.com");
+        assert!(c.http.secure_cookies);
+        assert_eq!(c.http.public_url, "https://lakegate.example.com");
     }
 
     #[test]
@@ -554,12 +708,123 @@ mod tests {
             ),
             (&["--oidc-issuer", ""], "but LAKEGATE_OIDC_ISSUER is not"),
             (&["--oidc-groups-claim", " "], "must name a claim"),
+            (
+                &["--oidc-issuer", "http://127.0.0.1.evil.example"],
+                "must be an https:// URL",
+            ),
+            (&["--session-max", "forever"], "LAKEGATE_SESSION_MAX"),
+            (&["--session-max", "1m"], "at least 5m"),
+            (&["--startup-wait", "0s"], "LAKEGATE_STARTUP_WAIT"),
+            (&["--shutdown-timeout", "soon"], "LAKEGATE_SHUTDOWN_TIMEOUT"),
+            (&["--metrics-listen", "nine"], "LAKEGATE_METRICS_LISTEN"),
+            (
+                &["--metrics-listen", "127.0.0.1:8080"],
+                "same address as LAKEGATE_LISTEN",
+            ),
+            (
+                &["--aws-endpoint-url", "localhost:5000"],
+                "AWS_ENDPOINT_URL",
+            ),
         ];
         for (extra, expected) in cases {
             let err = ServeConfig::try_from(&args(extra)).unwrap_err();
             assert!(format!("{err:#}").contains(expected), "{extra:?}: {err:#}");
         }
-        assert!(ServeConfig::try_from(&args(&["--dev-login", "--listen", "[::1]:8080"])).is_ok());
+        assert!(
+            ServeConfig::try_from(&dev_args(&[
+                "--listen",
+                "[::1]:8080",
+                "--public-url",
+                "http://[::1]:8080"
+            ]))
+            .is_ok()
+        );
+    }
+
+    /// `check-config` with development sign-in and no identity provider.
+    fn dev_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec![
+            "lakegate",
+            "check-config",
+            "--database-url",
+            "postgres://x/y",
+            "--results-location",
+            "s3://results/athena/",
+            "--permissions-boundary-arn",
+            "arn:aws:iam::1:policy/b",
+            "--dev-login",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::CheckConfig(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn development_sign_in_is_refused_where_it_could_leak() {
+        assert!(ServeConfig::try_from(&dev_args(&[])).unwrap().dev_login());
+        assert!(
+            ServeConfig::try_from(&dev_args(&["--public-url", "http://localhost:8080"]))
+                .unwrap()
+                .dev_login()
+        );
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[
+                    "--oidc-issuer",
+                    "https://idp.example.com",
+                    "--oidc-client-id",
+                    "l",
+                    "--oidc-client-secret",
+                    "s",
+                ],
+                "must never sit beside the real one",
+            ),
+            (
+                &["--public-url", "https://lakegate.example.com"],
+                "loopback http:// public URL",
+            ),
+            (
+                &["--public-url", "http://lakegate.example.com"],
+                "loopback http:// public URL",
+            ),
+            (
+                &["--public-url", "http://127.0.0.1.nip.io:8080"],
+                "loopback http:// public URL",
+            ),
+            (
+                &["--listen", "0.0.0.0:8080"],
+                "only allowed on a loopback address",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let err = ServeConfig::try_from(&dev_args(extra)).unwrap_err();
+            assert!(format!("{err:#}").contains(expected), "{extra:?}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn loopback_urls_are_matched_by_host() {
+        for yes in [
+            "http://127.0.0.1",
+            "http://127.0.0.1:4000/x",
+            "http://localhost:1",
+            "http://[::1]:8080/",
+            "http://127.1.2.3:80",
+        ] {
+            assert!(is_loopback_http(yes), "{yes}");
+        }
+        for no in [
+            "https://127.0.0.1",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example",
+            "http://evil.example/127.0.0.1",
+            "http://127.0.0.1@evil.example",
+            "http://[::1].evil",
+        ] {
+            assert!(!is_loopback_http(no), "{no}");
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The composition root: configuration, telemetry, wiring of the real AWS adapter, background
-//! tasks and graceful shutdown. The `lakegate` binary is a thin `main` over this library, so
+//! The composition root ([`run::build`]): configuration, telemetry, metrics, wiring of the real
+//! AWS adapter and the identity provider, background tasks and graceful shutdown. The `lakegate` binary is a thin `main` over this library, so
 //! tests can start the whole server in-process on a port of their own.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod notify;
 pub mod run;
 pub mod telemetry;

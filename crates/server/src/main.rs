@@ -38,10 +38,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
-                .map_err(|e| anyhow::anyhow!("could not listen on {}: {e}", config.listen))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "LAKEGATE_LISTEN: could not listen on {}: {e}",
+                        config.listen
+                    )
+                })?;
+            // Signals count from the start: a SIGTERM while the database or the identity
+            // provider is still being waited for ends start-up too.
             let token = CancellationToken::new();
             tokio::spawn(run::cancel_on_signal(token.clone()));
-            run::serve(config, listener, token).await
+            let app = tokio::select! {
+                app = run::build(config, listener) => app?,
+                () = token.cancelled() => return Ok(()),
+            };
+            app.run(token).await
         }
         Command::Migrate(db) => {
             telemetry::init(LogFormat::Text);
@@ -65,6 +76,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             eprintln!("exported {n} audit events");
             Ok(())
         }
+        Command::Health(args) => health(&args.listen).await,
         Command::CheckConfig(args) => {
             let config = ServeConfig::try_from(&*args)?;
             println!("{}", config.summary());
@@ -74,5 +86,33 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("configuration is valid");
             Ok(())
         }
+    }
+}
+
+/// `GET /healthz` on the local listener: Ok when it answers 200 within 3 s.
+async fn health(listen: &str) -> anyhow::Result<()> {
+    let mut addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|e| anyhow::anyhow!("LAKEGATE_LISTEN `{listen}` is not an address: {e}"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = format!("http://{addr}/healthz");
+    let res = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url} did not answer: {e}"))?;
+    if res.status().is_success() {
+        println!("ok");
+        Ok(())
+    } else {
+        anyhow::bail!("{url} answered {}", res.status())
     }
 }

@@ -35,7 +35,8 @@ impl WebhookNotifier {
             .json(body)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            // reqwest's error text carries the URL, and webhook URLs carry their secret.
+            .map_err(|e| e.without_url().to_string())?;
         if res.status().is_success() {
             Ok(())
         } else {

@@ -1,15 +1,22 @@
-//! Starting and stopping: connect, migrate, wire the real AWS adapter, run the HTTP server, the
-//! worker and the session sweeper under one cancellation token, and shut down in order.
+//! The composition root: [`build`] turns a validated configuration into a ready [`App`] —
+//! database connected and migrated, identity provider discovered, AWS adapter, worker, router
+//! and metrics wired — and [`App::run`] serves it until shutdown, then drains in order. The
+//! binary's `serve` and every whole-process test start lakegate only through these two, so a
+//! part the binary forgets to wire is a part every test misses too.
 
+use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
 use lakegate_app::Services;
 use lakegate_aws::AwsCloudAccess;
 use lakegate_domain::ports::SystemClock;
 use lakegate_store::MIGRATOR;
-use lakegate_web::AppState;
+use lakegate_web::oidc::Oidc;
+use lakegate_web::{AppState, PgSessionStore, SignIn};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -17,10 +24,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ServeConfig;
-
-/// How long in-flight work may take to finish after shutdown begins.
-const DRAIN: Duration = Duration::from_secs(15);
+use crate::config::{ServeConfig, SignInConfig, redact_url};
+use crate::metrics::Metrics;
 
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
@@ -39,26 +44,111 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tries `attempt` until it succeeds or `wait` has passed since the first try, with a pause
+/// that doubles from 250 ms to 4 s; each failure is logged, the last one returned.
+async fn retry_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    wait: Duration,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, E> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let now = tokio::time::Instant::now();
+                if now + pause > deadline {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, retry_in = ?pause, "{what} failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+        }
+    }
+}
+
 /// A name for this replica's worker, seen in leases.
 fn worker_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lakegate".into());
     format!("{host}-{}", std::process::id())
 }
 
-/// Serves until `shutdown` is cancelled, then drains. The listener is an input so that tests
-/// (and socket activation) can bind it.
-pub async fn serve(
-    config: ServeConfig,
+/// lakegate, built and bound, not yet serving.
+pub struct App {
     listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let pool = connect(
-        config.database_url.expose_secret(),
-        config.db_max_connections,
-    )
-    .await?;
+    metrics_listener: Option<TcpListener>,
+    router: Router,
+    metrics_router: Router,
+    services: Services,
+    sessions: PgSessionStore,
+    metrics: Metrics,
+    shutdown_timeout: Duration,
+    public_url: String,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("listener", &self.listener.local_addr().ok())
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects, migrates, discovers, wires. `listener` is bound by the caller (port 0 in tests;
+/// the configured address in the binary), so the address is known before anything is served.
+pub async fn build(config: ServeConfig, listener: TcpListener) -> anyhow::Result<App> {
+    let metrics = Metrics::install();
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("LAKEGATE_METRICS_LISTEN: could not listen on {addr}"))?,
+        ),
+        None => None,
+    };
+
+    let db_url = config.database_url.expose_secret().to_owned();
+    let pool = retry_for(config.startup_wait, "connecting to PostgreSQL", || {
+        connect(&db_url, config.db_max_connections)
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "PostgreSQL at {} did not answer within LAKEGATE_STARTUP_WAIT ({:?})",
+            redact_url(&db_url),
+            config.startup_wait
+        )
+    })?;
     migrate(&pool).await?;
-    let sessions = lakegate_web::session_store(pool.clone());
+
+    let sign_in = match &config.sign_in {
+        SignInConfig::Oidc(oidc) => {
+            let discovered = retry_for(
+                config.startup_wait,
+                "discovering the OpenID Connect provider",
+                || Oidc::discover(oidc),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "LAKEGATE_OIDC_ISSUER: the identity provider at {} could not be discovered within \
+                     LAKEGATE_STARTUP_WAIT ({:?})",
+                    oidc.issuer, config.startup_wait
+                )
+            })?;
+            tracing::info!(issuer = %oidc.issuer, "OpenID Connect provider discovered");
+            SignIn::Oidc(Arc::new(discovered))
+        }
+        SignInConfig::Development => {
+            tracing::warn!(
+                "development sign-in is ON: anyone who reaches this machine's loopback can sign in as anyone"
+            );
+            SignIn::Development
+        }
+    };
 
     // Bounded calls: a hung AWS call must end well within a worker's lease (5 min) and a
     // credentials fetch within what SDKs wait.
@@ -67,56 +157,148 @@ pub async fn serve(
         .operation_attempt_timeout(Duration::from_secs(10))
         .operation_timeout(Duration::from_secs(30))
         .build();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .load()
-        .await;
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    if let Some(endpoint) = &config.aws_endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let aws = loader.load().await;
     let cloud = AwsCloudAccess::from_conf(&aws, config.broker_principal_arn.clone())
         .await
         .context("could not reach AWS STS to find out who lakegate runs as")?;
     let mut services = Services::new(
-        pool,
+        pool.clone(),
         Arc::new(cloud),
         Arc::new(SystemClock),
         config.settings.clone(),
     );
     if let Some(url) = &config.notify_webhook_url {
         services = services.with_notifier(Arc::new(
-            crate::notify::WebhookNotifier::new(url.clone(), config.web.public_url.clone())
+            crate::notify::WebhookNotifier::new(url.clone(), config.http.public_url.clone())
                 .context("could not set up the notification webhook client")?,
         ));
     }
 
-    let tracker = TaskTracker::new();
-    tracker.spawn(lakegate_app::worker::run(
-        services.clone(),
-        worker_name(),
-        shutdown.clone(),
-    ));
-    tracker.spawn(lakegate_web::run_session_sweeper(
-        sessions.clone(),
-        shutdown.clone(),
-    ));
-
-    let app = lakegate_web::router(
-        AppState::new(services.clone(), config.web.clone()),
-        sessions,
-    );
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, public_url = %config.web.public_url, "lakegate listening");
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let result = server.await.context("HTTP server failed");
-
-    // Whatever ended the server, stop the background tasks too and wait for them, bounded.
-    shutdown.cancel();
-    tracker.close();
-    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
-        tracing::warn!("background tasks did not stop within {DRAIN:?}; exiting anyway");
+    let sessions = lakegate_web::session_store(pool);
+    let web = config.web_config(sign_in);
+    let public_url = web.public_url.clone();
+    let state = AppState::new(services.clone(), web);
+    let metrics_router = metrics.router(services.clone());
+    let mut router = lakegate_web::router(state, sessions.clone());
+    if metrics_listener.is_none() {
+        router = router.merge(metrics_router.clone());
     }
-    services.db.close().await;
-    tracing::info!("lakegate stopped");
-    result
+    Ok(App {
+        listener,
+        metrics_listener,
+        router,
+        metrics_router,
+        services,
+        sessions,
+        metrics,
+        shutdown_timeout: config.shutdown_timeout,
+        public_url,
+    })
+}
+
+impl App {
+    /// The address the main listener is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The address `/metrics` is served on, when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The verbs' services, for tests that look behind the HTTP interface.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until `shutdown` is cancelled (or the server fails), then stops accepting, lets
+    /// in-flight requests and the worker's current pass finish, and returns within the
+    /// shutdown timeout.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        tracker.spawn(lakegate_app::worker::run(
+            self.services.clone(),
+            worker_name(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(lakegate_web::run_session_sweeper(
+            self.sessions.clone(),
+            shutdown.clone(),
+        ));
+        tracker.spawn(self.metrics.run_upkeep(shutdown.clone()));
+
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, public_url = %self.public_url, "lakegate listening");
+        let main = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+        let mut main = tokio::spawn(main);
+        let metrics_server = self.metrics_listener.map(|listener| {
+            if let Ok(a) = listener.local_addr() {
+                tracing::info!(addr = %a, "metrics listening");
+            }
+            tokio::spawn(
+                axum::serve(listener, self.metrics_router)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .into_future(),
+            )
+        });
+
+        let early = tokio::select! {
+            () = shutdown.cancelled() => None,
+            ended = &mut main => Some(ended),
+        };
+        // Whatever ended the server, stop the background tasks too, and wait for everything,
+        // bounded.
+        shutdown.cancel();
+        tracker.close();
+        let drain = async {
+            let served = match early {
+                Some(ended) => ended,
+                None => main.await,
+            };
+            if let Some(m) = metrics_server {
+                let _ = m.await;
+            }
+            tracker.wait().await;
+            served
+        };
+        let result = match tokio::time::timeout(self.shutdown_timeout, drain).await {
+            Ok(Ok(served)) => served.context("HTTP server failed"),
+            Ok(Err(join)) => Err(anyhow::anyhow!("HTTP server task failed: {join}")),
+            Err(_) => {
+                tracing::warn!(
+                    timeout = ?self.shutdown_timeout,
+                    "in-flight work did not finish within LAKEGATE_SHUTDOWN_TIMEOUT; exiting anyway"
+                );
+                Ok(())
+            }
+        };
+        self.services.db.close().await;
+        tracing::info!("lakegate stopped");
+        result
+    }
+}
+
+/// Builds and serves until `shutdown` is cancelled: what `lakegate serve` does.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    build(config, listener).await?.run(shutdown).await
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM.

@@ -14,17 +14,15 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use lakegate_app::requests::{self, SubmitInput};
 use lakegate_app::worker::work_once;
-use lakegate_app::{Services, Settings, WorkerSettings};
+use lakegate_app::{Services, Settings};
 use lakegate_aws::AwsCloudAccess;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
-use lakegate_domain::policy::Policy;
-use lakegate_domain::policy_file::PolicyFile;
 use lakegate_domain::ports::{
     CloudAccess, CloudError, QueryExecution, QueryRun, ResultPage, RoleSpec, SessionCredentials,
     SessionSpec, TableLookup, WorkgroupSpec,
 };
-use lakegate_domain::{EndState, Principal, RequestId, RequestStatus, ResultsLocation};
+use lakegate_domain::{EndState, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::Decision;
 use lakegate_testkit::FixedClock;
 use lakegate_testkit::aws_proxy::{AwsProxy, Fault};
@@ -161,21 +159,7 @@ struct World {
 }
 
 fn settings() -> Settings {
-    Settings {
-        policy: PolicyFile::from_policy(
-            &Policy::new(
-                "data-owners",
-                Duration::minutes(15),
-                Duration::hours(8),
-                10_000_000_000,
-            )
-            .unwrap(),
-        ),
-        results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: lakegate_app::MonitorSettings::default(),
-    }
+    Settings::for_tests()
 }
 
 impl World {

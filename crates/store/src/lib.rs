@@ -22,3 +22,16 @@ pub async fn ping(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("select 1").execute(conn).await?;
     Ok(())
 }
+
+/// Migrations embedded in this binary that the database has not applied (successfully).
+pub async fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<i64>, StoreError> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
+            .fetch_all(conn)
+            .await?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .map(|m| m.version)
+        .collect())
+}

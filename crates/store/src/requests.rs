@@ -635,3 +635,16 @@ pub async fn credentials_view(
     })
     .transpose()
 }
+
+/// How many requests are in each status (statuses with none are left out).
+pub async fn count_by_status(
+    conn: &mut PgConnection,
+) -> Result<Vec<(RequestStatus, i64)>, StoreError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("select status, count(*) from access_request group by status")
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(s, n)| Ok((parse_status(&s)?, n)))
+        .collect()
+}

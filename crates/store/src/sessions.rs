@@ -27,22 +27,21 @@ pub async fn insert_new(
     Ok(done.rows_affected() == 1)
 }
 
-/// Stores a session's current data and expiry.
+/// Stores a session's current data and expiry. Only a session that still exists is updated: a
+/// request that was in flight on a session when it was signed out (deleted) must not bring it
+/// back when it saves.
 pub async fn save(
     conn: &mut PgConnection,
     id_hash: &[u8],
     data: &Value,
     expires_at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "insert into web_session (id_hash, data, expires_at) values ($1, $2, $3)
-         on conflict (id_hash) do update set data = excluded.data, expires_at = excluded.expires_at",
-    )
-    .bind(id_hash)
-    .bind(data)
-    .bind(expires_at)
-    .execute(conn)
-    .await?;
+    sqlx::query("update web_session set data = $2, expires_at = $3 where id_hash = $1")
+        .bind(id_hash)
+        .bind(data)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -842,8 +842,16 @@ async fn sessions_are_kept_until_they_expire(pool: PgPool) {
         1
     );
     sessions::delete(&mut conn, &key).await.unwrap();
+    // Saving a session that was deleted (signed out) does not bring it back.
+    sessions::save(&mut conn, &key, &data, T0 + Duration::hours(3))
+        .await
+        .unwrap();
+    assert!(
+        sessions::load(&mut conn, &key, T0).await.unwrap().is_none(),
+        "a deleted session stays deleted"
+    );
     // Keys are hashes: nothing else fits.
-    let err = sessions::save(&mut conn, b"raw-session-id", &data, T0)
+    let err = sessions::insert_new(&mut conn, b"raw-session-id", &data, T0)
         .await
         .unwrap_err();
     assert!(

@@ -9,6 +9,7 @@
 )]
 
 pub mod aws_proxy;
+pub mod peers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -27,6 +27,9 @@ pub enum WebError {
     /// CSRF token or Origin check failed.
     #[error("{0}")]
     Csrf(&'static str),
+    /// Not allowed for a reason of the HTTP layer's own (not the approval policy's).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// Sign-in with the identity provider did not complete; nobody is signed in.
     #[error("{0}")]
     SignInFailed(String),
@@ -104,7 +107,9 @@ impl IntoResponse for WebError {
                 let target = format!("/auth/login?next={}", urlencode(&next));
                 Redirect::to(&target).into_response()
             }
-            Self::Csrf(message) => page(StatusCode::FORBIDDEN, message.to_owned(), None),
+            Self::Csrf(message) | Self::Forbidden(message) => {
+                page(StatusCode::FORBIDDEN, message.to_owned(), None)
+            }
             Self::SignInFailed(message) => page(
                 StatusCode::BAD_REQUEST,
                 format!("Sign-in failed: {message}"),

@@ -34,7 +34,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let session = session_of(parts, state).await?;
-        match session::user(&session).await? {
+        match session::user(&session, &state.config).await? {
             Some(principal) => Ok(Self { principal, session }),
             None => {
                 // After sign-in, come back to the page (a GET) that was asked for.
@@ -49,6 +49,24 @@ impl FromRequestParts<AppState> for CurrentUser {
                 Err(WebError::SignIn { next })
             }
         }
+    }
+}
+
+/// The TCP peer of the request, when the server was started with connection info (a router
+/// driven without it, as in tests, has none).
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::ConnectInfo;
+        Ok(Self(
+            ConnectInfo::<std::net::SocketAddr>::from_request_parts(parts, state)
+                .await
+                .ok()
+                .map(|ConnectInfo(addr)| addr),
+        ))
     }
 }
 

@@ -37,14 +37,38 @@ const CONSOLE_BODY_LIMIT: usize = 1024 * 1024;
 pub struct WebConfig {
     /// Where people and SDKs reach lakegate, e.g. `https://lakegate.example.com`; no trailing `/`.
     pub public_url: String,
-    /// The development sign-in form (`/auth/dev`); only ever enabled on loopback.
-    pub dev_login: bool,
+    /// How people sign in. Built only once the identity provider has been discovered, so a
+    /// configuration with an OpenID Connect provider that nobody reached cannot exist.
+    pub sign_in: SignIn,
     /// Session cookies carry `Secure`; on whenever the public URL is https.
     pub secure_cookies: bool,
     /// Sessions end after this long without a request.
     pub session_idle: time::Duration,
-    /// OpenID Connect sign-in, when configured (discovered at start-up).
-    pub oidc: Option<std::sync::Arc<oidc::Oidc>>,
+    /// Sessions end this long after sign-in, whatever happens in between.
+    pub session_max: time::Duration,
+}
+
+/// The one way people sign in on this server.
+#[derive(Debug, Clone)]
+pub enum SignIn {
+    /// The organisation's identity provider, discovered.
+    Oidc(std::sync::Arc<oidc::Oidc>),
+    /// The development form (`/auth/dev`), which trusts whatever is typed: only with a loopback
+    /// public URL, and only for requests made directly from this machine.
+    Development,
+}
+
+impl WebConfig {
+    pub fn oidc(&self) -> Option<&oidc::Oidc> {
+        match &self.sign_in {
+            SignIn::Oidc(o) => Some(o),
+            SignIn::Development => None,
+        }
+    }
+
+    pub fn dev_login(&self) -> bool {
+        matches!(self.sign_in, SignIn::Development)
+    }
 }
 
 impl WebConfig {
@@ -87,6 +111,7 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
             Duration::from_secs(30),
         ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::http_metrics))
         .layer(middleware::trace_layer())
         .layer(middleware::request_id_layer())
         .with_state(state)

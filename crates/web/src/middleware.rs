@@ -1,4 +1,4 @@
-//! Cross-cutting layers: request ids, tracing spans, security headers.
+//! Cross-cutting layers: request ids, tracing spans, metrics, security headers.
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
@@ -9,7 +9,7 @@ use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Span;
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -27,8 +27,17 @@ type MakeSpan = fn(&Request<Body>) -> Span;
 
 /// One span per request with method, matched route (low cardinality) and request id. Query
 /// strings and headers are never recorded: they may carry tokens.
-pub(crate) fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan> {
-    TraceLayer::new_for_http().make_span_with(make_span as MakeSpan)
+/// Each answer is logged once at INFO (status and latency), inside that span: an access log whose
+/// every line, like every other line of the request, carries the request id.
+pub(crate) fn trace_layer() -> TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    MakeSpan,
+    DefaultOnRequest,
+    DefaultOnResponse,
+> {
+    TraceLayer::new_for_http()
+        .make_span_with(make_span as MakeSpan)
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
 }
 
 fn make_span(req: &Request<Body>) -> Span {
@@ -42,6 +51,23 @@ fn make_span(req: &Request<Body>) -> Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     tracing::info_span!("http", method = %req.method(), route, request_id = id)
+}
+
+/// Counts and times every request by its matched route (a fixed set: never the raw path, which
+/// carries ids).
+pub(crate) async fn http_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!(lakegate_app::metrics::HTTP_DURATION, "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(lakegate_app::metrics::HTTP_REQUESTS, "route" => route, "status" => status)
+        .increment(1);
+    res
 }
 
 /// Headers every response carries: no framing, no sniffing, no referrer to other sites, and a content

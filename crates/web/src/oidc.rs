@@ -1,17 +1,20 @@
 //! OpenID Connect sign-in: discovery, the authorization code flow with PKCE, `state` and
 //! `nonce`, and ID token verification (signature, issuer, audience, expiry, nonce) by the
 //! `openidconnect` crate. The HTTP client follows no redirects (an IdP answering with one
-//! could otherwise steer lakegate's requests elsewhere).
+//! could otherwise steer lakegate's requests elsewhere). When an ID token is signed with a key
+//! the provider did not publish at discovery, the provider is discovered again: keys rotate
+//! without a restart.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse as _,
+    EndpointSet, IssuerUrl, JsonWebKey as _, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse as _,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +41,9 @@ pub struct OidcConfig {
     pub extra_scopes: Vec<String>,
     /// `{public URL}/auth/callback`.
     pub redirect_url: String,
+    /// Refuse ID tokens whose `email_verified` claim is missing (it is always refused when
+    /// `false`).
+    pub require_verified_email: bool,
 }
 
 impl fmt::Debug for OidcConfig {
@@ -49,6 +55,7 @@ impl fmt::Debug for OidcConfig {
             .field("groups_claim", &self.groups_claim)
             .field("extra_scopes", &self.extra_scopes)
             .field("redirect_url", &self.redirect_url)
+            .field("require_verified_email", &self.require_verified_email)
             .finish()
     }
 }
@@ -93,12 +100,18 @@ pub struct Identity {
     pub groups: Vec<String>,
 }
 
+/// What discovery found: the client, and the ids of the keys the provider published.
+struct Discovered {
+    client: DiscoveredClient,
+    key_ids: Vec<String>,
+}
+
 /// A discovered OpenID Connect provider.
 pub struct Oidc {
-    client: DiscoveredClient,
+    config: OidcConfig,
+    discovered: RwLock<Arc<Discovered>>,
     http: reqwest::Client,
     issuer: String,
-    groups_claim: String,
     scopes: Vec<String>,
 }
 
@@ -111,29 +124,15 @@ impl fmt::Debug for Oidc {
 }
 
 impl Oidc {
-    /// Fetches the provider's metadata and keys.
+    /// Fetches the provider's metadata and keys. The metadata's `issuer` must be exactly the
+    /// configured one (the `openidconnect` crate checks it).
     pub async fn discover(config: &OidcConfig) -> Result<Self, OidcError> {
-        let fail = |reason: String| OidcError::Discovery {
-            issuer: config.issuer.clone(),
-            reason,
-        };
         let http = reqwest::ClientBuilder::new()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(10))
             .build()
-            .map_err(|e| fail(e.to_string()))?;
-        let issuer = IssuerUrl::new(config.issuer.clone()).map_err(|e| fail(e.to_string()))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &http)
-            .await
-            .map_err(|e| fail(error_chain(&e)))?;
-        let redirect =
-            RedirectUrl::new(config.redirect_url.clone()).map_err(|e| fail(e.to_string()))?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(config.client_id.clone()),
-            Some(ClientSecret::new(config.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect);
+            .map_err(|e| discovery_failed(config, e.to_string()))?;
+        let discovered = discover_with(config, &http).await?;
         let mut scopes = vec!["email".to_owned(), "profile".to_owned()];
         for s in &config.extra_scopes {
             if !scopes.contains(s) && s != "openid" {
@@ -141,12 +140,37 @@ impl Oidc {
             }
         }
         Ok(Self {
-            client,
+            config: config.clone(),
+            discovered: RwLock::new(Arc::new(discovered)),
             http,
             issuer: config.issuer.trim_end_matches('/').to_owned(),
-            groups_claim: config.groups_claim.clone(),
             scopes,
         })
+    }
+
+    /// The current discovery. A poisoned lock still holds a complete value (it is only ever
+    /// replaced whole).
+    fn current(&self) -> Arc<Discovered> {
+        match self.discovered.read() {
+            Ok(d) => Arc::clone(&d),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Discovers the provider again, for a key id it did not publish before.
+    async fn rediscover(&self, kid: &str) -> Result<Arc<Discovered>, OidcError> {
+        let fresh = Arc::new(discover_with(&self.config, &self.http).await?);
+        tracing::info!(
+            issuer = %self.issuer,
+            kid,
+            known = fresh.key_ids.contains(&kid.to_owned()),
+            "the identity provider's signing keys were fetched again"
+        );
+        match self.discovered.write() {
+            Ok(mut d) => *d = Arc::clone(&fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::clone(&fresh),
+        }
+        Ok(fresh)
     }
 
     pub fn issuer(&self) -> &str {
@@ -156,7 +180,8 @@ impl Oidc {
     /// The provider's authorization URL, and what to remember until the callback.
     pub fn start(&self, next: String) -> (String, PendingSignIn) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request = self
+        let discovered = self.current();
+        let mut request = discovered
             .client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
@@ -185,7 +210,8 @@ impl Oidc {
         pending: &PendingSignIn,
         code: String,
     ) -> Result<Identity, OidcError> {
-        let exchange = self
+        let mut discovered = self.current();
+        let exchange = discovered
             .client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::Exchange(e.to_string()))?
@@ -197,14 +223,33 @@ impl Oidc {
         let id_token = response
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("no ID token in the answer".into()))?;
-        let verifier = self.client.id_token_verifier();
+        // A key id the provider did not publish at discovery: its keys rotated since.
+        let compact = id_token.to_string();
+        if let Some(kid) = key_id_of(&compact)
+            && !discovered.key_ids.contains(&kid)
+        {
+            discovered = self.rediscover(&kid).await?;
+        }
+        let verifier = discovered.client.id_token_verifier();
         let claims = id_token
             .claims(&verifier, &Nonce::new(pending.nonce.clone()))
             .map_err(|e| OidcError::InvalidToken(error_chain(&e)))?;
-        if claims.email_verified() == Some(false) {
-            return Err(OidcError::Claims(
-                "your email address is not verified at the identity provider".into(),
-            ));
+        match claims.email_verified() {
+            Some(true) => {}
+            Some(false) => {
+                return Err(OidcError::Claims(
+                    "your email address is not verified at the identity provider".into(),
+                ));
+            }
+            None if self.config.require_verified_email => {
+                return Err(OidcError::Claims(
+                    "the identity provider did not say whether your email address is verified \
+                     (no `email_verified` claim); lakegate is set to require it \
+                     (LAKEGATE_OIDC_REQUIRE_VERIFIED_EMAIL)"
+                        .into(),
+                ));
+            }
+            None => {}
         }
         let email = claims.email().map(|e| e.as_str().to_owned()).ok_or_else(|| {
             OidcError::Claims(
@@ -217,7 +262,7 @@ impl Oidc {
             .map(|n| n.as_str().to_owned());
         // The token's signature was verified above; reading one more claim from the same
         // payload is as trustworthy as the claims the library parsed.
-        let groups = groups_from_payload(&id_token.to_string(), &self.groups_claim)?;
+        let groups = groups_from_payload(&compact, &self.config.groups_claim)?;
         Ok(Identity {
             subject: claims.subject().as_str().to_owned(),
             email,
@@ -225,6 +270,48 @@ impl Oidc {
             groups,
         })
     }
+}
+
+fn discovery_failed(config: &OidcConfig, reason: String) -> OidcError {
+    OidcError::Discovery {
+        issuer: config.issuer.clone(),
+        reason,
+    }
+}
+
+/// One discovery: metadata (with the issuer check), keys, and the client built from them.
+async fn discover_with(
+    config: &OidcConfig,
+    http: &reqwest::Client,
+) -> Result<Discovered, OidcError> {
+    let fail = |reason: String| discovery_failed(config, reason);
+    let issuer = IssuerUrl::new(config.issuer.clone()).map_err(|e| fail(e.to_string()))?;
+    let metadata = CoreProviderMetadata::discover_async(issuer, http)
+        .await
+        .map_err(|e| fail(error_chain(&e)))?;
+    let key_ids = metadata
+        .jwks()
+        .keys()
+        .iter()
+        .filter_map(|k| k.key_id().map(|id| id.as_str().to_owned()))
+        .collect();
+    let redirect =
+        RedirectUrl::new(config.redirect_url.clone()).map_err(|e| fail(e.to_string()))?;
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(config.client_id.clone()),
+        Some(ClientSecret::new(config.client_secret.clone())),
+    )
+    .set_redirect_uri(redirect);
+    Ok(Discovered { client, key_ids })
+}
+
+/// The `kid` of a compact JWT's header, before any verification (only to pick the key).
+fn key_id_of(jwt: &str) -> Option<String> {
+    let header = jwt.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("kid")?.as_str().map(ToOwned::to_owned)
 }
 
 /// The groups claim of a (verified) compact JWT: an array of strings, or one string.
@@ -271,6 +358,15 @@ mod tests {
 
     fn jwt(payload: serde_json::Value) -> String {
         format!("h.{}.s", URL_SAFE_NO_PAD.encode(payload.to_string()))
+    }
+
+    #[test]
+    fn key_ids_are_read_from_the_header() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k1"}"#);
+        assert_eq!(key_id_of(&format!("{header}.p.s")).as_deref(), Some("k1"));
+        let no_kid = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        assert_eq!(key_id_of(&format!("{no_kid}.p.s")), None);
+        assert_eq!(key_id_of("garbage"), None);
     }
 
     #[test]

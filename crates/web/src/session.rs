@@ -18,6 +18,8 @@ use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use crate::error::WebError;
 
 pub(crate) const USER: &str = "user";
+/// When the person signed in (unix seconds): sessions end `session_max` after it.
+pub(crate) const SIGNED_IN_AT: &str = "signed_in_at";
 pub(crate) const CSRF: &str = "csrf";
 pub(crate) const FLASH: &str = "flash";
 
@@ -153,8 +155,37 @@ pub async fn run_session_sweeper(store: PgSessionStore, shutdown: CancellationTo
     }
 }
 
-pub(crate) async fn user(session: &Session) -> Result<Option<Principal>, WebError> {
-    Ok(session.get::<Principal>(USER).await?)
+/// Begins a signed-in session: a new session id (a session fixed before sign-in is worthless
+/// after it) and a new CSRF token (one seen before sign-in is worthless too).
+pub(crate) async fn start(session: &Session, principal: &Principal) -> Result<(), WebError> {
+    session.cycle_id().await?;
+    session.remove_value(CSRF).await?;
+    session.insert(USER, principal).await?;
+    session
+        .insert(SIGNED_IN_AT, OffsetDateTime::now_utc().unix_timestamp())
+        .await?;
+    Ok(())
+}
+
+/// The signed-in person, if the session has not outlived `session_max` since sign-in. A
+/// session past it (or one without a sign-in time) is ended here.
+pub(crate) async fn user(
+    session: &Session,
+    config: &crate::WebConfig,
+) -> Result<Option<Principal>, WebError> {
+    let Some(principal) = session.get::<Principal>(USER).await? else {
+        return Ok(None);
+    };
+    let signed_in_at = session.get::<i64>(SIGNED_IN_AT).await?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let fresh =
+        signed_in_at.is_some_and(|at| now.saturating_sub(at) < config.session_max.whole_seconds());
+    if fresh {
+        return Ok(Some(principal));
+    }
+    tracing::info!(email = %principal.email, "session ended: older than LAKEGATE_SESSION_MAX");
+    session.flush().await?;
+    Ok(None)
 }
 
 pub(crate) async fn set_flash(

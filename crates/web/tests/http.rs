@@ -3,17 +3,18 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use lakegate_app::worker::work_once;
-use lakegate_app::{Services, Settings, WorkerSettings};
-use lakegate_domain::policy_file::PolicyFile;
-use lakegate_domain::{RequestId, ResultsLocation};
+use lakegate_app::{Services, Settings};
+use lakegate_domain::RequestId;
 use lakegate_testkit::{FakeCloud, FixedClock};
-use lakegate_web::{AppState, WebConfig};
+use lakegate_web::{AppState, SignIn, WebConfig};
 use scraper::{Html, Selector};
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
@@ -47,34 +48,36 @@ match = ["sales.*"]
 break_glass = { groups = ["oncall"], max_duration = "1h" }
 "#;
 
-async fn app_with(pool: PgPool, dev_login: bool) -> TestApp {
+/// The people in these tests browse from this machine (the development sign-in answers only
+/// them).
+const LOOPBACK_PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 50_000);
+
+/// lakegate's router with the development sign-in, as if every request came from `peer`.
+async fn app_with(pool: PgPool, peer: SocketAddr, session_max: Duration) -> TestApp {
     let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
     let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
-    let settings = Settings {
-        policy: PolicyFile::parse(POLICY, "policy.toml").unwrap(),
-        results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: lakegate_app::MonitorSettings::default(),
-    };
+    let settings = Settings::for_tests()
+        .with_policy_toml(POLICY)
+        .with_results("s3://results/lakegate/");
     let services = Services::new(pool.clone(), cloud.clone(), clock, settings);
     let config = WebConfig {
         public_url: "http://127.0.0.1:8080".into(),
-        dev_login,
+        sign_in: SignIn::Development,
         secure_cookies: false,
         session_idle: Duration::hours(1),
-        oidc: None,
+        session_max,
     };
     let sessions = lakegate_web::session_store(pool);
     TestApp {
-        router: lakegate_web::router(AppState::new(services.clone(), config), sessions),
+        router: lakegate_web::router(AppState::new(services.clone(), config), sessions)
+            .layer(MockConnectInfo(peer)),
         services,
         cloud,
     }
 }
 
 async fn app(pool: PgPool) -> TestApp {
-    app_with(pool, true).await
+    app_with(pool, LOOPBACK_PEER.into(), Duration::hours(12)).await
 }
 
 struct Response {
@@ -379,16 +382,99 @@ async fn dev_sign_in_requires_the_csrf_token(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
-async fn dev_sign_in_does_not_exist_unless_enabled(pool: PgPool) {
-    let app = app_with(pool, false).await;
-    let b = Browser::new(&app);
-    assert_eq!(b.get("/auth/dev").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        b.post("/auth/dev", &[("email", "a@b.c")]).await.status,
-        StatusCode::FORBIDDEN
+async fn dev_sign_in_answers_only_direct_requests_from_this_machine(pool: PgPool) {
+    // From another machine: refused, even with a valid form.
+    let remote = app_with(
+        pool.clone(),
+        ([10, 0, 0, 7], 40_000).into(),
+        Duration::hours(12),
+    )
+    .await;
+    let b = Browser::new(&remote);
+    let form = b.get("/auth/dev").await;
+    assert_eq!(form.status, StatusCode::FORBIDDEN, "{}", form.body);
+    assert!(
+        form.body.contains("directly from this machine"),
+        "{}",
+        form.body
     );
-    let login = b.get("/auth/login").await;
-    assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // From loopback, but through a proxy: refused, whichever proxy header says so.
+    let app = app(pool).await;
+    let b = Browser::new(&app);
+    let token = b.get("/auth/dev").await.csrf();
+    for header in [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-real-ip",
+    ] {
+        let body = serde_urlencoded::to_string([
+            ("csrf_token", token.as_str()),
+            ("email", "mallory@example.com"),
+            ("groups", "data-owners"),
+        ])
+        .unwrap();
+        let res = b
+            .send(
+                Request::post("/auth/dev")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header, "203.0.113.9")
+                    .body(Body::from(body))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{header}: {}", res.body);
+    }
+    assert_eq!(
+        b.get("/requests/new").await.status,
+        StatusCode::SEE_OTHER,
+        "nobody signed in"
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn sessions_end_at_their_maximum_age_whatever_the_activity(pool: PgPool) {
+    // A maximum of 2 s: the session is used within it, then not after it.
+    let app = app_with(pool, LOOPBACK_PEER.into(), Duration::seconds(2)).await;
+    let alice = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    assert_eq!(alice.get("/requests/new").await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let after = alice.get("/requests/new").await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER, "{}", after.body);
+    assert!(
+        after.location().starts_with("/auth/login"),
+        "{}",
+        after.location()
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn sign_in_rotates_the_session_id_and_the_csrf_token(pool: PgPool) {
+    let app = app(pool).await;
+    let b = Browser::new(&app);
+    let before_token = b.get("/auth/dev").await.csrf();
+    let before_cookie = b.cookies.lock().unwrap().get("lakegate_session").cloned();
+    b.sign_in("alice@example.com", "analysts").await;
+    let after_cookie = b.cookies.lock().unwrap().get("lakegate_session").cloned();
+    assert!(before_cookie.is_some());
+    assert_ne!(before_cookie, after_cookie, "a new session id at sign-in");
+    let after_token = b.get("/requests/new").await.csrf();
+    assert_ne!(before_token, after_token, "a new CSRF token at sign-in");
+    // The old token is worthless now.
+    let res = b
+        .post(
+            "/requests",
+            &[
+                ("csrf_token", before_token.as_str()),
+                ("resources", "sales.orders"),
+                ("duration", "1h"),
+                ("reason", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
@@ -817,6 +903,32 @@ async fn credentials_url_answers_json_errors(pool: PgPool) {
             .as_str()
             .unwrap()
             .contains("unknown format")
+    );
+}
+
+/// A request in flight on a session when it is signed out saves the session it loaded before
+/// the sign-out. That save must not bring the session back.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_request_in_flight_cannot_undo_a_sign_out(pool: PgPool) {
+    use tower_sessions::SessionStore as _;
+    use tower_sessions::session::{Id, Record};
+
+    let store = lakegate_web::session_store(pool);
+    let mut record = Record {
+        id: Id::default(),
+        data: HashMap::from([("user".to_owned(), serde_json::json!({"email": "a@b.c"}))]),
+        expiry_date: OffsetDateTime::now_utc() + Duration::hours(1),
+    };
+    store.create(&mut record).await.unwrap();
+    // The in-flight request has loaded the session...
+    let loaded = store.load(&record.id).await.unwrap().unwrap();
+    // ...the person signs out...
+    store.delete(&record.id).await.unwrap();
+    // ...and the in-flight request finishes, saving what it loaded.
+    store.save(&loaded).await.unwrap();
+    assert!(
+        store.load(&record.id).await.unwrap().is_none(),
+        "signed out stays signed out"
     );
 }
 

@@ -9,14 +9,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use lakegate_app::{Services, Settings, WorkerSettings};
-use lakegate_domain::ResultsLocation;
+use lakegate_app::{Services, Settings};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::policy::Policy;
-use lakegate_domain::policy_file::PolicyFile;
 use lakegate_testkit::{FakeCloud, FixedClock};
 use lakegate_web::oidc::{Oidc, OidcConfig};
-use lakegate_web::{AppState, WebConfig};
+use lakegate_web::{AppState, SignIn, WebConfig};
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 use tower::ServiceExt;
@@ -29,22 +26,12 @@ fn issuer() -> String {
 }
 
 async fn app(pool: PgPool) -> Router {
+    app_requiring_verified_email(pool, true).await
+}
+
+async fn app_requiring_verified_email(pool: PgPool, require_verified_email: bool) -> Router {
     let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
-    let settings = Settings {
-        policy: PolicyFile::from_policy(
-            &Policy::new(
-                "data-owners",
-                Duration::minutes(15),
-                Duration::hours(8),
-                10_000_000_000,
-            )
-            .unwrap(),
-        ),
-        results: ResultsLocation::parse("s3://results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: lakegate_app::MonitorSettings::default(),
-    };
+    let settings = Settings::for_tests().with_results("s3://results/lakegate/");
     let services = Services::new(
         pool.clone(),
         Arc::new(FakeCloud::with_sample_catalog()),
@@ -58,15 +45,16 @@ async fn app(pool: PgPool) -> Router {
         groups_claim: "groups".into(),
         extra_scopes: vec!["groups".into()],
         redirect_url: format!("{APP}/auth/callback"),
+        require_verified_email,
     })
     .await
     .unwrap();
     let config = WebConfig {
         public_url: APP.into(),
-        dev_login: false,
+        sign_in: SignIn::Oidc(Arc::new(oidc)),
         secure_cookies: false,
         session_idle: Duration::hours(1),
-        oidc: Some(Arc::new(oidc)),
+        session_max: Duration::hours(12),
     };
     let sessions = lakegate_web::session_store(pool);
     lakegate_web::router(AppState::new(services, config), sessions)
@@ -371,4 +359,37 @@ async fn a_callback_from_another_issuer_is_refused(pool: PgPool) {
         res.body
     );
     assert!(!b.is_signed_in().await);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn unverified_email_addresses_are_refused(pool: PgPool) {
+    let router = app(pool.clone()).await;
+    // `email_verified: false`: always refused. No claim at all: refused as configured (here,
+    // the default: required).
+    for login in ["unverified", "unclaimed"] {
+        let mut b = Browser::new(router.clone());
+        let callback = b.sign_in_at_provider(login).await;
+        let res = b.callback(&callback).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{login}: {}", res.body);
+        assert!(res.body.contains("verified"), "{login}: {}", res.body);
+        assert!(!b.is_signed_in().await, "{login} signed in");
+    }
+    // Configured to accept a missing claim: `unclaimed` signs in, `unverified` still does not.
+    let lenient = app_requiring_verified_email(pool, false).await;
+    let mut b = Browser::new(lenient.clone());
+    let callback = b.sign_in_at_provider("unclaimed").await;
+    assert_eq!(b.callback(&callback).await.status, StatusCode::SEE_OTHER);
+    assert!(b.is_signed_in().await);
+    let mut b = Browser::new(lenient);
+    let callback = b.sign_in_at_provider("unverified").await;
+    assert_eq!(b.callback(&callback).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn the_development_sign_in_does_not_exist_beside_the_provider(pool: PgPool) {
+    let mut b = Browser::new(app(pool).await);
+    assert_eq!(b.lakegate("/auth/dev").await.status, StatusCode::NOT_FOUND);
+    let login = b.lakegate("/auth/login").await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert!(login.location.unwrap().starts_with(&issuer()));
 }

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use lakegate_app::requests::{self, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
-use lakegate_app::{MonitorSettings, Services, Settings, WorkerSettings};
+use lakegate_app::{Services, Settings};
 use lakegate_aws::AwsCloudAccess;
-use lakegate_domain::policy_file::PolicyFile;
-use lakegate_domain::{Principal, RequestId, ResultsLocation};
+use lakegate_domain::{Principal, RequestId};
 use lakegate_testkit::FixedClock;
 use lakegate_testkit::aws_proxy::AwsProxy;
 use sqlx::PgPool;
@@ -40,13 +39,7 @@ pub async fn proxied(pool: &PgPool, prefix: &str, rule: &str) -> Proxied {
         "[defaults]\napprover_groups = [\"data-owners\"]\n\n\
          [[rule]]\nname = \"grant\"\nmatch = [\"{db}.*\"]\n{rule}\n"
     );
-    let settings = Settings {
-        policy: PolicyFile::parse(&policy, "policy.toml").unwrap(),
-        results: ResultsLocation::parse("s3://lakegate-athena-results/lakegate/").unwrap(),
-        permissions_boundary_arn: "arn:aws:iam::123456789012:policy/lakegate-boundary".into(),
-        worker: WorkerSettings::default(),
-        monitor: MonitorSettings::default(),
-    };
+    let settings = Settings::for_tests().with_policy_toml(&policy);
     let svc = Services::new(
         pool.clone(),
         cloud,

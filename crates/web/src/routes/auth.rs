@@ -1,17 +1,20 @@
-//! Sign-in and sign-out: OpenID Connect with the organisation's identity provider, and the
-//! development sign-in, which exists only when explicitly enabled and which the server refuses to
-//! enable on anything but a loopback address.
+//! Sign-in and sign-out: OpenID Connect with the organisation's identity provider, or the
+//! development sign-in, which exists only when explicitly enabled, which the server refuses to
+//! enable with a public URL that is not loopback, and which answers only requests made directly
+//! from this machine (never through a proxy).
 
 use axum::Router;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use lakegate_domain::Principal;
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use crate::SignIn;
 use crate::error::WebError;
-use crate::extract::CsrfForm;
+use crate::extract::{CsrfForm, Peer};
 use crate::oidc::PendingSignIn;
 use crate::session::{self, FlashKind, set_flash};
 use crate::state::AppState;
@@ -55,22 +58,19 @@ async fn login(
     Query(q): Query<Next>,
 ) -> Result<Response, WebError> {
     let next = safe_next(q.next.as_deref());
-    if let Some(oidc) = &state.config.oidc {
-        let (url, pending) = oidc.start(next);
-        // One sign-in in flight per session; starting again replaces it.
-        session.insert(PENDING_SIGN_IN, &pending).await?;
-        return Ok(Redirect::to(&url).into_response());
-    }
-    if state.config.dev_login {
-        return Ok(Redirect::to(&format!(
+    match &state.config.sign_in {
+        SignIn::Oidc(oidc) => {
+            let (url, pending) = oidc.start(next);
+            // One sign-in in flight per session; starting again replaces it.
+            session.insert(PENDING_SIGN_IN, &pending).await?;
+            Ok(Redirect::to(&url).into_response())
+        }
+        SignIn::Development => Ok(Redirect::to(&format!(
             "/auth/dev?next={}",
             crate::error::urlencode(&next)
         ))
-        .into_response());
+        .into_response()),
     }
-    Err(WebError::App(lakegate_app::AppError::Unavailable(
-        "no sign-in method is configured on this server".into(),
-    )))
 }
 
 #[derive(Deserialize)]
@@ -93,7 +93,7 @@ async fn callback(
     session: Session,
     Query(q): Query<Callback>,
 ) -> Result<Response, WebError> {
-    let Some(oidc) = &state.config.oidc else {
+    let Some(oidc) = state.config.oidc() else {
         return Err(WebError::App(lakegate_app::AppError::NotFound));
     };
     // Taken out whatever happens next: a callback can be used once.
@@ -141,8 +141,7 @@ async fn callback(
         identity.groups,
     )
     .map_err(|e| sign_in_refused(format!("the identity provider's answer is not usable: {e}")))?;
-    session.cycle_id().await?;
-    session.insert(session::USER, &principal).await?;
+    session::start(&session, &principal).await?;
     lakegate_app::sessions::record_sign_in(&state.services, &principal, "oidc").await?;
     set_flash(
         &session,
@@ -153,21 +152,48 @@ async fn callback(
     Ok(Redirect::to(&safe_next(Some(&pending.next))).into_response())
 }
 
-fn dev_enabled(state: &AppState) -> Result<(), WebError> {
-    if state.config.dev_login {
-        Ok(())
-    } else {
-        Err(WebError::App(lakegate_app::AppError::NotFound))
+/// Headers a proxy adds: a request that carries one did not come straight from this machine,
+/// whatever its peer address says.
+const PROXY_HEADERS: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+];
+
+/// The development sign-in exists only when enabled, and answers only a peer on loopback that
+/// no proxy stands in front of. A request whose peer is unknown is refused too.
+fn dev_enabled(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<(), WebError> {
+    if !state.config.dev_login() {
+        return Err(WebError::App(lakegate_app::AppError::NotFound));
     }
+    let direct = peer.0.is_some_and(|addr| addr.ip().is_loopback());
+    let proxied = PROXY_HEADERS.iter().any(|h| headers.contains_key(*h));
+    if direct && !proxied {
+        return Ok(());
+    }
+    tracing::warn!(
+        peer = ?peer.0.map(|a| a.ip()),
+        proxied,
+        "development sign-in refused: the request did not come straight from this machine"
+    );
+    Err(WebError::Forbidden(
+        "the development sign-in answers only requests made directly from this machine, \
+         never through a proxy",
+    ))
 }
 
 async fn dev_form(
     State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
     session: Session,
     Query(q): Query<Next>,
 ) -> Result<DevLoginPage, WebError> {
-    dev_enabled(&state)?;
-    let user = session::user(&session).await?;
+    dev_enabled(&state, &peer, &headers)?;
+    let user = session::user(&session, &state.config).await?;
     Ok(DevLoginPage {
         chrome: Chrome::new(&state, &session, user.as_ref()).await?,
         next: safe_next(q.next.as_deref()),
@@ -190,10 +216,12 @@ struct DevSignIn {
 
 async fn dev_sign_in(
     State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
     session: Session,
     CsrfForm(form): CsrfForm<DevSignIn>,
 ) -> Result<Response, WebError> {
-    dev_enabled(&state)?;
+    dev_enabled(&state, &peer, &headers)?;
     let groups = form.groups.split(',').map(str::to_owned);
     let name = Some(form.name.clone()).filter(|n| !n.trim().is_empty());
     let principal = match Principal::new(form.email.trim(), form.email.trim(), name, groups) {
@@ -210,9 +238,7 @@ async fn dev_sign_in(
             return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    // A new session id at sign-in: a session fixed before sign-in is worthless after it.
-    session.cycle_id().await?;
-    session.insert(session::USER, &principal).await?;
+    session::start(&session, &principal).await?;
     lakegate_app::sessions::record_sign_in(&state.services, &principal, "development").await?;
     set_flash(
         &session,
