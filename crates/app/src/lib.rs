@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod notify;
 pub mod requests;
 pub mod sessions;
+pub mod sweep;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod worker;

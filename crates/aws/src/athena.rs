@@ -316,6 +316,34 @@ pub(crate) async fn stop_query(athena: &Client, id: &str) -> Result<(), CloudErr
     Ok(())
 }
 
+/// Every workgroup whose name starts with `prefix`.
+pub(crate) async fn list_workgroups(
+    athena: &Client,
+    prefix: &str,
+) -> Result<Vec<String>, CloudError> {
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = athena
+            .list_work_groups()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify("athena:ListWorkGroups", e))?;
+        names.extend(
+            page.work_groups()
+                .iter()
+                .filter_map(|w| w.name())
+                .filter(|n| n.starts_with(prefix))
+                .map(ToOwned::to_owned),
+        );
+        match page.next_token() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return Ok(names),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,3 +370,4 @@ mod tests {
         assert!(!is_header(Some(&row(&[])), &[]));
     }
 }
+

@@ -139,3 +139,29 @@ pub(crate) async fn delete_role(iam: &Client, role: &str) -> Result<(), CloudErr
         Err(e) => Err(classify("iam:DeleteRole", e)),
     }
 }
+
+/// Every role under `path` (like `/lakegate/`), by name.
+pub(crate) async fn list_roles(iam: &Client, path: &str) -> Result<Vec<String>, CloudError> {
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = iam
+            .list_roles()
+            .path_prefix(path)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| classify("iam:ListRoles", e))?;
+        names.extend(
+            page.roles()
+                .iter()
+                // The prefix matches `/lakegate/…` deeper paths too; only lakegate's own path.
+                .filter(|r| r.path() == path)
+                .map(|r| r.role_name().to_owned()),
+        );
+        match (page.is_truncated(), page.marker()) {
+            (true, Some(m)) => marker = Some(m.to_owned()),
+            _ => return Ok(names),
+        }
+    }
+}

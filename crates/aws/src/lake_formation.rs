@@ -152,3 +152,77 @@ pub(crate) async fn revoke(
     }
     Ok(())
 }
+
+/// The permissions `principal_arn` holds, as entries `revoke` takes. Listed unfiltered and
+/// matched here (not every implementation filters on the principal); entries on resources
+/// lakegate never grants (plain tables, data locations, tags) are left out, with a warning.
+pub(crate) async fn grants_of(
+    lf: &Client,
+    account_id: &str,
+    principal_arn: &str,
+) -> Result<Vec<LfGrant>, CloudError> {
+    let mut grants = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = lf
+            .list_permissions()
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| classify("lakeformation:ListPermissions", e))?;
+        for p in page.principal_resource_permissions() {
+            if p.principal()
+                .and_then(|p| p.data_lake_principal_identifier())
+                != Some(principal_arn)
+            {
+                continue;
+            }
+            let permissions: Vec<LfPermission> = p
+                .permissions()
+                .iter()
+                .filter_map(|perm| match perm {
+                    Permission::Select => Some(LfPermission::Select),
+                    Permission::Describe => Some(LfPermission::Describe),
+                    _ => None,
+                })
+                .collect();
+            let resource = p.resource().and_then(|r| {
+                if let Some(db) = r.database() {
+                    Some(LfResource::Database {
+                        catalog_id: db.catalog_id().unwrap_or(account_id).to_owned(),
+                        name: db.name().to_owned(),
+                    })
+                } else {
+                    r.table_with_columns()
+                        .map(|t| LfResource::TableWithColumns {
+                            catalog_id: t.catalog_id().unwrap_or(account_id).to_owned(),
+                            database: t.database_name().to_owned(),
+                            table: t.name().to_owned(),
+                            columns: if t.column_wildcard().is_some() {
+                                LfColumns::All
+                            } else {
+                                LfColumns::Names(t.column_names().to_vec())
+                            },
+                        })
+                }
+            });
+            match resource {
+                Some(resource) if !permissions.is_empty() => grants.push(LfGrant {
+                    id: format!("found-{}", grants.len()),
+                    principal_arn: principal_arn.to_owned(),
+                    resource,
+                    permissions,
+                }),
+                _ => tracing::warn!(
+                    principal = principal_arn,
+                    resource = ?p.resource(),
+                    "a Lake Formation permission of a kind lakegate does not grant is left in place"
+                ),
+            }
+        }
+        match page.next_token() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return Ok(grants),
+        }
+    }
+}

@@ -190,6 +190,21 @@ impl CloudAccess for AwsCloudAccess {
         iam::delete_role(&self.iam, role).await
     }
 
+    async fn list_lakegate_roles(&self) -> Result<Vec<String>, CloudError> {
+        iam::list_roles(&self.iam, lakegate_domain::naming::ROLE_PATH).await
+    }
+
+    async fn list_lakegate_workgroups(&self) -> Result<Vec<String>, CloudError> {
+        athena::list_workgroups(&self.athena, lakegate_domain::naming::NAME_PREFIX).await
+    }
+
+    async fn lake_formation_grants_of(
+        &self,
+        principal_arn: &str,
+    ) -> Result<Vec<LfGrant>, CloudError> {
+        lake_formation::grants_of(&self.lf, &self.identity.account_id, principal_arn).await
+    }
+
     async fn start_query(
         &self,
         session: &SessionCredentials,

@@ -32,10 +32,11 @@ pub enum AuditAction {
     QueryStarted,
     QueryRefused,
     QueryStopped,
+    OrphanRemoved,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -63,6 +64,7 @@ impl AuditAction {
         Self::QueryStarted,
         Self::QueryRefused,
         Self::QueryStopped,
+        Self::OrphanRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +96,7 @@ impl AuditAction {
             Self::QueryStarted => "query.started",
             Self::QueryRefused => "query.refused",
             Self::QueryStopped => "query.stopped",
+            Self::OrphanRemoved => "orphan.removed",
         }
     }
 
@@ -130,6 +133,7 @@ impl AuditAction {
             Self::QueryStarted => "ran a query in the console",
             Self::QueryRefused => "wrote a query the console refused",
             Self::QueryStopped => "stopped a query",
+            Self::OrphanRemoved => "removed an AWS resource no live request backs",
             Self::BudgetCutoffLowered => {
                 "lowered the per-query scan cutoff to what is left of the budget"
             }

@@ -211,6 +211,21 @@ pub trait CloudAccess: Send + Sync + 'static {
     /// Deletes the role's inline policies, then the role; a missing role is success.
     async fn delete_role(&self, role: &str) -> Result<(), CloudError>;
 
+    // The orphan sweep: what exists under lakegate's names, whoever created it.
+
+    /// Names of every IAM role under lakegate's path (`/lakegate/`).
+    async fn list_lakegate_roles(&self) -> Result<Vec<String>, CloudError>;
+
+    /// Names of every Athena workgroup whose name starts with `lakegate-`.
+    async fn list_lakegate_workgroups(&self) -> Result<Vec<String>, CloudError>;
+
+    /// The Lake Formation permissions `principal_arn` holds, in the form
+    /// `revoke_lake_formation` takes (entries of kinds lakegate never grants are left out).
+    async fn lake_formation_grants_of(
+        &self,
+        principal_arn: &str,
+    ) -> Result<Vec<LfGrant>, CloudError>;
+
     // The query console. These calls are made **as the grant's own session**, never as the
     // broker: Lake Formation judges the query by the grant's role, and AWS's own records name
     // the person's session.

@@ -25,9 +25,23 @@ pub enum Command {
     /// Check or export the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Remove what exists in AWS under lakegate's names (roles under /lakegate/, lakegate-
+    /// workgroups, their Lake Formation permissions) that no live request backs; each removal is
+    /// audited. Takes the same settings as `serve`.
+    Sweep(SweepArgs),
     /// Ask the lakegate listening on LAKEGATE_LISTEN whether it is alive (`/healthz`); exit 0 if
     /// it is. For container health checks: the runtime image has no curl.
     Health(HealthArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub serve: Box<ServeArgs>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -216,6 +230,11 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics on this address instead of at /metrics on the main listener.
     #[arg(long, env = "LAKEGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+
+    /// How often the orphan sweep looks for AWS resources under lakegate's names that no live
+    /// request backs (like 10m; `off` turns it off; `lakegate sweep` runs it once).
+    #[arg(long, env = "LAKEGATE_SWEEP_INTERVAL", default_value = "10m")]
+    pub sweep_interval: String,
 
     /// How long start-up keeps trying to reach the database and the identity provider before
     /// it gives up.

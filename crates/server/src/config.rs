@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub shutdown_timeout: std::time::Duration,
     /// Every AWS service at this endpoint (an emulator), instead of the SDK's default.
     pub aws_endpoint_url: Option<String>,
+    /// How often the orphan sweep runs; `None`: never on its own.
+    pub sweep_interval: Option<std::time::Duration>,
 }
 
 /// Settings of the HTTP layer that are known before start-up.
@@ -119,6 +121,7 @@ impl fmt::Debug for ServeConfig {
             .field("startup_wait", &self.startup_wait)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("aws_endpoint_url", &self.aws_endpoint_url)
+            .field("sweep_interval", &self.sweep_interval)
             .finish()
     }
 }
@@ -233,6 +236,15 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             bail!("LAKEGATE_SESSION_MAX must be at least 5m");
         }
         let startup_wait = std_duration(&a.startup_wait, "LAKEGATE_STARTUP_WAIT")?;
+        let sweep_interval = if a.sweep_interval.trim().eq_ignore_ascii_case("off") {
+            None
+        } else {
+            let d = std_duration(&a.sweep_interval, "LAKEGATE_SWEEP_INTERVAL")?;
+            if !(60..=86_400).contains(&d.as_secs()) {
+                bail!("LAKEGATE_SWEEP_INTERVAL must be between 1m and 24h, or `off`");
+            }
+            Some(d)
+        };
         let shutdown_timeout = std_duration(&a.shutdown_timeout, "LAKEGATE_SHUTDOWN_TIMEOUT")?;
         let metrics_listen = a
             .metrics_listen
@@ -329,6 +341,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             startup_wait,
             shutdown_timeout,
             aws_endpoint_url,
+            sweep_interval,
         })
     }
 }
@@ -499,7 +512,8 @@ impl ServeConfig {
              durations       {} – {} by default\nscan cutoff     {} per query by default\nresults         {}\n\
              boundary        {}\nbroker          {}\nsessions        {} idle, {} at most\nnotifications   {}\n\
              query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}\n\
-             metrics         {}\nstart-up wait   {:?}\nshutdown        within {:?}\naws endpoint    {}",
+             metrics         {}\nstart-up wait   {:?}\nshutdown        within {:?}\naws endpoint    {}\n\
+             orphan sweep    {}",
             redact_url(self.database_url.expose_secret()),
             self.listen,
             self.http.public_url,
@@ -558,6 +572,8 @@ impl ServeConfig {
             self.aws_endpoint_url
                 .as_deref()
                 .map_or_else(|| "(the AWS SDK's default)".to_owned(), redact_url),
+            self.sweep_interval
+                .map_or_else(|| "off".to_owned(), |d| format!("every {d:?}")),
         )
     }
 }
@@ -595,6 +611,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_METRICS_LISTEN",
     "LAKEGATE_STARTUP_WAIT",
     "LAKEGATE_SHUTDOWN_TIMEOUT",
+    "LAKEGATE_SWEEP_INTERVAL",
 ];
 
 /// LAKEGATE_* variables in the environment that lakegate does not know.
@@ -725,6 +742,8 @@ mod tests {
                 &["--aws-endpoint-url", "localhost:5000"],
                 "AWS_ENDPOINT_URL",
             ),
+            (&["--sweep-interval", "10s"], "between 1m and 24h"),
+            (&["--sweep-interval", "often"], "LAKEGATE_SWEEP_INTERVAL"),
         ];
         for (extra, expected) in cases {
             let err = ServeConfig::try_from(&args(extra)).unwrap_err();

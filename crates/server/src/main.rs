@@ -77,6 +77,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health(args) => health(&args.listen).await,
+        Command::Sweep(args) => {
+            let config = ServeConfig::try_from(&*args.serve)?;
+            telemetry::init(config.log_format);
+            let services = run::services_for_command(&config).await?;
+            let report = lakegate_app::sweep::sweep(&services, args.dry_run).await?;
+            println!("{}", sweep_summary(&report, args.dry_run));
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} orphans could not be removed", report.failed.len())
+            }
+        }
         Command::CheckConfig(args) => {
             let config = ServeConfig::try_from(&*args)?;
             println!("{}", config.summary());
@@ -115,4 +127,38 @@ async fn health(listen: &str) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("{url} answered {}", res.status())
     }
+}
+
+/// What `lakegate sweep` prints: one line per resource, then a count.
+fn sweep_summary(r: &lakegate_app::sweep::SweepReport, dry_run: bool) -> String {
+    if r.skipped {
+        return "another lakegate is sweeping right now; nothing was done".to_owned();
+    }
+    let mut lines = Vec::new();
+    for o in &r.found {
+        let done = if dry_run {
+            "would remove"
+        } else if r.removed.contains(o) {
+            "removed"
+        } else {
+            "NOT removed"
+        };
+        lines.push(format!("{done} {} {}", o.kind.as_str(), o.name));
+    }
+    for (o, why) in &r.failed {
+        lines.push(format!("  {} {}: {why}", o.kind.as_str(), o.name));
+    }
+    for o in &r.foreign {
+        lines.push(format!(
+            "left alone {} {} (not a name lakegate gives)",
+            o.kind.as_str(),
+            o.name
+        ));
+    }
+    lines.push(format!(
+        "{} orphans found, {} removed",
+        r.found.len(),
+        r.removed.len()
+    ));
+    lines.join("\n")
 }

@@ -69,6 +69,50 @@ async fn retry_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     }
 }
 
+/// The AWS adapter, with bounded calls and the configured endpoint.
+async fn cloud(config: &ServeConfig) -> anyhow::Result<AwsCloudAccess> {
+    // Bounded calls: a hung AWS call must end well within a worker's lease (5 min) and a
+    // credentials fetch within what SDKs wait.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(30))
+        .build();
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    if let Some(endpoint) = &config.aws_endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let aws = loader.load().await;
+    AwsCloudAccess::from_conf(&aws, config.broker_principal_arn.clone())
+        .await
+        .context("could not reach AWS STS to find out who lakegate runs as")
+}
+
+/// The verbs' services over `pool` and the real AWS adapter.
+async fn services(config: &ServeConfig, pool: PgPool) -> anyhow::Result<Services> {
+    let mut services = Services::new(
+        pool,
+        Arc::new(cloud(config).await?),
+        Arc::new(SystemClock),
+        config.settings.clone(),
+    );
+    if let Some(url) = &config.notify_webhook_url {
+        services = services.with_notifier(Arc::new(
+            crate::notify::WebhookNotifier::new(url.clone(), config.http.public_url.clone())
+                .context("could not set up the notification webhook client")?,
+        ));
+    }
+    Ok(services)
+}
+
+/// What `lakegate sweep` works with: the database (migrated) and AWS, no HTTP, no worker.
+pub async fn services_for_command(config: &ServeConfig) -> anyhow::Result<Services> {
+    let pool = connect(config.database_url.expose_secret(), 2).await?;
+    migrate(&pool).await?;
+    services(config, pool).await
+}
+
 /// A name for this replica's worker, seen in leases.
 fn worker_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "lakegate".into());
@@ -85,6 +129,7 @@ pub struct App {
     sessions: PgSessionStore,
     metrics: Metrics,
     shutdown_timeout: Duration,
+    sweep_interval: Option<Duration>,
     public_url: String,
 }
 
@@ -150,34 +195,7 @@ pub async fn build(config: ServeConfig, listener: TcpListener) -> anyhow::Result
         }
     };
 
-    // Bounded calls: a hung AWS call must end well within a worker's lease (5 min) and a
-    // credentials fetch within what SDKs wait.
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(10))
-        .operation_timeout(Duration::from_secs(30))
-        .build();
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
-    if let Some(endpoint) = &config.aws_endpoint_url {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let aws = loader.load().await;
-    let cloud = AwsCloudAccess::from_conf(&aws, config.broker_principal_arn.clone())
-        .await
-        .context("could not reach AWS STS to find out who lakegate runs as")?;
-    let mut services = Services::new(
-        pool.clone(),
-        Arc::new(cloud),
-        Arc::new(SystemClock),
-        config.settings.clone(),
-    );
-    if let Some(url) = &config.notify_webhook_url {
-        services = services.with_notifier(Arc::new(
-            crate::notify::WebhookNotifier::new(url.clone(), config.http.public_url.clone())
-                .context("could not set up the notification webhook client")?,
-        ));
-    }
+    let services = services(&config, pool.clone()).await?;
 
     let sessions = lakegate_web::session_store(pool);
     let web = config.web_config(sign_in);
@@ -197,6 +215,7 @@ pub async fn build(config: ServeConfig, listener: TcpListener) -> anyhow::Result
         sessions,
         metrics,
         shutdown_timeout: config.shutdown_timeout,
+        sweep_interval: config.sweep_interval,
         public_url,
     })
 }
@@ -234,6 +253,13 @@ impl App {
             shutdown.clone(),
         ));
         tracker.spawn(self.metrics.run_upkeep(shutdown.clone()));
+        if let Some(every) = self.sweep_interval {
+            tracker.spawn(lakegate_app::sweep::run(
+                self.services.clone(),
+                every,
+                shutdown.clone(),
+            ));
+        }
 
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, public_url = %self.public_url, "lakegate listening");

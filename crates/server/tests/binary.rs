@@ -5,10 +5,6 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 #[path = "support/aws.rs"]
-#[allow(
-    dead_code,
-    reason = "helpers shared by the server's test binaries; this one uses some"
-)]
 mod aws_support;
 #[path = "support/binary.rs"]
 mod binary;

@@ -107,7 +107,17 @@ impl CloudAccess for DiesAfter {
         let res = self.inner.delete_role(r).await;
         self.after("delete_role", res).await
     }
-    // The console's calls are not steps of provisioning or teardown: passed straight through.
+    // The sweep's listings and the console's calls are not steps of provisioning or teardown:
+    // passed straight through.
+    async fn list_lakegate_roles(&self) -> Result<Vec<String>, CloudError> {
+        self.inner.list_lakegate_roles().await
+    }
+    async fn list_lakegate_workgroups(&self) -> Result<Vec<String>, CloudError> {
+        self.inner.list_lakegate_workgroups().await
+    }
+    async fn lake_formation_grants_of(&self, p: &str) -> Result<Vec<LfGrant>, CloudError> {
+        self.inner.lake_formation_grants_of(p).await
+    }
     async fn start_query(
         &self,
         s: &SessionCredentials,

@@ -35,3 +35,21 @@ pub async fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<i64>, Sto
         .map(|m| m.version)
         .collect())
 }
+
+/// Takes the session-level advisory lock `key` on this connection if nobody holds it:
+/// `Ok(false)` when another connection (another replica) does. Released by [`advisory_unlock`]
+/// or when the connection closes, so a crashed holder never keeps it.
+pub async fn try_advisory_lock(conn: &mut PgConnection, key: i64) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar("select pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub async fn advisory_unlock(conn: &mut PgConnection, key: i64) -> Result<(), StoreError> {
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

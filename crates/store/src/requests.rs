@@ -648,3 +648,14 @@ pub async fn count_by_status(
         .map(|(s, n)| Ok((parse_status(&s)?, n)))
         .collect()
 }
+
+/// Ids of the requests that may have resources in AWS: approved (being provisioned), active, or
+/// revoking (being torn down). Requests in any other state have none, or no more.
+pub async fn ids_with_resources(conn: &mut PgConnection) -> Result<Vec<RequestId>, StoreError> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "select request_id from access_request where status in ('approved', 'active', 'revoking')",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(RequestId).collect())
+}

@@ -492,6 +492,39 @@ impl CloudAccess for FakeCloud {
         Ok(())
     }
 
+    async fn list_lakegate_roles(&self) -> Result<Vec<String>, CloudError> {
+        self.enter("list_lakegate_roles")?;
+        Ok(self.state.lock().unwrap().roles.keys().cloned().collect())
+    }
+
+    async fn list_lakegate_workgroups(&self) -> Result<Vec<String>, CloudError> {
+        self.enter("list_lakegate_workgroups")?;
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .workgroups
+            .keys()
+            .cloned()
+            .collect())
+    }
+
+    async fn lake_formation_grants_of(
+        &self,
+        principal_arn: &str,
+    ) -> Result<Vec<LfGrant>, CloudError> {
+        self.enter("lake_formation_grants_of")?;
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .grants
+            .iter()
+            .filter(|g| g.principal_arn == principal_arn)
+            .cloned()
+            .collect())
+    }
+
     async fn start_query(
         &self,
         session: &SessionCredentials,

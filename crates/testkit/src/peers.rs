@@ -87,3 +87,37 @@ impl OidcProvider {
         }
     }
 }
+
+/// A moto server of the test's own (`moto_server` from `PATH`; `scripts/test` puts the venv's
+/// first), for a test that must see every resource in the emulator as its own.
+pub struct Moto {
+    _child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start moto_server (is the venv's bin on PATH? scripts/test does it): {e}")
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = http.get(format!("{url}/moto-api/")).send().await
+                && r.status().is_success()
+            {
+                return Self { _child: child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not answer at {url} within 30 s");
+    }
+}

@@ -1,12 +1,30 @@
 //! AWS helpers shared by the server's test binaries (included with `#[path]`): a catalog of the
 //! test's own in moto, and what is left in AWS of a request.
+#![allow(
+    dead_code,
+    reason = "helpers shared by several test binaries; each uses some"
+)]
+
+/// The SDK configuration for moto at `endpoint`, or at AWS_ENDPOINT_URL.
+pub async fn conf_at(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, which starts moto");
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(e) = endpoint {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}
 
 /// A Glue database of the test's own (`<prefix>_<random>`) holding `orders(order_id, email)`.
 pub async fn seed_catalog(prefix: &str) -> String {
+    seed_catalog_at(None, prefix).await
+}
+
+/// The same, in the moto at `endpoint` (AWS_ENDPOINT_URL's when `None`).
+pub async fn seed_catalog_at(endpoint: Option<&str>, prefix: &str) -> String {
     use aws_sdk_glue::types::{Column, DatabaseInput, StorageDescriptor, TableInput};
-    std::env::var("AWS_ENDPOINT_URL")
-        .expect("AWS_ENDPOINT_URL is not set: run the tests with scripts/test, which starts moto");
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let conf = conf_at(endpoint).await;
     let glue = aws_sdk_glue::Client::new(&conf);
     let db = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     glue.create_database()
@@ -38,7 +56,12 @@ pub async fn seed_catalog(prefix: &str) -> String {
 /// What is left in AWS of request `id`: its role, its workgroup, and each Lake Formation grant
 /// to its role (listed unfiltered and matched here: moto cannot filter on column grants).
 pub async fn leftovers(id: &str) -> Vec<String> {
-    let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    leftovers_at(None, id).await
+}
+
+/// The same, in the moto at `endpoint` (AWS_ENDPOINT_URL's when `None`).
+pub async fn leftovers_at(endpoint: Option<&str>, id: &str) -> Vec<String> {
+    let conf = conf_at(endpoint).await;
     let name = format!("lakegate-{id}");
     let mut left = Vec::new();
     if aws_sdk_iam::Client::new(&conf)

@@ -1,6 +1,10 @@
 //! The real `lakegate` binary as a child process, started the way the README says (`lakegate
 //! serve` with `LAKEGATE_*` variables), its output captured; and a browser-like HTTP client
 //! that follows a sign-in through the test OpenID Connect provider. Included with `#[path]`.
+#![allow(
+    dead_code,
+    reason = "helpers shared by several test binaries; each uses some"
+)]
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
