@@ -150,6 +150,33 @@ const provider = new Provider(ISSUER, {
   cookies: { keys: ['lakegate-test-only-cookie-key'] },
 });
 
+// Test-only hook: `POST /__test/groups/<account>` with a JSON array sets that account's groups,
+// as an administrator of the organisation would; ID tokens and /me say so from then on.
+provider.use(async (ctx, next) => {
+  const prefix = '/__test/groups/';
+  if (ctx.method !== 'POST' || !ctx.path.startsWith(prefix)) {
+    await next();
+    return;
+  }
+  const id = decodeURIComponent(ctx.path.slice(prefix.length));
+  let raw = '';
+  for await (const chunk of ctx.req) raw += chunk;
+  let groups;
+  try {
+    groups = JSON.parse(raw);
+  } catch {
+    groups = undefined;
+  }
+  if (!id || !Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) {
+    ctx.status = 400;
+    ctx.body = 'POST a JSON array of group names to /__test/groups/<account>';
+    return;
+  }
+  ACCOUNTS[id] = { ...accountClaims(id), groups };
+  console.error(`provider.mjs: ${id}: groups set to ${JSON.stringify(groups)}`);
+  ctx.status = 204;
+});
+
 // Wraps the provider's routes (provider.use inserts before them).
 provider.use(async (ctx, next) => {
   await next();

@@ -227,6 +227,12 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_SESSION_MAX", default_value = "12h")]
     pub session_max: String,
 
+    /// With OpenID Connect: re-read each signed-in person's groups from the provider at least
+    /// this often (they are always re-read before approvals, denials, reviews, revokes, requests
+    /// and the audit trail).
+    #[arg(long, env = "LAKEGATE_GROUPS_REFRESH", default_value = "15m")]
+    pub groups_refresh: String,
+
     /// Serve Prometheus metrics on this address instead of at /metrics on the main listener.
     #[arg(long, env = "LAKEGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,

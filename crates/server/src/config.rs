@@ -49,6 +49,7 @@ pub struct HttpConfig {
     pub secure_cookies: bool,
     pub session_idle: time::Duration,
     pub session_max: time::Duration,
+    pub groups_refresh: time::Duration,
 }
 
 /// How people will sign in, before the identity provider is discovered.
@@ -67,6 +68,7 @@ impl ServeConfig {
             secure_cookies: self.http.secure_cookies,
             session_idle: self.http.session_idle,
             session_max: self.http.session_max,
+            groups_refresh: self.http.groups_refresh,
         }
     }
 
@@ -235,6 +237,13 @@ impl TryFrom<&ServeArgs> for ServeConfig {
         if session_max < session_idle.min(time::Duration::minutes(5)) {
             bail!("LAKEGATE_SESSION_MAX must be at least 5m");
         }
+        let groups_refresh =
+            parse_duration(&a.groups_refresh).context("LAKEGATE_GROUPS_REFRESH")?;
+        if groups_refresh > time::Duration::hours(1) {
+            bail!(
+                "LAKEGATE_GROUPS_REFRESH must be at most 1h: a group removed at the identity provider must stop counting soon"
+            );
+        }
         let startup_wait = std_duration(&a.startup_wait, "LAKEGATE_STARTUP_WAIT")?;
         let sweep_interval = if a.sweep_interval.trim().eq_ignore_ascii_case("off") {
             None
@@ -319,6 +328,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                 secure_cookies: secure,
                 session_idle,
                 session_max,
+                groups_refresh,
             },
             sign_in,
             settings: Settings {
@@ -510,7 +520,7 @@ impl ServeConfig {
             "database        {}\nlisten          {}\npublic URL      {}\nsign-in         {}\ndev sign-in     {}\n\
              policy          {}: {rules}\napprovers       {} ({} approval{} by default)\nadmin group     {}\n\
              durations       {} – {} by default\nscan cutoff     {} per query by default\nresults         {}\n\
-             boundary        {}\nbroker          {}\nsessions        {} idle, {} at most\nnotifications   {}\n\
+             boundary        {}\nbroker          {}\nsessions        {} idle, {} at most, groups re-read every {}\nnotifications   {}\n\
              query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}\n\
              metrics         {}\nstart-up wait   {:?}\nshutdown        within {:?}\naws endpoint    {}\n\
              orphan sweep    {}",
@@ -551,6 +561,7 @@ impl ServeConfig {
                 .unwrap_or("(the identity lakegate runs as)"),
             format_duration(self.http.session_idle),
             format_duration(self.http.session_max),
+            format_duration(self.http.groups_refresh),
             self.notify_webhook_url.as_deref().map_or_else(
                 || "log only".to_owned(),
                 |u| format!("log and webhook {}", redact_webhook(u))
@@ -612,6 +623,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_STARTUP_WAIT",
     "LAKEGATE_SHUTDOWN_TIMEOUT",
     "LAKEGATE_SWEEP_INTERVAL",
+    "LAKEGATE_GROUPS_REFRESH",
 ];
 
 /// LAKEGATE_* variables in the environment that lakegate does not know.
@@ -743,6 +755,7 @@ mod tests {
                 "AWS_ENDPOINT_URL",
             ),
             (&["--sweep-interval", "10s"], "between 1m and 24h"),
+            (&["--groups-refresh", "2h"], "at most 1h"),
             (&["--sweep-interval", "often"], "LAKEGATE_SWEEP_INTERVAL"),
         ];
         for (extra, expected) in cases {

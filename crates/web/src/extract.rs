@@ -33,21 +33,45 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let session = session_of(parts, state).await?;
-        match session::user(&session, &state.config).await? {
-            Some(principal) => Ok(Self { principal, session }),
-            None => {
-                // After sign-in, come back to the page (a GET) that was asked for.
-                let next = if parts.method == Method::GET {
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map_or("/".to_owned(), |p| p.as_str().to_owned())
-                } else {
-                    "/".to_owned()
-                };
-                Err(WebError::SignIn { next })
-            }
+        current(parts, state, false).await
+    }
+}
+
+/// The signed-in person with their groups confirmed by the identity provider just now: for
+/// decisions (approve, deny, review, extensions), revokes, requests (break-glass) and the audit
+/// trail, where a group removed at the provider must not count any more.
+pub struct Fresh(pub CurrentUser);
+
+impl FromRequestParts<AppState> for Fresh {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        current(parts, state, true).await.map(Self)
+    }
+}
+
+async fn current(
+    parts: &mut Parts,
+    state: &AppState,
+    force: bool,
+) -> Result<CurrentUser, WebError> {
+    let session = session_of(parts, state).await?;
+    match session::user_checked(&session, &state.config, force).await? {
+        Some(principal) => Ok(CurrentUser { principal, session }),
+        None => {
+            // After sign-in, come back to the page (a GET) that was asked for.
+            let next = if parts.method == Method::GET {
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or("/".to_owned(), |p| p.as_str().to_owned())
+            } else {
+                "/".to_owned()
+            };
+            Err(WebError::SignIn { next })
         }
     }
 }

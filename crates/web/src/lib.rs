@@ -46,6 +46,9 @@ pub struct WebConfig {
     pub session_idle: time::Duration,
     /// Sessions end this long after sign-in, whatever happens in between.
     pub session_max: time::Duration,
+    /// With OpenID Connect: groups are re-read from the provider at least this often (and
+    /// always before decisions and admin actions).
+    pub groups_refresh: time::Duration,
 }
 
 /// The one way people sign in on this server.

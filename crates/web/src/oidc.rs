@@ -13,8 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, JsonWebKey as _, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, TokenResponse as _,
+    EndpointSet, IssuerUrl, JsonWebKey as _, Nonce, OAuth2TokenResponse as _, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse as _,
 };
 use serde::{Deserialize, Serialize};
 
@@ -91,19 +91,52 @@ impl fmt::Debug for PendingSignIn {
     }
 }
 
-/// Who signed in, as the verified ID token says.
+/// Who signed in, as the verified ID token says, and the tokens to ask the provider again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub subject: String,
     pub email: String,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    pub tokens: ProviderTokens,
 }
 
-/// What discovery found: the client, and the ids of the keys the provider published.
+/// The provider's access token (for its user-info endpoint) and refresh token (for a new access
+/// token), kept in the server-side session to re-read the person's groups.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    /// When the access token expires (unix seconds), if the provider said.
+    pub expires_at: Option<i64>,
+}
+
+impl fmt::Debug for ProviderTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderTokens")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn expiry(expires_in: Option<std::time::Duration>) -> Option<i64> {
+    expires_in.and_then(|d| {
+        i64::try_from(d.as_secs())
+            .ok()
+            .map(|s| time::OffsetDateTime::now_utc().unix_timestamp() + s)
+    })
+}
+
+/// What discovery found: the client, the ids of the keys the provider published, and its
+/// user-info endpoint.
 struct Discovered {
     client: DiscoveredClient,
     key_ids: Vec<String>,
+    userinfo: Option<String>,
 }
 
 /// A discovered OpenID Connect provider.
@@ -268,7 +301,104 @@ impl Oidc {
             email,
             name,
             groups,
+            tokens: ProviderTokens {
+                access_token: response.access_token().secret().clone(),
+                refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+                expires_at: expiry(response.expires_in()),
+            },
         })
+    }
+
+    /// The person's groups as the provider says now, from its user-info endpoint (with a new
+    /// access token first when the old one has expired and a refresh token is at hand). The
+    /// answer must be about `subject`. `tokens` is updated when refreshed.
+    pub async fn current_groups(
+        &self,
+        subject: &str,
+        tokens: &mut ProviderTokens,
+    ) -> Result<Vec<String>, OidcError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut refreshed = false;
+        if tokens.expires_at.is_some_and(|e| e <= now + 30) {
+            self.refresh(tokens).await?;
+            refreshed = true;
+        }
+        loop {
+            match self.userinfo(&tokens.access_token).await? {
+                UserInfo::Claims(claims) => {
+                    if claims.get("sub").and_then(serde_json::Value::as_str) != Some(subject) {
+                        return Err(OidcError::InvalidToken(
+                            "the identity provider's user info is about someone else".into(),
+                        ));
+                    }
+                    return groups_from_claims(&claims, &self.config.groups_claim);
+                }
+                UserInfo::Expired if !refreshed => {
+                    self.refresh(tokens).await?;
+                    refreshed = true;
+                }
+                UserInfo::Expired => {
+                    return Err(OidcError::Exchange(
+                        "the identity provider no longer accepts this sign-in".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn refresh(&self, tokens: &mut ProviderTokens) -> Result<(), OidcError> {
+        let Some(refresh) = tokens.refresh_token.clone() else {
+            return Err(OidcError::Exchange(
+                "the sign-in has expired at the identity provider (no refresh token)".into(),
+            ));
+        };
+        let discovered = self.current();
+        let refresh = RefreshToken::new(refresh);
+        let response = discovered
+            .client
+            .exchange_refresh_token(&refresh)
+            .map_err(|e| OidcError::Exchange(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OidcError::Exchange(error_chain(&e)))?;
+        tokens.access_token = response.access_token().secret().clone();
+        if let Some(r) = response.refresh_token() {
+            tokens.refresh_token = Some(r.secret().clone());
+        }
+        tokens.expires_at = expiry(response.expires_in());
+        Ok(())
+    }
+
+    async fn userinfo(&self, access_token: &str) -> Result<UserInfo, OidcError> {
+        let discovered = self.current();
+        let Some(url) = &discovered.userinfo else {
+            return Err(OidcError::Claims(
+                "the identity provider has no user-info endpoint, so groups cannot be re-read"
+                    .into(),
+            ));
+        };
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| OidcError::Exchange(e.without_url().to_string()))?;
+        if res.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(UserInfo::Expired);
+        }
+        if !res.status().is_success() {
+            return Err(OidcError::Exchange(format!(
+                "the identity provider's user-info endpoint answered {}",
+                res.status()
+            )));
+        }
+        let claims: serde_json::Value = res
+            .json()
+            .await
+            .map_err(|e| OidcError::InvalidToken(format!("user info: {}", e.without_url())))?;
+        Ok(UserInfo::Claims(claims))
     }
 }
 
@@ -289,6 +419,7 @@ async fn discover_with(
     let metadata = CoreProviderMetadata::discover_async(issuer, http)
         .await
         .map_err(|e| fail(error_chain(&e)))?;
+    let userinfo = metadata.userinfo_endpoint().map(|u| u.url().to_string());
     let key_ids = metadata
         .jwks()
         .keys()
@@ -303,7 +434,11 @@ async fn discover_with(
         Some(ClientSecret::new(config.client_secret.clone())),
     )
     .set_redirect_uri(redirect);
-    Ok(Discovered { client, key_ids })
+    Ok(Discovered {
+        client,
+        key_ids,
+        userinfo,
+    })
 }
 
 /// The `kid` of a compact JWT's header, before any verification (only to pick the key).
@@ -312,6 +447,13 @@ fn key_id_of(jwt: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(header.trim_end_matches('=')).ok()?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     value.get("kid")?.as_str().map(ToOwned::to_owned)
+}
+
+/// What the user-info endpoint said.
+enum UserInfo {
+    Claims(serde_json::Value),
+    /// 401: the access token is no longer good.
+    Expired,
 }
 
 /// The groups claim of a (verified) compact JWT: an array of strings, or one string.
@@ -325,6 +467,11 @@ fn groups_from_payload(jwt: &str, claim: &str) -> Result<Vec<String>, OidcError>
         .map_err(|e| OidcError::InvalidToken(format!("ID token payload: {e}")))?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| OidcError::InvalidToken(format!("ID token payload: {e}")))?;
+    groups_from_claims(&value, claim)
+}
+
+/// The groups claim of a set of claims: an array of strings, or one string.
+fn groups_from_claims(value: &serde_json::Value, claim: &str) -> Result<Vec<String>, OidcError> {
     Ok(match value.get(claim) {
         None | Some(serde_json::Value::Null) => Vec::new(),
         Some(serde_json::Value::String(g)) => vec![g.clone()],

@@ -16,10 +16,15 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
 use crate::error::WebError;
+use crate::oidc::ProviderTokens;
 
 pub(crate) const USER: &str = "user";
 /// When the person signed in (unix seconds): sessions end `session_max` after it.
 pub(crate) const SIGNED_IN_AT: &str = "signed_in_at";
+/// The identity provider's tokens, to re-read the person's groups.
+pub(crate) const PROVIDER_TOKENS: &str = "oidc_tokens";
+/// When the groups were last read from the identity provider (unix seconds).
+pub(crate) const GROUPS_CHECKED_AT: &str = "groups_checked_at";
 pub(crate) const CSRF: &str = "csrf";
 pub(crate) const FLASH: &str = "flash";
 
@@ -157,13 +162,20 @@ pub async fn run_session_sweeper(store: PgSessionStore, shutdown: CancellationTo
 
 /// Begins a signed-in session: a new session id (a session fixed before sign-in is worthless
 /// after it) and a new CSRF token (one seen before sign-in is worthless too).
-pub(crate) async fn start(session: &Session, principal: &Principal) -> Result<(), WebError> {
+pub(crate) async fn start(
+    session: &Session,
+    principal: &Principal,
+    tokens: Option<&ProviderTokens>,
+) -> Result<(), WebError> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
     session.cycle_id().await?;
     session.remove_value(CSRF).await?;
     session.insert(USER, principal).await?;
-    session
-        .insert(SIGNED_IN_AT, OffsetDateTime::now_utc().unix_timestamp())
-        .await?;
+    session.insert(SIGNED_IN_AT, now).await?;
+    if let Some(tokens) = tokens {
+        session.insert(PROVIDER_TOKENS, tokens).await?;
+        session.insert(GROUPS_CHECKED_AT, now).await?;
+    }
     Ok(())
 }
 
@@ -173,6 +185,18 @@ pub(crate) async fn user(
     session: &Session,
     config: &crate::WebConfig,
 ) -> Result<Option<Principal>, WebError> {
+    user_checked(session, config, false).await
+}
+
+/// The signed-in person as [`user`] finds them; with OpenID Connect, their groups re-read from
+/// the identity provider when `LAKEGATE_GROUPS_REFRESH` has passed since the last read, or at
+/// once when `force` (before decisions and admin actions). A person the provider no longer
+/// answers for is signed out: lakegate never acts on groups it could not confirm.
+pub(crate) async fn user_checked(
+    session: &Session,
+    config: &crate::WebConfig,
+    force: bool,
+) -> Result<Option<Principal>, WebError> {
     let Some(principal) = session.get::<Principal>(USER).await? else {
         return Ok(None);
     };
@@ -180,12 +204,52 @@ pub(crate) async fn user(
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let fresh =
         signed_in_at.is_some_and(|at| now.saturating_sub(at) < config.session_max.whole_seconds());
-    if fresh {
+    if !fresh {
+        tracing::info!(email = %principal.email, "session ended: older than LAKEGATE_SESSION_MAX");
+        session.flush().await?;
+        return Ok(None);
+    }
+    let Some(oidc) = config.oidc() else {
+        return Ok(Some(principal));
+    };
+    let checked = session.get::<i64>(GROUPS_CHECKED_AT).await?.unwrap_or(0);
+    if !force && now.saturating_sub(checked) < config.groups_refresh.whole_seconds() {
         return Ok(Some(principal));
     }
-    tracing::info!(email = %principal.email, "session ended: older than LAKEGATE_SESSION_MAX");
-    session.flush().await?;
-    Ok(None)
+    let Some(mut tokens) = session.get::<ProviderTokens>(PROVIDER_TOKENS).await? else {
+        tracing::info!(email = %principal.email,
+            "session ended: no identity provider tokens to re-read groups with");
+        session.flush().await?;
+        return Ok(None);
+    };
+    let updated = match oidc.current_groups(&principal.subject, &mut tokens).await {
+        Ok(groups) => Principal::new(
+            principal.subject.clone(),
+            principal.email.clone(),
+            principal.name.clone(),
+            groups,
+        )
+        .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match updated {
+        Ok(updated) => {
+            if updated.groups != principal.groups {
+                tracing::info!(email = %principal.email, before = ?principal.groups,
+                    after = ?updated.groups, "groups changed at the identity provider");
+            }
+            session.insert(USER, &updated).await?;
+            session.insert(PROVIDER_TOKENS, &tokens).await?;
+            session.insert(GROUPS_CHECKED_AT, now).await?;
+            Ok(Some(updated))
+        }
+        Err(e) => {
+            tracing::warn!(email = %principal.email, error = %e,
+                "session ended: the identity provider did not confirm the person's groups");
+            session.flush().await?;
+            Ok(None)
+        }
+    }
 }
 
 pub(crate) async fn set_flash(

@@ -66,6 +66,7 @@ async fn app_with(pool: PgPool, peer: SocketAddr, session_max: Duration) -> Test
         secure_cookies: false,
         session_idle: Duration::hours(1),
         session_max,
+        groups_refresh: Duration::minutes(15),
     };
     let sessions = lakegate_web::session_store(pool);
     TestApp {

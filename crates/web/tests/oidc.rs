@@ -26,10 +26,14 @@ fn issuer() -> String {
 }
 
 async fn app(pool: PgPool) -> Router {
-    app_requiring_verified_email(pool, true).await
+    app_with(pool, true, Duration::minutes(15)).await
 }
 
 async fn app_requiring_verified_email(pool: PgPool, require_verified_email: bool) -> Router {
+    app_with(pool, require_verified_email, Duration::minutes(15)).await
+}
+
+async fn app_with(pool: PgPool, require_verified_email: bool, groups_refresh: Duration) -> Router {
     let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
     let settings = Settings::for_tests().with_results("s3://results/lakegate/");
     let services = Services::new(
@@ -55,6 +59,7 @@ async fn app_requiring_verified_email(pool: PgPool, require_verified_email: bool
         secure_cookies: false,
         session_idle: Duration::hours(1),
         session_max: Duration::hours(12),
+        groups_refresh,
     };
     let sessions = lakegate_web::session_store(pool);
     lakegate_web::router(AppState::new(services, config), sessions)
@@ -86,15 +91,40 @@ impl Browser {
         }
     }
 
+    /// Posts a lakegate form with the CSRF token of the page at `page`.
+    async fn lakegate_form(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Answer {
+        let html = self.lakegate(page).await.body;
+        let doc = scraper::Html::parse_document(&html);
+        let sel = scraper::Selector::parse(r#"input[name="csrf_token"]"#).unwrap();
+        let token = doc
+            .select(&sel)
+            .next()
+            .and_then(|e| e.value().attr("value"))
+            .unwrap_or_else(|| panic!("no csrf_token in {page}:\n{html}"))
+            .to_owned();
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        let body = serde_urlencoded::to_string(&all).unwrap();
+        self.send(
+            Request::post(action).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            Body::from(body),
+        )
+        .await
+    }
+
     async fn lakegate(&mut self, path_and_query: &str) -> Answer {
-        let mut req = Request::get(path_and_query);
+        self.send(Request::get(path_and_query), Body::empty()).await
+    }
+
+    async fn send(&mut self, req: axum::http::request::Builder, body: Body) -> Answer {
+        let mut req = req;
         if let Some(c) = &self.lakegate_cookie {
             req = req.header(header::COOKIE, c);
         }
         let res = self
             .router
             .clone()
-            .oneshot(req.body(Body::empty()).unwrap())
+            .oneshot(req.body(body).unwrap())
             .await
             .unwrap();
         if let Some(set) = res.headers().get(header::SET_COOKIE) {
@@ -392,4 +422,91 @@ async fn the_development_sign_in_does_not_exist_beside_the_provider(pool: PgPool
     let login = b.lakegate("/auth/login").await;
     assert_eq!(login.status, StatusCode::SEE_OTHER);
     assert!(login.location.unwrap().starts_with(&issuer()));
+}
+
+/// Sets `login`'s groups at the test provider (its test-only hook), as an administrator of the
+/// organisation would.
+async fn set_groups_at_provider(login: &str, groups: &[&str]) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/__test/groups/{login}", issuer()))
+        .json(&groups)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_group_removed_at_the_provider_stops_counting(pool: PgPool) {
+    // Groups re-read at least every second, and always before a decision.
+    let router = app_with(pool, true, Duration::seconds(1)).await;
+    // An approver of this test's own (the provider is shared with other tests).
+    let owner = format!("owner-{}", uuid::Uuid::new_v4().simple());
+    set_groups_at_provider(&owner, &["data-owners"]).await;
+
+    let mut alice = Browser::new(router.clone());
+    let callback = alice.sign_in_at_provider("alice").await;
+    assert_eq!(
+        alice.callback(&callback).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let res = alice
+        .lakegate_form(
+            "/requests/new",
+            "/requests",
+            &[
+                ("resources", "sales.orders"),
+                ("duration", "1h"),
+                ("reason", "reconcile the April revenue report"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let page = res.location.unwrap();
+
+    let mut approver = Browser::new(router.clone());
+    let callback = approver.sign_in_at_provider(&owner).await;
+    assert_eq!(
+        approver.callback(&callback).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        approver
+            .lakegate("/")
+            .await
+            .body
+            .contains("Waiting for your approval"),
+        "a data owner sees the queue"
+    );
+
+    // The organisation removes the approver from the group. The next decision re-reads the
+    // groups first: refused, and nothing is decided.
+    set_groups_at_provider(&owner, &[]).await;
+    let res = approver
+        .lakegate_form(&page, &format!("{page}/approve"), &[])
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.body);
+    assert!(
+        alice.lakegate(&page).await.body.contains("pending"),
+        "the request is still pending"
+    );
+
+    // Pages re-read within the refresh interval too.
+    set_groups_at_provider(&owner, &["data-owners"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert!(
+        approver
+            .lakegate("/")
+            .await
+            .body
+            .contains("Waiting for your approval")
+    );
+    set_groups_at_provider(&owner, &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let home = approver.lakegate("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        !home.body.contains("Waiting for your approval"),
+        "the queue is gone once the groups were re-read"
+    );
 }

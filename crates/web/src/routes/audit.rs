@@ -8,15 +8,15 @@ use axum::routing::get;
 use lakegate_app::AppError;
 use lakegate_app::audit::{self, ExportFormat, hex, write_export};
 use lakegate_domain::audit::AuditAction;
+use lakegate_domain::audit::AuditFilter;
 use lakegate_domain::{RequestId, ValidationError};
-use lakegate_store::audit::AuditFilter;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::error::WebError;
-use crate::extract::CurrentUser;
+use crate::extract::Fresh;
 use crate::state::AppState;
 use crate::views::audit::{AuditPage, AuditRow};
 use crate::views::{Chrome, fmt_time};
@@ -114,7 +114,7 @@ fn detail_line(detail: &serde_json::Value) -> String {
 
 async fn audit_page(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, WebError> {
     lakegate_domain::access::check_audit(&state.services.settings.policy, &user.principal)
@@ -154,7 +154,7 @@ async fn audit_page(
 
 async fn export_audit(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, WebError> {
     let format = match q.format.as_deref() {

@@ -134,6 +134,7 @@ async fn callback(
         tracing::warn!(error = %e, "OpenID Connect sign-in refused");
         sign_in_refused(e.to_string())
     })?;
+    let identity_tokens = identity.tokens;
     let principal = Principal::new(
         identity.subject,
         identity.email,
@@ -141,7 +142,7 @@ async fn callback(
         identity.groups,
     )
     .map_err(|e| sign_in_refused(format!("the identity provider's answer is not usable: {e}")))?;
-    session::start(&session, &principal).await?;
+    session::start(&session, &principal, Some(&identity_tokens)).await?;
     lakegate_app::sessions::record_sign_in(&state.services, &principal, "oidc").await?;
     set_flash(
         &session,
@@ -238,7 +239,7 @@ async fn dev_sign_in(
             return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
-    session::start(&session, &principal).await?;
+    session::start(&session, &principal, None).await?;
     lakegate_app::sessions::record_sign_in(&state.services, &principal, "development").await?;
     set_flash(
         &session,

@@ -11,12 +11,12 @@ use lakegate_app::{AppError, credentials};
 use lakegate_domain::RequestId;
 use lakegate_domain::duration::format_duration;
 use lakegate_domain::naming::NAME_PREFIX;
+use lakegate_domain::request::Decision;
 use lakegate_domain::target::MAX_RESOURCES;
-use lakegate_store::requests::Decision;
 use serde::Deserialize;
 
 use crate::error::WebError;
-use crate::extract::{CsrfForm, CurrentUser};
+use crate::extract::{CsrfForm, CurrentUser, Fresh};
 use crate::session::{FlashKind, set_flash};
 use crate::state::AppState;
 use crate::views::requests::{
@@ -123,7 +123,7 @@ struct NewRequestForm {
 
 async fn submit_request(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     CsrfForm(form): CsrfForm<NewRequestForm>,
 ) -> Result<Response, WebError> {
     let break_glass = form.break_glass.as_deref().is_some_and(|v| !v.is_empty());
@@ -209,7 +209,7 @@ fn decided_message(outcome: Decided, approved: &str, denied: &str) -> String {
 
 async fn approve_request(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<CommentForm>,
 ) -> Result<Redirect, WebError> {
@@ -225,7 +225,7 @@ async fn approve_request(
 
 async fn deny_request(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<CommentForm>,
 ) -> Result<Redirect, WebError> {
@@ -246,7 +246,7 @@ async fn cancel_request(
 
 async fn revoke_request(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<CommentForm>,
 ) -> Result<Redirect, WebError> {
@@ -304,7 +304,7 @@ async fn issue_credentials(
 
 async fn review_request(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<CommentForm>,
 ) -> Result<Redirect, WebError> {
@@ -392,7 +392,7 @@ async fn decide_extension(
 
 async fn approve_extension(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Path((id, extension)): Path<(String, i64)>,
     CsrfForm(form): CsrfForm<CommentForm>,
 ) -> Result<Redirect, WebError> {
@@ -409,7 +409,7 @@ async fn approve_extension(
 
 async fn deny_extension(
     State(state): State<AppState>,
-    user: CurrentUser,
+    Fresh(user): Fresh,
     Path((id, extension)): Path<(String, i64)>,
     CsrfForm(form): CsrfForm<CommentForm>,
 ) -> Result<Redirect, WebError> {

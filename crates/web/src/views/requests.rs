@@ -6,11 +6,11 @@ use lakegate_app::requests::{ExtensionDetail, RequestDetail};
 use lakegate_domain::RequestStatus;
 use lakegate_domain::access::AllowedActions;
 use lakegate_domain::duration::format_duration;
+use lakegate_domain::extension::ExtensionStatus;
 use lakegate_domain::naming::NAME_PREFIX;
 use lakegate_domain::policy_file::{DEFAULTS, Evaluation, format_bytes};
+use lakegate_domain::request::{Decision, DecisionRecord};
 use lakegate_domain::usage::{Micros, approx_bytes, cumulative_bytes};
-use lakegate_store::extensions::ExtensionStatus;
-use lakegate_store::requests::{Decision, DecisionRecord};
 use time::OffsetDateTime;
 
 use crate::views::chart::UsageChart;
