@@ -370,4 +370,3 @@ mod tests {
         assert!(!is_header(Some(&row(&[])), &[]));
     }
 }
-

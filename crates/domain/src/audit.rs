@@ -141,6 +141,26 @@ impl AuditAction {
     }
 }
 
+/// Who did it: a person, or lakegate itself (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub subject: String,
+    pub email: String,
+}
+
+/// What the audit page and export narrow the trail to; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub request: Option<crate::RequestId>,
+    /// A substring of the actor's email, case-insensitive.
+    pub actor: Option<String>,
+    pub action: Option<AuditAction>,
+    pub from: Option<time::OffsetDateTime>,
+    pub until: Option<time::OffsetDateTime>,
+    /// Only events older than this id (paging backwards from the newest).
+    pub before: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

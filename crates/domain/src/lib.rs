@@ -6,6 +6,7 @@ pub mod access;
 pub mod audit;
 pub mod duration;
 pub mod error;
+pub mod extension;
 pub mod iam_policy;
 pub mod lake_formation;
 pub mod naming;

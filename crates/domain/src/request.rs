@@ -298,6 +298,32 @@ impl AccessRequest {
     }
 }
 
+/// An approver's decision on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub actor: crate::audit::Actor,
+    /// The approver's groups when they decided: which requirements their approval fills.
+    pub groups: Vec<String>,
+    pub decision: Decision,
+    pub comment: Option<String>,
+    pub at: OffsetDateTime,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,9 @@ impl Server {
             "s3://lakegate-athena-results/lakegate/",
             "--permissions-boundary-arn",
             BOUNDARY,
+            // The tests share one moto: a sweep would take other tests' grants for orphans.
+            "--sweep-interval",
+            "off",
         ])
         .unwrap();
         let Sub::Serve(args) = cli.command else {

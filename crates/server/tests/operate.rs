@@ -39,6 +39,9 @@ async fn start(
         "s3://lakegate-athena-results/lakegate/",
         "--permissions-boundary-arn",
         "arn:aws:iam::123456789012:policy/lakegate-boundary",
+        // The tests share one moto: a sweep would take other tests' grants for orphans.
+        "--sweep-interval",
+        "off",
     ];
     argv.extend_from_slice(extra);
     let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {

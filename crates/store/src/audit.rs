@@ -9,12 +9,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 
-/// Who did it: a person, or lakegate itself (`None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub subject: String,
-    pub email: String,
-}
+pub use lakegate_domain::audit::{Actor, AuditFilter};
 
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent<'a> {
@@ -192,19 +187,6 @@ pub async fn list_all(conn: &mut PgConnection) -> Result<Vec<(AuditEvent, Vec<u8
     .into_iter()
     .map(|r| Ok((AuditEvent::try_from(r.event)?, r.hash)))
     .collect()
-}
-
-/// What the audit page and export narrow the trail to; empty fields match everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditFilter {
-    pub request: Option<RequestId>,
-    /// A substring of the actor's email, case-insensitive.
-    pub actor: Option<String>,
-    pub action: Option<AuditAction>,
-    pub from: Option<OffsetDateTime>,
-    pub until: Option<OffsetDateTime>,
-    /// Only events older than this id (paging backwards from the newest).
-    pub before: Option<i64>,
 }
 
 /// Matching events, newest first, at most `limit`, each with its chain hash.

@@ -8,32 +8,11 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExtensionStatus {
-    Pending,
-    Approved,
-    Denied,
-}
+pub use lakegate_domain::extension::ExtensionStatus;
 
-impl ExtensionStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "approved" => Ok(Self::Approved),
-            "denied" => Ok(Self::Denied),
-            other => Err(StoreError::Corrupt(format!(
-                "unknown extension status {other}"
-            ))),
-        }
-    }
+fn parse_status(s: &str) -> Result<ExtensionStatus, StoreError> {
+    ExtensionStatus::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown extension status {s}")))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +46,7 @@ impl Row {
             request: RequestId(self.request_id),
             extra: Duration::seconds(i64::from(self.extra_seconds)),
             reason: self.reason,
-            status: ExtensionStatus::parse(&self.status)?,
+            status: parse_status(&self.status)?,
             auto_approved: self.auto_approved,
             requested_at: self.requested_at,
             decided_at: self.decided_at,

@@ -39,30 +39,7 @@ pub struct GrantPlan {
     pub scan_budget_bytes: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Approve,
-    Deny,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Approve => "approve",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionRecord {
-    pub actor: Actor,
-    /// The approver's groups when they decided: which requirements their approval fills.
-    pub groups: Vec<String>,
-    pub decision: Decision,
-    pub comment: Option<String>,
-    pub at: OffsetDateTime,
-}
+pub use lakegate_domain::request::{Decision, DecisionRecord};
 
 /// What the credentials URL needs to decide, in one indexed read.
 #[derive(Debug, Clone, PartialEq, Eq)]

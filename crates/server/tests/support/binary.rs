@@ -44,6 +44,9 @@ pub fn base_env(db_url: &str, port: u16) -> Vec<(String, String)> {
             "arn:aws:iam::123456789012:policy/lakegate-boundary".to_owned(),
         ),
         ("LAKEGATE_LOG_FORMAT", "json".to_owned()),
+        // The tests share one moto, each with a database of its own: a sweep would take the
+        // other tests' live grants for orphans (one installation per account, docs/deploy.md).
+        ("LAKEGATE_SWEEP_INTERVAL", "off".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]
     .into_iter()
