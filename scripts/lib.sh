@@ -230,7 +230,7 @@ lg_stop_private_postgres() {
   rm -f "$LG_STATE/postgres-cluster"
 }
 
-# Start a throwaway cluster under /tmp on a free port (TEST-PEERS.md §1.2).
+# Start a throwaway cluster under /tmp on a free port (docs/testing.md).
 lg_start_private_postgres() {
   local initdb pg_ctl pgd port
   if ! initdb=$(lg_pg_bin initdb) || ! pg_ctl=$(lg_pg_bin pg_ctl); then
@@ -442,7 +442,7 @@ lg_scratch_database() {
 }
 
 # ---------------------------------------------------------------------------
-# OpenID Connect test provider: npm oidc-provider in tests/oidc (TEST-PEERS.md §4)
+# OpenID Connect test provider: npm oidc-provider in tests/oidc (docs/testing.md)
 # ---------------------------------------------------------------------------
 # Install tests/oidc/node_modules with `npm ci` when it is missing or
 # package-lock.json changed (sha256 stamp inside node_modules).

@@ -1,4 +1,4 @@
-// Test-only OpenID Connect provider for lakegate's sign-in tests (TEST-PEERS.md §4).
+// Test-only OpenID Connect provider for lakegate's sign-in tests (docs/testing.md).
 //
 // A real npm `oidc-provider` on 127.0.0.1, with one client (`lakegate`), a few fixed
 // accounts, the built-in development login/consent forms, and test hooks that make

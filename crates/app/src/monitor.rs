@@ -2,7 +2,7 @@
 //! once, updated as it progresses) with what Athena will bill for them, and the grant's scan
 //! budget is enforced: a warning at 80 %, the workgroup's per-query cutoff lowered to what is
 //! left, and the grant revoked ("budget exhausted") once less than Athena's smallest cutoff
-//! remains (AWS.md §4.6). Finished queries are flagged (`lakegate_domain::usage` has the
+//! remains (docs/aws.md §14). Finished queries are flagged (`lakegate_domain::usage` has the
 //! rules), each new flag an audit event.
 
 use std::collections::HashMap;

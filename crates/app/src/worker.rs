@@ -1,7 +1,8 @@
 //! The background worker, one in every replica: provisions approved requests, expires active
-//! grants when their time is up, and tears down revoking ones (AWS.md §4). It claims work with
-//! `for update skip locked` under a lease, records each step before taking it, and treats every
-//! step as idempotent, so a crash anywhere is repaired by the next pass of any replica.
+//! grants when their time is up, and tears down revoking ones (docs/aws.md §11, §12). It claims
+//! work with `for update skip locked` under a lease, records each step before taking it, and
+//! treats every step as idempotent, so a crash anywhere is repaired by the next pass of any
+//! replica.
 
 use crate::record;
 use lakegate_domain::audit::AuditAction;
@@ -366,7 +367,7 @@ async fn provision_step(
         }
         ProvisionStep::GrantLakeFormation => cloud.grant_lake_formation(&item.lf_grants).await,
         ProvisionStep::AwaitPropagation => {
-            // The gate: only a role that STS lets us assume is handed out (AWS.md §4.1 step 5).
+            // The gate: only a role that STS lets us assume is handed out (docs/aws.md §11).
             let now = svc.clock.now();
             cloud
                 .assume_role(&SessionSpec {

@@ -67,7 +67,7 @@ pub(crate) fn classify_code(code: &str, message: &str, status: u16, text: String
     } else if NOT_FOUND_CODES.contains(&code) {
         CloudError::NotFound(text)
     } else if message.contains("Invalid principal") {
-        // Lake Formation does not see a new role yet (AWS.md §1.1): try again shortly.
+        // Lake Formation does not see a new role yet (docs/aws.md §4): try again shortly.
         CloudError::Transient(text)
     } else {
         CloudError::Rejected(text)

@@ -113,7 +113,7 @@ pub(crate) async fn grant(
             .map_err(|e| classify("lakeformation:BatchGrantPermissions", e))?;
         for f in out.failures() {
             let (code, _, err) = failure_error("lakeformation:BatchGrantPermissions", f);
-            // Athena wants DESCRIBE on `default` (AWS.md §1.4), but an account may not have that
+            // Athena wants DESCRIBE on `default` (docs/aws.md §5), but an account may not have that
             // database; without it there is nothing to describe and the grant is moot.
             let entry_id = f.request_entry().map(|e| e.id()).unwrap_or_default();
             if entry_id == DEFAULT_DATABASE_ENTRY && code == "EntityNotFoundException" {
@@ -142,7 +142,7 @@ pub(crate) async fn revoke(
             .map_err(|e| classify("lakeformation:BatchRevokePermissions", e))?;
         for f in out.failures() {
             let (code, message, err) = failure_error("lakeformation:BatchRevokePermissions", f);
-            // Already revoked or never granted (AWS.md §1.5), or the table/database itself is
+            // Already revoked or never granted (docs/aws.md §6), or the table/database itself is
             // gone (and its grants with it): the goal is reached.
             if message.contains("No permissions revoked") || code == "EntityNotFoundException" {
                 continue;

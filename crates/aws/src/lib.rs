@@ -1,5 +1,5 @@
 //! lakegate's AWS side: [`CloudAccess`] implemented with the official SDK crates. Every
-//! operation is idempotent: "already exists" and "already gone" are success (AWS.md §4), and
+//! operation is idempotent: "already exists" and "already gone" are success (docs/aws.md §13), and
 //! errors are classified into what the caller should do next (retry, give up, skip).
 #![forbid(unsafe_code)]
 

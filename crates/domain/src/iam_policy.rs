@@ -54,7 +54,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// Lets the broker, and only the broker, assume the role, tag the session and set its source
-/// identity (both need explicit trust: AWS.md §1.6).
+/// identity (both need explicit trust: docs/aws.md §3).
 pub fn trust_policy(broker_principal_arn: &str) -> String {
     json!({
         "Version": "2012-10-17",
@@ -136,7 +136,7 @@ pub fn access_policy(g: &GrantResources, databases: &[String]) -> String {
 
 /// Passed with every AssumeRole. Effective permissions are the intersection of this and the
 /// role's policies, so resource scoping is left to the role policy and this one only adds the
-/// clock: after `expires_at` every call is denied, whatever the reaper does (AWS.md §1.7).
+/// clock: after `expires_at` every call is denied, whatever the reaper does (docs/aws.md §7).
 /// Stays far below the 2,048-character limit.
 pub fn session_policy(expires_at: OffsetDateTime) -> String {
     let actions: Vec<&str> = ATHENA_WORKGROUP_ACTIONS
@@ -166,7 +166,7 @@ pub fn session_policy(expires_at: OffsetDateTime) -> String {
 
 /// Denies everything to every session of the role: written first when a grant is revoked or
 /// expires. AWS's recipe denies only sessions issued before the revocation (`aws:TokenIssueTime`,
-/// AWS.md §1.7) because the role stays in use; a lakegate role is never used again once revoking
+/// docs/aws.md §8) because the role stays in use; a lakegate role is never used again once revoking
 /// begins, so denying all sessions is strictly stronger: it also covers a session minted while
 /// the revoke was starting, and any clock skew between lakegate and AWS. Idempotent.
 pub fn revoke_policy() -> String {

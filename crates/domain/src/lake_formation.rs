@@ -1,7 +1,7 @@
 //! The Lake Formation grants of one request, in a canonical form. lakegate stores exactly these
 //! entries when a request is approved and revokes exactly the same entries later: Lake
 //! Formation (and moto) only revoke what matches the grant's shape, so the shape must never
-//! be rebuilt differently (sorted columns, explicit catalog id; AWS.md §4.1, §7).
+//! be rebuilt differently (sorted columns, explicit catalog id; docs/aws.md §5, §6).
 
 use std::collections::BTreeSet;
 
@@ -50,7 +50,7 @@ pub struct LfGrant {
     pub permissions: Vec<LfPermission>,
 }
 
-/// DESCRIBE on every database named (and on `default`, which Athena requires: AWS.md §1.4),
+/// DESCRIBE on every database named (and on `default`, which Athena requires: docs/aws.md §5),
 /// SELECT on exactly the requested tables and columns.
 pub fn plan_grants(
     catalog_id: &str,

@@ -113,7 +113,7 @@ pub enum CloudError {
 
 impl CloudError {
     /// Whether the same call may succeed later. Denials count: right after CreateRole, IAM and
-    /// Lake Formation may not see the role yet (AWS.md §1.6).
+    /// Lake Formation may not see the role yet (docs/aws.md §4).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Transient(_) | Self::Denied(_) | Self::Other(_))
     }
@@ -157,7 +157,7 @@ pub struct QueryRun<'a> {
 }
 
 /// Everything lakegate does in AWS. Every method is idempotent: "already done" is success, so
-/// any step can be run again after a crash (AWS.md §4).
+/// any step can be run again after a crash (docs/aws.md §13).
 #[async_trait]
 pub trait CloudAccess: Send + Sync + 'static {
     /// The account, region and broker principal this client works as.

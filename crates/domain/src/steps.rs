@@ -1,4 +1,4 @@
-//! The ordered steps of provisioning a grant and of tearing it down (AWS.md §4.1, §4.3).
+//! The ordered steps of provisioning a grant and of tearing it down (docs/aws.md §11, §12).
 //! The step about to be taken is written to the database before it is taken; every step is
 //! idempotent, so after a crash the worker resumes at the recorded step and nothing leaks.
 
@@ -46,7 +46,7 @@ steps! {
 steps! {
     /// From `revoking` to `expired`, `revoked` or `failed`. Lake Formation grants are revoked
     /// before the role is deleted: a grant left on a deleted role's ARN would pass to any role
-    /// later created under that ARN (AWS.md §1.1).
+    /// later created under that ARN (docs/aws.md §12).
     RevokeStep {
         DenySessions => "deny_sessions",
         StopQueries => "stop_queries",

@@ -211,7 +211,7 @@ pub struct BudgetAssessment {
     /// `None` when exhausted (the grant is revoked instead).
     pub new_cutoff: Option<i64>,
     /// Less is left than Athena's smallest cutoff ([`MIN_SCAN_CUTOFF_BYTES`], 10 MB): no query
-    /// can be held to what remains, so the grant is treated as spent (AWS.md §4.6) rather than
+    /// can be held to what remains, so the grant is treated as spent (docs/aws.md §14) rather than
     /// allowed to overshoot.
     pub exhausted: bool,
     /// What is left of the budget, never negative.
@@ -220,7 +220,7 @@ pub struct BudgetAssessment {
     pub percent_used: u8,
 }
 
-/// Applies the budget rule (AWS.md §4.6) to one grant's spend.
+/// Applies the budget rule (docs/aws.md §14) to one grant's spend.
 pub fn assess_budget(input: BudgetInput) -> BudgetAssessment {
     let spent = i128::from(input.spent_bytes.max(0));
     let budget = i128::from(input.budget_bytes.max(0));

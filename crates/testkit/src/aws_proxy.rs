@@ -1,5 +1,5 @@
 //! A small HTTP proxy in front of moto that fills the gaps the Athena monitor and the retry
-//! paths need (AWS.md §9):
+//! paths need (docs/aws.md §19):
 //!
 //! - `AmazonAthena.BatchGetQueryExecution` (moto: HTTP 500) is answered by fanning out to
 //!   `GetQueryExecution`, as many ids as asked;

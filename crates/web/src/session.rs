@@ -1,7 +1,7 @@
 //! Sessions in PostgreSQL, and the typed values lakegate keeps in them.
 //!
 //! The store keys each session by the SHA-256 of its id, so the ids (the cookies' values) are
-//! never stored: reading the table does not let anyone ride a session (ARCHITECTURE.md,
+//! never stored: reading the table does not let anyone ride a session (docs/architecture.md,
 //! "Non-negotiables"). The SQL lives in lakegate-store; this is the tower-sessions adapter.
 
 use async_trait::async_trait;

@@ -1,5 +1,5 @@
 //! The credentials URL: what the AWS SDKs' container-credentials provider and
-//! `credential_process` read (AWS.md §5). JSON in, JSON out, never an HTML page.
+//! `credential_process` read (docs/aws.md §15, §16). JSON in, JSON out, never an HTML page.
 
 use axum::Json;
 use axum::Router;
@@ -28,7 +28,7 @@ struct Format {
     format: Option<String>,
 }
 
-/// RFC 3339 in UTC with `Z`: the Rust SDK refuses `+00:00` (AWS.md §5.1).
+/// RFC 3339 in UTC with `Z`: the Rust SDK refuses `+00:00` (docs/aws.md §15).
 fn expiration(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let t = t.replace_nanosecond(0).unwrap_or(t);
