@@ -118,14 +118,7 @@ async fn signs_in_through_the_identity_provider_and_requests_access(pool: PgPool
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     let page_url = res.location.unwrap();
     let id = page_url.rsplit('/').next().unwrap().to_owned();
-    let mut status = String::new();
-    for _ in 0..100 {
-        status = text_of(&alice.get(&page_url).await.body, "#status");
-        if status == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let status = alice.wait_for_status(&page_url, "active").await;
     assert_eq!(status, "active", "{}", server.output());
 
     // Credentials twice: minted by STS, then from the cache.

@@ -9,14 +9,12 @@ mod aws_support;
 #[path = "support/binary.rs"]
 mod binary;
 
-use std::time::Duration;
-
 use lakegate_testkit::peers::{Moto, free_port};
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
 use crate::aws_support::{conf_at, leftovers_at, seed_catalog_at};
-use crate::binary::{Browser, Lakegate, base_env, database_url, run_to_end, text_of};
+use crate::binary::{Browser, Lakegate, base_env, database_url, run_to_end};
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
 
@@ -67,14 +65,7 @@ async fn the_sweep_removes_orphans_and_nothing_else(pool: PgPool) {
     let path = format!("/requests/{live}");
     let res = bob.submit(&path, &format!("{path}/approve"), &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    let mut status = String::new();
-    for _ in 0..100 {
-        status = text_of(&alice.get(&path).await.body, "#status");
-        if status == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let status = alice.wait_for_status(&path, "active").await;
     assert_eq!(status, "active", "{}", server.output());
 
     // Behind lakegate's back: a role under its path with a policy and a Lake Formation grant, a

@@ -245,6 +245,20 @@ impl Browser {
         self.post(action, &all).await
     }
 
+    /// Polls the request page at `path` until its `#status` is `wanted` (at most 20 s); returns
+    /// the last status seen.
+    pub async fn wait_for_status(&self, path: &str, wanted: &str) -> String {
+        let mut status = String::new();
+        for _ in 0..100 {
+            status = text_of(&self.get(path).await.body, "#status");
+            if status == wanted {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        status
+    }
+
     /// Signs in through lakegate's `/auth/login` and the provider's login and consent forms as
     /// `login`; returns lakegate's answer to the callback.
     pub async fn sign_in_with_provider(&self, issuer: &str, login: &str) -> Page {
