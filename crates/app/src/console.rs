@@ -244,10 +244,16 @@ pub async fn run(
     let require_limit = evaluate(&svc.settings.policy, &request)
         .require_limit
         .is_some();
-    if let Err(reason) = guard(&request, sql, database, require_limit).await {
-        refused(svc, who, id, sql, database, &reason).await?;
-        return Ok(Outcome::Refused(reason));
-    }
+    // What runs is the guard's rendering of what it checked, never the text as typed.
+    let sent = match guard(&request, sql, database, require_limit).await {
+        Ok(sent) => sent,
+        Err(reason) => {
+            refused(svc, who, id, sql, database, &reason).await?;
+            return Ok(Outcome::Refused(reason));
+        }
+    };
+    let typed = sql;
+    let sql = sent.as_str();
 
     let session = grant_session(svc, id, &view, Holder::Console).await?;
     let workgroup = workgroup(svc, id);
@@ -258,7 +264,7 @@ pub async fn run(
         database,
         client_token: client_token.as_deref(),
     };
-    let query_id = match svc.cloud.start_query(&session, &run).await {
+    let query_id = match svc.cloud.athena_as(&session).start_query(&run).await {
         Ok(query_id) => query_id,
         Err(e) => {
             if let Some(m) = statement_rejected(&e) {
@@ -294,6 +300,7 @@ pub async fn run(
                     "query_id": query_id,
                     "database": database,
                     "sql": clip(sql),
+                    "typed_sql": (typed != sql).then(|| clip(typed)),
                     "access_key_id": session.access_key_id,
                 }),
             )
@@ -312,23 +319,27 @@ pub async fn run(
 }
 
 /// The guard's verdict, worked out off the async threads (parsing is CPU-bound and runs on a
-/// thread of its own with a large stack).
+/// thread of its own with a large stack): the statement to send Athena, or why not.
 async fn guard(
     request: &AccessRequest,
     sql: &str,
     database: Option<&str>,
     require_limit: bool,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let grant = request.resources.clone();
+    let catalog = request.catalog_columns.clone();
     let sql = sql.to_owned();
     let database = database.map(ToOwned::to_owned);
     tokio::task::spawn_blocking(move || {
         let context = GuardContext {
             grant: &grant,
+            catalog: &catalog,
             default_database: database.as_deref(),
             require_limit,
         };
-        check(&sql, &context).map(drop).map_err(|r| r.to_string())
+        check(&sql, &context)
+            .map(|checked| checked.sql)
+            .map_err(|r| r.to_string())
     })
     .await
     .unwrap_or_else(|_| Err(lakegate_domain::sql_guard::Refusal::Internal.to_string()))
@@ -369,7 +380,8 @@ async fn describe(
     query_id: &str,
 ) -> Result<QueryExecution, AppError> {
     svc.cloud
-        .query_execution(session, query_id)
+        .athena_as(session)
+        .query_execution(query_id)
         .await
         .map_err(|e| session_error(svc, id, e))
 }
@@ -383,7 +395,8 @@ async fn results_page(
     from: Option<&str>,
 ) -> Result<ResultPage, AppError> {
     svc.cloud
-        .query_results(session, query_id, from, FETCH_ROWS)
+        .athena_as(session)
+        .query_results(query_id, from, FETCH_ROWS)
         .await
         .map_err(|e| session_error(svc, id, e))
 }
@@ -474,7 +487,8 @@ pub async fn stop(
         return Ok(Stopped::AlreadyFinished(execution.state));
     }
     svc.cloud
-        .stop_query(&session, query_id)
+        .athena_as(&session)
+        .stop_query(query_id)
         .await
         .map_err(|e| session_error(svc, id, e))?;
     let detail = json!({ "query_id": query_id, "state": execution.state.as_str() });

@@ -150,16 +150,20 @@ async fn flags_to_set(
             .unwrap_or_default();
         let mut flags: Vec<QueryFlag> = match &context {
             Some((keys, sensitive)) if just_finished(q) => {
-                let read_columns = check(
+                let reading = check(
                     &q.sql,
                     &GuardContext {
                         grant: &grant.resources,
+                        catalog: &grant.catalog_columns,
                         default_database: q.database.as_deref(),
                         require_limit: false,
                     },
-                )
-                .map(|c| c.columns)
-                .unwrap_or_default();
+                );
+                let unreadable = match &reading {
+                    Err(refusal) if refusal.is_unreadable() => Some(refusal.to_string()),
+                    _ => None,
+                };
+                let read_columns = reading.map(|c| c.columns).unwrap_or_default();
                 let facts = QueryFacts {
                     sql: &q.sql,
                     default_database: q.database.as_deref(),
@@ -167,6 +171,7 @@ async fn flags_to_set(
                     state_change_reason: q.state_change_reason.as_deref(),
                     bytes_scanned: q.bytes_scanned,
                     read_columns: &read_columns,
+                    unreadable: unreadable.as_deref(),
                 };
                 flags_for_query(&facts, &rules, keys, sensitive)
             }

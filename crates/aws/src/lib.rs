@@ -16,8 +16,8 @@ use aws_config::SdkConfig;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
-    CloudAccess, CloudError, QueryExecution, QueryRun, ResultPage, RoleSpec, SessionCredentials,
-    SessionSpec, TableLookup, WorkgroupSpec,
+    CloudAccess, CloudError, GrantAthena, QueryExecution, QueryRun, ResultPage, RoleSpec,
+    SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
 };
 
 pub use aws_config;
@@ -86,7 +86,7 @@ impl AwsCloudAccess {
 
     /// An Athena client that signs with a grant's session instead of the broker's
     /// credentials: same Region, endpoint, retries and HTTP connections.
-    fn athena_as(&self, session: &SessionCredentials) -> aws_sdk_athena::Client {
+    fn session_athena_client(&self, session: &SessionCredentials) -> aws_sdk_athena::Client {
         let expires = std::time::SystemTime::UNIX_EPOCH
             + std::time::Duration::from_secs(
                 u64::try_from(session.expiration.unix_timestamp()).unwrap_or(0),
@@ -205,33 +205,38 @@ impl CloudAccess for AwsCloudAccess {
         lake_formation::grants_of(&self.lf, &self.identity.account_id, principal_arn).await
     }
 
-    async fn start_query(
-        &self,
-        session: &SessionCredentials,
-        run: &QueryRun<'_>,
-    ) -> Result<String, CloudError> {
-        athena::start_query(&self.athena_as(session), run).await
+    fn athena_as<'a>(&'a self, session: &SessionCredentials) -> Box<dyn GrantAthena + 'a> {
+        Box::new(SessionAthena {
+            client: self.session_athena_client(session),
+        })
+    }
+}
+
+/// Athena signed with a grant's session.
+struct SessionAthena {
+    client: aws_sdk_athena::Client,
+}
+
+#[async_trait]
+impl GrantAthena for SessionAthena {
+    async fn start_query(&self, run: &QueryRun<'_>) -> Result<String, CloudError> {
+        athena::start_query(&self.client, run).await
     }
 
-    async fn query_execution(
-        &self,
-        session: &SessionCredentials,
-        id: &str,
-    ) -> Result<QueryExecution, CloudError> {
-        athena::get_query(&self.athena_as(session), id).await
+    async fn query_execution(&self, id: &str) -> Result<QueryExecution, CloudError> {
+        athena::get_query(&self.client, id).await
     }
 
     async fn query_results(
         &self,
-        session: &SessionCredentials,
         id: &str,
         from: Option<&str>,
         max_rows: i32,
     ) -> Result<ResultPage, CloudError> {
-        athena::query_results(&self.athena_as(session), id, from, max_rows).await
+        athena::query_results(&self.client, id, from, max_rows).await
     }
 
-    async fn stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError> {
-        athena::stop_query(&self.athena_as(session), id).await
+    async fn stop_query(&self, id: &str) -> Result<(), CloudError> {
+        athena::stop_query(&self.client, id).await
     }
 }

@@ -226,36 +226,33 @@ pub trait CloudAccess: Send + Sync + 'static {
         principal_arn: &str,
     ) -> Result<Vec<LfGrant>, CloudError>;
 
-    // The query console. These calls are made **as the grant's own session**, never as the
-    // broker: Lake Formation judges the query by the grant's role, and AWS's own records name
-    // the person's session.
+    /// Athena as the grant's own session, for the query console: the only way anything runs
+    /// a person's statement. The broker's own credentials cannot start a query at all (no
+    /// method above does), so no code path can run one as the broker.
+    fn athena_as<'a>(&'a self, session: &SessionCredentials) -> Box<dyn GrantAthena + 'a>;
+}
 
+/// Athena as one grant's role session. Lake Formation judges every call by the grant's role,
+/// and AWS's own records (CloudTrail, the workgroup's history) name the person's session.
+#[async_trait]
+pub trait GrantAthena: Send + Sync {
     /// Starts the statement in the workgroup; returns the query execution id.
-    async fn start_query(
-        &self,
-        session: &SessionCredentials,
-        run: &QueryRun<'_>,
-    ) -> Result<String, CloudError>;
+    async fn start_query(&self, run: &QueryRun<'_>) -> Result<String, CloudError>;
 
     /// One query as it is now. `NotFound` when Athena does not know the id.
-    async fn query_execution(
-        &self,
-        session: &SessionCredentials,
-        id: &str,
-    ) -> Result<QueryExecution, CloudError>;
+    async fn query_execution(&self, id: &str) -> Result<QueryExecution, CloudError>;
 
     /// One page of a finished query's results: the first when `from` is `None`, otherwise the
     /// page a previous answer's `next` names. At most `max_rows` rows (Athena: 1000).
     async fn query_results(
         &self,
-        session: &SessionCredentials,
         id: &str,
         from: Option<&str>,
         max_rows: i32,
     ) -> Result<ResultPage, CloudError>;
 
     /// Stops the query; a query already finished is left as it is.
-    async fn stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError>;
+    async fn stop_query(&self, id: &str) -> Result<(), CloudError>;
 }
 
 /// The time, behind a trait so tests can move it.

@@ -38,10 +38,24 @@ async fn console_statements_run_as_the_grants_session_and_return_rows(pool: PgPo
     )
     .await;
 
-    // Refused before anything reaches AWS: a column outside the grant, and no LIMIT.
+    // Refused before anything reaches AWS: a column outside the grant, no LIMIT, and one
+    // statement for each way text once read one way to the guard and another to Athena.
     for sql in [
         format!("SELECT email FROM {db}.orders LIMIT 1"),
         "SELECT order_id FROM orders".to_owned(),
+        // Athena ends a `--` comment at a lone carriage return.
+        "SELECT order_id --\r, email\nFROM orders LIMIT 1".to_owned(),
+        // A MySQL hint is a comment to Athena (the generic dialect read its text as SQL).
+        "SELECT email /*! AS x FROM (SELECT 1) t UNION SELECT order_id */ FROM orders LIMIT 1"
+            .to_owned(),
+        // An output alias is no qualifier in ORDER BY: `o.email` is the table's.
+        "SELECT o.order_id AS o FROM orders o ORDER BY o.email LIMIT 1".to_owned(),
+        // UNNEST's argument reads the table's column, not UNNEST's own of the same name.
+        "SELECT t.email FROM orders CROSS JOIN UNNEST(ARRAY[email]) AS t(email) LIMIT 1".to_owned(),
+        // The subquery has no `email`: Trino takes the outer table's.
+        "SELECT (SELECT email FROM (SELECT 1 AS one) s) FROM orders LIMIT 1".to_owned(),
+        // Of the two relations, only the table has `email`.
+        "SELECT email FROM orders, (SELECT 1 AS x) t LIMIT 1".to_owned(),
     ] {
         let outcome = console::run(&svc, &alice, id, &sql, Some(&db), None)
             .await
@@ -49,6 +63,14 @@ async fn console_statements_run_as_the_grants_session_and_return_rows(pool: PgPo
         assert!(matches!(outcome, Outcome::Refused(_)), "{sql}: {outcome:?}");
     }
     assert_eq!(proxy.calls("StartQueryExecution"), 0);
+    let (refusals,): (i64,) = sqlx::query_as(
+        "select count(*) from audit_event where request_id = $1 and action = 'query.refused'",
+    )
+    .bind(id.0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(refusals, 8);
 
     // moto answers the next query with these rows, header first as Athena does.
     let queued = reqwest::Client::new()
@@ -74,7 +96,7 @@ async fn console_statements_run_as_the_grants_session_and_return_rows(pool: PgPo
         &svc,
         &alice,
         id,
-        "SELECT order_id FROM orders LIMIT 2",
+        "SELECT order_id -- the ids\r\nFROM orders /* two */ LIMIT 2",
         Some(&db),
         None,
     )
@@ -117,6 +139,11 @@ async fn console_statements_run_as_the_grants_session_and_return_rows(pool: PgPo
         .await
         .unwrap();
     let described = described.query_execution().unwrap();
+    // What ran is the guard's rendering of what it checked: no comments, nothing else.
+    assert_eq!(
+        described.query(),
+        Some("SELECT order_id FROM orders LIMIT 2")
+    );
     assert_eq!(
         described.work_group(),
         Some(format!("lakegate-{id}").as_str())

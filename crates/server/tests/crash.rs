@@ -19,7 +19,7 @@ use lakegate_aws::AwsCloudAccess;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
-    CloudAccess, CloudError, QueryExecution, QueryRun, ResultPage, RoleSpec, SessionCredentials,
+    CloudAccess, CloudError, GrantAthena, QueryExecution, RoleSpec, SessionCredentials,
     SessionSpec, TableLookup, WorkgroupSpec,
 };
 use lakegate_domain::{EndState, Principal, RequestId, RequestStatus};
@@ -107,7 +107,7 @@ impl CloudAccess for DiesAfter {
         let res = self.inner.delete_role(r).await;
         self.after("delete_role", res).await
     }
-    // The sweep's listings and the console's calls are not steps of provisioning or teardown:
+    // The sweep's listings and the console's session are not steps of provisioning or teardown:
     // passed straight through.
     async fn list_lakegate_roles(&self) -> Result<Vec<String>, CloudError> {
         self.inner.list_lakegate_roles().await
@@ -118,31 +118,8 @@ impl CloudAccess for DiesAfter {
     async fn lake_formation_grants_of(&self, p: &str) -> Result<Vec<LfGrant>, CloudError> {
         self.inner.lake_formation_grants_of(p).await
     }
-    async fn start_query(
-        &self,
-        s: &SessionCredentials,
-        q: &QueryRun<'_>,
-    ) -> Result<String, CloudError> {
-        self.inner.start_query(s, q).await
-    }
-    async fn query_execution(
-        &self,
-        s: &SessionCredentials,
-        id: &str,
-    ) -> Result<QueryExecution, CloudError> {
-        self.inner.query_execution(s, id).await
-    }
-    async fn query_results(
-        &self,
-        s: &SessionCredentials,
-        id: &str,
-        from: Option<&str>,
-        max: i32,
-    ) -> Result<ResultPage, CloudError> {
-        self.inner.query_results(s, id, from, max).await
-    }
-    async fn stop_query(&self, s: &SessionCredentials, id: &str) -> Result<(), CloudError> {
-        self.inner.stop_query(s, id).await
+    fn athena_as<'a>(&'a self, s: &SessionCredentials) -> Box<dyn GrantAthena + 'a> {
+        self.inner.athena_as(s)
     }
 }
 

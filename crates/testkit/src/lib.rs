@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
-    Clock, CloudAccess, CloudError, ColumnInfo, QueryExecution, QueryRun, ResultPage, RoleSpec,
-    SessionCredentials, SessionSpec, TableInfo, TableLookup, WorkgroupSpec,
+    Clock, CloudAccess, CloudError, ColumnInfo, GrantAthena, QueryExecution, QueryRun, ResultPage,
+    RoleSpec, SessionCredentials, SessionSpec, TableInfo, TableLookup, WorkgroupSpec,
 };
 use lakegate_domain::usage::QueryState;
 use time::{Duration, OffsetDateTime};
@@ -525,7 +525,47 @@ impl CloudAccess for FakeCloud {
             .collect())
     }
 
-    async fn start_query(
+    fn athena_as<'a>(&'a self, session: &SessionCredentials) -> Box<dyn GrantAthena + 'a> {
+        Box::new(FakeSessionAthena {
+            cloud: self,
+            session: session.clone(),
+        })
+    }
+}
+
+/// The fake's Athena as one grant session: the console's calls, checked against the session.
+struct FakeSessionAthena<'a> {
+    cloud: &'a FakeCloud,
+    session: SessionCredentials,
+}
+
+#[async_trait]
+impl GrantAthena for FakeSessionAthena<'_> {
+    async fn start_query(&self, run: &QueryRun<'_>) -> Result<String, CloudError> {
+        self.cloud.console_start_query(&self.session, run)
+    }
+
+    async fn query_execution(&self, id: &str) -> Result<QueryExecution, CloudError> {
+        self.cloud.console_query_execution(&self.session, id)
+    }
+
+    async fn query_results(
+        &self,
+        id: &str,
+        from: Option<&str>,
+        max_rows: i32,
+    ) -> Result<ResultPage, CloudError> {
+        self.cloud
+            .console_query_results(&self.session, id, from, max_rows)
+    }
+
+    async fn stop_query(&self, id: &str) -> Result<(), CloudError> {
+        self.cloud.console_stop_query(&self.session, id)
+    }
+}
+
+impl FakeCloud {
+    fn console_start_query(
         &self,
         session: &SessionCredentials,
         run: &QueryRun<'_>,
@@ -590,7 +630,7 @@ impl CloudAccess for FakeCloud {
         Ok(id)
     }
 
-    async fn query_execution(
+    fn console_query_execution(
         &self,
         session: &SessionCredentials,
         id: &str,
@@ -606,7 +646,7 @@ impl CloudAccess for FakeCloud {
             .ok_or_else(|| CloudError::NotFound(format!("query {id}")))
     }
 
-    async fn query_results(
+    fn console_query_results(
         &self,
         session: &SessionCredentials,
         id: &str,
@@ -631,7 +671,7 @@ impl CloudAccess for FakeCloud {
         })
     }
 
-    async fn stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError> {
+    fn console_stop_query(&self, session: &SessionCredentials, id: &str) -> Result<(), CloudError> {
         self.enter("stop_query")?;
         self.session_for(session, &self.workgroup_of(id)?)?;
         let mut s = self.state.lock().unwrap();

@@ -1292,6 +1292,25 @@ async fn the_query_console_runs_refuses_and_downloads_over_http(pool: PgPool) {
         res.text_of("#query-error"),
         "column `country` of sales.customers is not part of this grant"
     );
+    // Text Athena reads otherwise than the parser would (a `--` comment ends at a lone
+    // carriage return) is refused, not run.
+    let res = alice
+        .submit(
+            &console,
+            &console,
+            &[
+                ("sql", "SELECT customer_id --\r, country\nFROM customers"),
+                ("database", "sales"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text_of("#query-error")
+            .contains("a carriage return inside a `--` comment"),
+        "{}",
+        res.text_of("#query-error")
+    );
     assert!(app.cloud.state().console_runs.is_empty());
 
     // Accepted: it runs, and the answer is its page: state, cost, rows, the CSV link.
@@ -1310,7 +1329,7 @@ async fn the_query_console_runs_refuses_and_downloads_over_http(pool: PgPool) {
         ("csrf_token", form.csrf()),
         (
             "sql",
-            "SELECT customer_id, email FROM customers LIMIT 2".to_owned(),
+            "SELECT customer_id, email -- both\nFROM customers LIMIT 2".to_owned(),
         ),
         ("database", "sales".to_owned()),
         ("run_token", run_token),
@@ -1328,6 +1347,16 @@ async fn the_query_console_runs_refuses_and_downloads_over_http(pool: PgPool) {
         res.headers.get(header::CONTENT_LOCATION)
     );
     assert_eq!(app.cloud.state().console_runs.len(), 1);
+    // What ran is the guard's rendering, and the page says so.
+    assert_eq!(
+        app.cloud.state().console_runs[0].sql,
+        "SELECT customer_id, email FROM customers LIMIT 2"
+    );
+    assert_eq!(
+        res.text_of("#query-sql"),
+        "SELECT customer_id, email FROM customers LIMIT 2"
+    );
+    assert!(res.has("#query-sql-sent"));
     assert_eq!(
         res.headers.get(header::CONTENT_LOCATION).unwrap(),
         &format!("/requests/{id}/query/{q}")

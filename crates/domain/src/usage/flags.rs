@@ -22,15 +22,17 @@ pub enum QueryFlagKind {
     UnfilteredPartitionScan,
     Burst,
     SensitiveColumns,
+    UnreadableSql,
 }
 
 impl QueryFlagKind {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::CancelledByCutoff,
         Self::LargeScan,
         Self::UnfilteredPartitionScan,
         Self::Burst,
         Self::SensitiveColumns,
+        Self::UnreadableSql,
     ];
 
     /// The stable code, as stored and as used in URLs: `large_scan`, `burst`, ….
@@ -41,6 +43,7 @@ impl QueryFlagKind {
             Self::UnfilteredPartitionScan => "unfiltered_partition_scan",
             Self::Burst => "burst",
             Self::SensitiveColumns => "sensitive_columns",
+            Self::UnreadableSql => "unreadable_sql",
         }
     }
 
@@ -56,6 +59,7 @@ impl QueryFlagKind {
             Self::UnfilteredPartitionScan => "partitioned table read without a partition filter",
             Self::Burst => "one of many queries in a short time",
             Self::SensitiveColumns => "reads sensitive columns",
+            Self::UnreadableSql => "SQL the monitor could not read as Athena does",
         }
     }
 }
@@ -79,6 +83,9 @@ pub enum QueryFlag {
     Burst { count: usize, window_seconds: i64 },
     /// The SQL reads these sensitive columns, as `database.table.column`.
     SensitiveColumns { columns: Vec<String> },
+    /// The SQL could not be read the way Athena reads it (`reason` says why), so what it
+    /// reads was not checked: a person should look.
+    UnreadableSql { reason: String },
 }
 
 impl QueryFlag {
@@ -89,6 +96,7 @@ impl QueryFlag {
             Self::UnfilteredPartitionScan { .. } => QueryFlagKind::UnfilteredPartitionScan,
             Self::Burst { .. } => QueryFlagKind::Burst,
             Self::SensitiveColumns { .. } => QueryFlagKind::SensitiveColumns,
+            Self::UnreadableSql { .. } => QueryFlagKind::UnreadableSql,
         }
     }
 
@@ -128,6 +136,9 @@ impl QueryFlag {
             Self::SensitiveColumns { columns } => {
                 format!("reads sensitive columns: {}", columns.join(", "))
             }
+            Self::UnreadableSql { reason } => format!(
+                "the SQL could not be read as Athena reads it, so what it reads was not checked: {reason}"
+            ),
         }
     }
 }
@@ -304,12 +315,16 @@ pub struct QueryFacts<'a> {
     /// [`CheckedQuery::columns`](crate::sql_guard::CheckedQuery), or empty. Tables read with
     /// `*` are found from `sql`.
     pub read_columns: &'a [(String, String, String)],
+    /// Why the SQL guard could not read `sql` the way Athena does (see
+    /// [`Refusal::is_unreadable`](crate::sql_guard::Refusal::is_unreadable)), if it could not.
+    pub unreadable: Option<&'a str>,
 }
 
 /// The flags of one query on its own (bursts need all of a grant's queries: [`find_bursts`]),
 /// in this order: cutoff cancellation, large scan, unfiltered partition scans (by table),
-/// sensitive columns. `partition_keys` are the partitioned tables of the grant; `sensitive`
-/// its sensitive `(database, table, column)`. SQL that does not parse gets no SQL flags.
+/// sensitive columns, unreadable SQL. `partition_keys` are the partitioned tables of the
+/// grant; `sensitive` its sensitive `(database, table, column)`. SQL that cannot be read as
+/// Athena reads it is flagged as such, never passed over in silence.
 pub fn flags_for_query(
     facts: &QueryFacts<'_>,
     rules: &FlagRules,
@@ -331,6 +346,7 @@ pub fn flags_for_query(
         });
     }
     let shape = analyze_sql(facts.sql, facts.default_database, partition_keys);
+    let shape_read = shape.is_some();
     let star_tables = match shape {
         Some(shape) => {
             flags.extend(
@@ -346,6 +362,14 @@ pub fn flags_for_query(
     let columns = sensitive_reads(facts.read_columns, &star_tables, sensitive);
     if !columns.is_empty() {
         flags.push(QueryFlag::SensitiveColumns { columns });
+    }
+    let unreadable = match (facts.unreadable, shape_read) {
+        (Some(reason), _) => Some(reason.to_owned()),
+        (None, false) => Some("it does not parse as one Athena statement".to_owned()),
+        (None, true) => None,
+    };
+    if let Some(reason) = unreadable {
+        flags.push(QueryFlag::UnreadableSql { reason });
     }
     flags
 }
@@ -615,6 +639,7 @@ mod tests {
             state_change_reason: reason,
             bytes_scanned: bytes,
             read_columns: &[],
+            unreadable: None,
         };
         let cutoff_reason = Some("Query cancelled! : Bytes Scanned Limit was exceeded");
         let cases = [
@@ -688,10 +713,25 @@ mod tests {
                     },
                 ],
             ),
-            // SQL that does not parse gets no SQL flags.
+            // SQL that does not parse is flagged as such, never passed over.
             (
                 facts("SELEC * FRM orders", QueryState::Failed, None, 0),
-                vec![],
+                vec![QueryFlag::UnreadableSql {
+                    reason: "it does not parse as one Athena statement".into(),
+                }],
+            ),
+            // Nor does SQL that Athena reads otherwise: after a lone carriage return, the
+            // rest of a `--` line is SQL to Athena.
+            (
+                facts(
+                    "SELECT 1 -- note\r, ssn FROM hr.people",
+                    QueryState::Succeeded,
+                    None,
+                    0,
+                ),
+                vec![QueryFlag::UnreadableSql {
+                    reason: "it does not parse as one Athena statement".into(),
+                }],
             ),
         ];
         for (facts, want) in cases {
@@ -706,6 +746,7 @@ mod tests {
         let read = vec![(s("sales"), s("orders"), s("card_number"))];
         let named = QueryFacts {
             read_columns: &read,
+            unreadable: None,
             ..facts(
                 "SELECT card_number FROM orders WHERE dt = '1'",
                 QueryState::Succeeded,

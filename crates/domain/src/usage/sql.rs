@@ -17,13 +17,10 @@ use sqlparser::ast::{
     SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, TableWithJoins, Visit,
     Visitor,
 };
-use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::QueryFlag;
 use crate::sql_guard::{
-    DEFAULT_CATALOG, MAX_SQL_BYTES, MAX_TOKENS, join_constraint, lower_parts, on_big_stack,
+    DEFAULT_CATALOG, MAX_SQL_BYTES, join_constraint, lower_parts, on_big_stack, parse_one,
 };
 
 /// The partitioned tables of a grant: `(database, table)` → its partition keys, as Glue
@@ -87,22 +84,8 @@ fn analyze_on_this_thread(
     default_database: Option<&str>,
     partition_keys: &PartitionKeys,
 ) -> Option<SqlFacts> {
-    let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
-        .tokenize_with_location()
-        .ok()?;
-    // Long chains parse into trees as deep as they are long: stay within the guard's bound.
-    let significant = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
-        .count();
-    if significant > MAX_TOKENS {
-        return None;
-    }
-    let statements = Parser::new(&dialect)
-        .with_tokens_with_locations(tokens)
-        .parse_statements()
-        .ok()?;
+    // Read exactly as the SQL guard reads it: as Athena's lexer does, one statement.
+    let statements = [parse_one(sql).ok()?];
     let mut walker = Walker {
         keys: partition_keys
             .iter()
