@@ -55,6 +55,9 @@ pub struct MonitorSettings {
     pub price: lakegate_domain::usage::Price,
     /// When a query is flagged as a large scan or part of a burst.
     pub flags: lakegate_domain::usage::FlagRules,
+    /// More queries than this submitted within a minute revoke the grant ("query flood");
+    /// 0 for no limit.
+    pub flood_per_minute: u32,
 }
 
 impl Default for MonitorSettings {
@@ -63,6 +66,7 @@ impl Default for MonitorSettings {
             interval: Duration::seconds(30),
             price: lakegate_domain::usage::Price::default(),
             flags: lakegate_domain::usage::FlagRules::default(),
+            flood_per_minute: 600,
         }
     }
 }

@@ -495,23 +495,12 @@ async fn release(svc: &Services, owner: &str, id: RequestId) -> Result<(), AppEr
 }
 
 /// Runs until cancelled: a pass, then sleep until the next thing is due (the earliest expiry or
-/// retry), a wake-up (approval, revoke), or `max_idle` at the most.
+/// retry), a wake-up (approval, revoke), or `max_idle` at the most. The query monitor runs on
+/// a task of its own ([`crate::monitor::run`]): nothing a grant holder does to their queries
+/// delays a revoke or an expiry here.
 pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
     tracing::info!(%owner, "worker started");
-    let every = std::time::Duration::try_from(svc.settings.monitor.interval)
-        .unwrap_or(std::time::Duration::from_secs(30));
-    let mut next_look = tokio::time::Instant::now();
     loop {
-        if tokio::time::Instant::now() >= next_look {
-            match crate::monitor::monitor_once(&svc).await {
-                Ok(report) if report != crate::monitor::MonitorReport::default() => {
-                    tracing::debug!(?report, "query monitor pass");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "query monitor pass failed"),
-            }
-            next_look = tokio::time::Instant::now() + every;
-        }
         match work_once(&svc, &owner).await {
             Ok(report) if !report.is_empty() => tracing::debug!(?report, "worker pass"),
             Ok(_) => {}
@@ -522,8 +511,7 @@ pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
             Ok(mut conn) => work::next_due_at(&mut conn, now).await.ok().flatten(),
             Err(_) => None,
         };
-        let sleep = sleep_until(now, next, svc.settings.worker.max_idle)
-            .min(next_look.saturating_duration_since(tokio::time::Instant::now()));
+        let sleep = sleep_until(now, next, svc.settings.worker.max_idle);
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = svc.wake.notified() => {}

@@ -453,8 +453,9 @@ async fn expired_grant_is_revoked_once_and_nothing_is_left(pool: PgPool) {
         [
             "deny_all_sessions",
             "stop_running_queries",
-            // The last look at the grant's queries, before the workgroup goes.
-            "query_executions",
+            // The last look at the grant's queries, before the workgroup goes (none new:
+            // nothing to describe).
+            "new_query_ids",
             "delete_workgroup",
             "revoke_lake_formation",
             "delete_role"

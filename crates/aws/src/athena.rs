@@ -1,6 +1,8 @@
 //! Athena: the grant's own workgroup, its queries, and its deletion; and the query console's
 //! calls, made with the grant's own session.
 
+use std::collections::HashSet;
+
 use aws_sdk_athena::Client;
 use aws_sdk_athena::types::{
     QueryExecutionContext, ResultConfiguration, Tag, WorkGroupConfiguration,
@@ -63,7 +65,17 @@ pub(crate) async fn create_workgroup(
 }
 
 /// The ids of every query of the workgroup, newest first, all pages.
-async fn query_ids(athena: &Client, workgroup: &str) -> Result<Vec<String>, CloudError> {
+/// The ids of the workgroup's queries not in `known`, newest first. Athena lists newest first
+/// (docs/aws.md §21), so the listing stops after a page of known ids only: everything past it
+/// is older, and was seen before. A missing workgroup has none.
+pub(crate) async fn new_query_ids(
+    athena: &Client,
+    workgroup: &str,
+    known: &HashSet<String>,
+) -> Result<Vec<String>, CloudError> {
+    if !workgroup_exists(athena, workgroup).await? {
+        return Ok(Vec::new());
+    }
     let mut ids = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -75,9 +87,11 @@ async fn query_ids(athena: &Client, workgroup: &str) -> Result<Vec<String>, Clou
             .send()
             .await
             .map_err(|e| classify("athena:ListQueryExecutions", e))?;
-        ids.extend(page.query_execution_ids().iter().cloned());
+        let page_ids = page.query_execution_ids();
+        let all_known = !page_ids.is_empty() && page_ids.iter().all(|id| known.contains(id));
+        ids.extend(page_ids.iter().filter(|id| !known.contains(*id)).cloned());
         match page.next_token() {
-            Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+            Some(t) if !t.is_empty() && !all_known => next = Some(t.to_owned()),
             _ => break,
         }
     }
@@ -87,16 +101,12 @@ async fn query_ids(athena: &Client, workgroup: &str) -> Result<Vec<String>, Clou
 /// Athena describes at most this many queries per `BatchGetQueryExecution`.
 const BATCH: usize = 50;
 
-/// Every query of the workgroup with its details. A missing workgroup has none. Ids Athena
-/// could not describe this time are left for the next look.
-pub(crate) async fn query_executions(
+/// These queries with their details, in batches of [`BATCH`]. Ids Athena could not describe
+/// this time are left out, to be asked for again.
+pub(crate) async fn describe_queries(
     athena: &Client,
-    workgroup: &str,
+    ids: &[String],
 ) -> Result<Vec<QueryExecution>, CloudError> {
-    if !workgroup_exists(athena, workgroup).await? {
-        return Ok(Vec::new());
-    }
-    let ids = query_ids(athena, workgroup).await?;
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(BATCH) {
         let page = athena
@@ -106,7 +116,7 @@ pub(crate) async fn query_executions(
             .await
             .map_err(|e| classify("athena:BatchGetQueryExecution", e))?;
         for missed in page.unprocessed_query_execution_ids() {
-            tracing::debug!(%workgroup, id = ?missed.query_execution_id(), error = ?missed.error_message(),
+            tracing::debug!(id = ?missed.query_execution_id(), error = ?missed.error_message(),
                 "Athena did not describe a query; it is looked at again next time");
         }
         out.extend(page.query_executions().iter().filter_map(execution));
@@ -152,8 +162,13 @@ pub(crate) async fn stop_running_queries(
     workgroup: &str,
 ) -> Result<u32, CloudError> {
     let mut stopped = 0;
-    for q in query_executions(athena, workgroup).await? {
-        if !q.state.is_final() {
+    // Described a batch at a time, so a workgroup of many queries costs little memory.
+    let ids = new_query_ids(athena, workgroup, &HashSet::new()).await?;
+    for chunk in ids.chunks(BATCH) {
+        for q in describe_queries(athena, chunk).await? {
+            if q.state.is_final() {
+                continue;
+            }
             athena
                 .stop_query_execution()
                 .query_execution_id(&q.id)

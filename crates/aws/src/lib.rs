@@ -11,6 +11,8 @@ mod iam;
 mod lake_formation;
 mod sts;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use lakegate_domain::lake_formation::LfGrant;
@@ -154,8 +156,16 @@ impl CloudAccess for AwsCloudAccess {
         athena::stop_running_queries(&self.athena, workgroup).await
     }
 
-    async fn query_executions(&self, workgroup: &str) -> Result<Vec<QueryExecution>, CloudError> {
-        athena::query_executions(&self.athena, workgroup).await
+    async fn new_query_ids(
+        &self,
+        workgroup: &str,
+        known: &HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        athena::new_query_ids(&self.athena, workgroup, known).await
+    }
+
+    async fn describe_queries(&self, ids: &[String]) -> Result<Vec<QueryExecution>, CloudError> {
+        athena::describe_queries(&self.athena, ids).await
     }
 
     async fn set_workgroup_cutoff(&self, workgroup: &str, bytes: i64) -> Result<(), CloudError> {

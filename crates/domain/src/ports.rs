@@ -1,5 +1,6 @@
 //! The seams lakegate's logic is tested through: the cloud it provisions in, and the clock.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -194,9 +195,18 @@ pub trait CloudAccess: Send + Sync + 'static {
     /// Stops every queued or running query of the workgroup; returns how many were stopped.
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError>;
 
-    /// Every query of the workgroup with its details, as the query monitor records them. A
-    /// missing workgroup has none.
-    async fn query_executions(&self, workgroup: &str) -> Result<Vec<QueryExecution>, CloudError>;
+    /// The ids of the workgroup's queries that are not in `known`, newest first: what the
+    /// query monitor has not seen yet. Athena lists newest first, so the listing may stop at
+    /// the first known id. A missing workgroup has none.
+    async fn new_query_ids(
+        &self,
+        workgroup: &str,
+        known: &HashSet<String>,
+    ) -> Result<Vec<String>, CloudError>;
+
+    /// These queries with their details, as the query monitor records them. Ids Athena could
+    /// not describe this time are left out.
+    async fn describe_queries(&self, ids: &[String]) -> Result<Vec<QueryExecution>, CloudError>;
 
     /// Sets the workgroup's per-query bytes-scanned cutoff (the budget lowers it as it runs
     /// out). At least Athena's 10 MB minimum.

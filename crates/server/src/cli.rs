@@ -219,6 +219,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_FLAG_BURST_WINDOW", default_value = "60s")]
     pub flag_burst_window: String,
 
+    /// A grant whose holder submits more than this many queries within a minute is revoked
+    /// ("query flood"); `off` for no limit.
+    #[arg(long, env = "LAKEGATE_QUERY_FLOOD_PER_MINUTE", default_value = "600")]
+    pub query_flood_per_minute: String,
+
     /// Sign people out after this long without a request.
     #[arg(long, env = "LAKEGATE_SESSION_IDLE", default_value = "8h")]
     pub session_idle: String,

@@ -342,6 +342,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                         micros_per_tb: price_micros,
                     },
                     flags,
+                    flood_per_minute: parse_flood(&a.query_flood_per_minute)?,
                 },
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
@@ -363,6 +364,20 @@ fn std_duration(input: &str, variable: &str) -> anyhow::Result<std::time::Durati
         .ok()
         .filter(|d| d.as_secs() >= 1)
         .ok_or_else(|| anyhow::anyhow!("{variable} must be at least 1s"))
+}
+
+/// `LAKEGATE_QUERY_FLOOD_PER_MINUTE`: a count from 1 to 100000, or `off` (0).
+fn parse_flood(value: &str) -> anyhow::Result<u32> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    match value.parse::<u32>() {
+        Ok(n @ 1..=100_000) => Ok(n),
+        _ => bail!(
+            "LAKEGATE_QUERY_FLOOD_PER_MINUTE must be a number of queries from 1 to 100000, or off; got {value:?}"
+        ),
+    }
 }
 
 /// The thresholds of the large-scan and burst flags.
@@ -521,7 +536,7 @@ impl ServeConfig {
              policy          {}: {rules}\napprovers       {} ({} approval{} by default)\nadmin group     {}\n\
              durations       {} – {} by default\nscan cutoff     {} per query by default\nresults         {}\n\
              boundary        {}\nbroker          {}\nsessions        {} idle, {} at most, groups re-read every {}\nnotifications   {}\n\
-             query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}\n\
+             query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}; {}\n\
              metrics         {}\nstart-up wait   {:?}\nshutdown        within {:?}\naws endpoint    {}\n\
              orphan sweep    {}",
             redact_url(self.database_url.expose_secret()),
@@ -574,6 +589,10 @@ impl ServeConfig {
             },
             self.settings.monitor.flags.burst.max_queries,
             format_duration(self.settings.monitor.flags.burst.window),
+            match self.settings.monitor.flood_per_minute {
+                0 => "no query-flood limit".to_owned(),
+                n => format!("revoked past {n} queries a minute"),
+            },
             self.metrics_listen.map_or_else(
                 || "/metrics on the main listener".to_owned(),
                 |a| format!("/metrics on {a}")
@@ -616,6 +635,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_FLAG_LARGE_SCAN",
     "LAKEGATE_FLAG_BURST_QUERIES",
     "LAKEGATE_FLAG_BURST_WINDOW",
+    "LAKEGATE_QUERY_FLOOD_PER_MINUTE",
     "LAKEGATE_LOG_FORMAT",
     "LAKEGATE_OIDC_REQUIRE_VERIFIED_EMAIL",
     "LAKEGATE_SESSION_MAX",

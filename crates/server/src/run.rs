@@ -239,13 +239,18 @@ impl App {
     }
 
     /// Serves until `shutdown` is cancelled (or the server fails), then stops accepting, lets
-    /// in-flight requests and the worker's current pass finish, and returns within the
+    /// in-flight requests, the worker's current pass and the monitor's look finish, and returns within the
     /// shutdown timeout.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
         tracker.spawn(lakegate_app::worker::run(
             self.services.clone(),
             worker_name(),
+            shutdown.clone(),
+        ));
+        // Apart from the worker: a long look at queries never holds up a revoke or an expiry.
+        tracker.spawn(lakegate_app::monitor::run(
+            self.services.clone(),
             shutdown.clone(),
         ));
         tracker.spawn(lakegate_web::run_session_sweeper(

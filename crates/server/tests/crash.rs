@@ -7,6 +7,7 @@
 #[path = "support/aws.rs"]
 mod aws_support;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration as StdDuration;
@@ -87,9 +88,17 @@ impl CloudAccess for DiesAfter {
         let r = self.inner.stop_running_queries(w).await;
         self.after("stop_running_queries", r).await
     }
-    async fn query_executions(&self, w: &str) -> Result<Vec<QueryExecution>, CloudError> {
-        let r = self.inner.query_executions(w).await;
-        self.after("query_executions", r).await
+    async fn new_query_ids(
+        &self,
+        w: &str,
+        known: &HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        let r = self.inner.new_query_ids(w, known).await;
+        self.after("new_query_ids", r).await
+    }
+    async fn describe_queries(&self, ids: &[String]) -> Result<Vec<QueryExecution>, CloudError> {
+        let r = self.inner.describe_queries(ids).await;
+        self.after("describe_queries", r).await
     }
     async fn set_workgroup_cutoff(&self, w: &str, bytes: i64) -> Result<(), CloudError> {
         let r = self.inner.set_workgroup_cutoff(w, bytes).await;

@@ -1,6 +1,8 @@
 //! The queries of each grant's workgroup, as the monitor saw them: one row per query, updated
 //! as it progresses, so a restart or a second look never counts a query twice.
 
+use std::collections::HashMap;
+
 use lakegate_domain::RequestId;
 use lakegate_domain::ports::QueryExecution;
 use lakegate_domain::usage::{QueryFlag, QueryState};
@@ -31,21 +33,33 @@ pub struct StoredQuery {
     pub from_console: bool,
 }
 
-/// Records the latest that is known of a query. `billed_bytes` and `cost_micros` are worked
-/// out by the caller (the domain's billing rule).
-pub async fn upsert(
+/// What is kept of a query's SQL: its first bytes (the caller cuts it), and the length and
+/// SHA-256 (hex) of the whole text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptSql<'a> {
+    pub text: &'a str,
+    pub bytes: i64,
+    pub sha256: &'a str,
+}
+
+/// Records a query seen for the first time, with its SQL as kept; a query already stored is
+/// updated as [`update`] does. `billed_bytes` and `cost_micros` are worked out by the caller
+/// (the domain's billing rule).
+pub async fn insert(
     conn: &mut PgConnection,
     request: RequestId,
     q: &QueryExecution,
+    sql: KeptSql<'_>,
     billed_bytes: i64,
     cost_micros: i64,
     at: OffsetDateTime,
 ) -> Result<Seen, StoreError> {
     let row: Option<(bool,)> = sqlx::query_as(
         "insert into athena_query
-             (request_id, query_id, sql_text, database_name, state, state_change_reason, bytes_scanned,
-              billed_bytes, cost_micros, engine_ms, submitted_at, completed_at, first_seen_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+             (request_id, query_id, sql_text, sql_bytes, sql_sha256, database_name, state,
+              state_change_reason, bytes_scanned, billed_bytes, cost_micros, engine_ms,
+              submitted_at, completed_at, first_seen_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
          on conflict (request_id, query_id) do update set
              state = excluded.state, state_change_reason = excluded.state_change_reason,
              bytes_scanned = excluded.bytes_scanned, billed_bytes = excluded.billed_bytes,
@@ -60,7 +74,9 @@ pub async fn upsert(
     )
     .bind(request.0)
     .bind(&q.id)
-    .bind(&q.sql)
+    .bind(sql.text)
+    .bind(i32::try_from(sql.bytes).unwrap_or(i32::MAX))
+    .bind(sql.sha256)
     .bind(&q.database)
     .bind(q.state.as_str())
     .bind(&q.state_change_reason)
@@ -78,6 +94,122 @@ pub async fn upsert(
         Some((false,)) => Seen::Updated,
         None => Seen::Unchanged,
     })
+}
+
+/// Records how a query already stored moved on (its SQL is not sent again).
+pub async fn update(
+    conn: &mut PgConnection,
+    request: RequestId,
+    q: &QueryExecution,
+    billed_bytes: i64,
+    cost_micros: i64,
+    at: OffsetDateTime,
+) -> Result<Seen, StoreError> {
+    let done = sqlx::query(
+        "update athena_query set
+             state = $3, state_change_reason = $4, bytes_scanned = $5, billed_bytes = $6,
+             cost_micros = $7, engine_ms = $8, completed_at = $9, updated_at = $10,
+             submitted_at = coalesce(submitted_at, $11)
+         where request_id = $1 and query_id = $2
+           and (state, state_change_reason, bytes_scanned, engine_ms, completed_at)
+               is distinct from ($3, $4, $5, $8, $9)",
+    )
+    .bind(request.0)
+    .bind(&q.id)
+    .bind(q.state.as_str())
+    .bind(&q.state_change_reason)
+    .bind(q.bytes_scanned)
+    .bind(billed_bytes)
+    .bind(cost_micros)
+    .bind(q.engine_ms)
+    .bind(q.completed_at)
+    .bind(at)
+    .bind(q.submitted_at)
+    .execute(conn)
+    .await?;
+    Ok(if done.rows_affected() > 0 {
+        Seen::Updated
+    } else {
+        Seen::Unchanged
+    })
+}
+
+/// Every query stored for a grant, by id, with its state and flags: what the monitor need
+/// not ask Athena about again (the final ones) and what it must (the others). No SQL.
+pub async fn known(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<HashMap<String, (QueryState, Vec<QueryFlag>)>, StoreError> {
+    let rows: Vec<(String, String, serde_json::Value)> =
+        sqlx::query_as("select query_id, state, flags from athena_query where request_id = $1")
+            .bind(request.0)
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(id, state, flags)| {
+            let state = QueryState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("query {id} has state {state}")))?;
+            let flags = serde_json::from_value(flags)
+                .map_err(|e| StoreError::Corrupt(format!("flags of query {id}: {e}")))?;
+            Ok((id, (state, flags)))
+        })
+        .collect()
+}
+
+/// Each stored query's submission time (queries without one are left out) and flags: what
+/// the burst rule needs of every query of a grant, without their SQL.
+pub async fn submissions(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<Vec<(String, OffsetDateTime, Vec<QueryFlag>)>, StoreError> {
+    let rows: Vec<(String, OffsetDateTime, serde_json::Value)> = sqlx::query_as(
+        "select query_id, submitted_at, flags from athena_query
+         where request_id = $1 and submitted_at is not null order by submitted_at, query_id",
+    )
+    .bind(request.0)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, at, flags)| {
+            let flags = serde_json::from_value(flags)
+                .map_err(|e| StoreError::Corrupt(format!("flags of query {id}: {e}")))?;
+            Ok((id, at, flags))
+        })
+        .collect()
+}
+
+/// How many of a grant's queries were submitted in the `window` up to its latest one.
+pub async fn submitted_in_last(
+    conn: &mut PgConnection,
+    request: RequestId,
+    window: time::Duration,
+) -> Result<i64, StoreError> {
+    let (count,): (i64,) = sqlx::query_as(
+        "select count(*) from athena_query
+         where request_id = $1 and submitted_at > (
+             select max(submitted_at) from athena_query where request_id = $1) - $2",
+    )
+    .bind(request.0)
+    .bind(window)
+    .fetch_one(conn)
+    .await?;
+    Ok(count)
+}
+
+/// Takes the monitor's hold on a grant for the rest of `tx`, if no other replica holds it:
+/// a transaction-level advisory lock, so it ends with the transaction or the connection (a
+/// replica that dies lets go at once).
+pub async fn try_hold_for_monitor(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<bool, StoreError> {
+    let (held,): (bool,) = sqlx::query_as(
+        "select pg_try_advisory_xact_lock(hashtext('lakegate.monitor'), hashtext($1::text))",
+    )
+    .bind(request.0)
+    .fetch_one(conn)
+    .await?;
+    Ok(held)
 }
 
 /// A grant's totals: (queries, bytes scanned, cost in micro-dollars).

@@ -894,7 +894,9 @@ async fn console_queries_are_recorded_once_and_listed_newest_first(pool: PgPool)
     );
     // Seen by the monitor first, then claimed by the console: the console's from then on.
     let q2 = execution("q2", 2, QueryState::Running);
-    usage::upsert(&mut conn, id, &q2, 0, 0, at).await.unwrap();
+    usage::insert(&mut conn, id, &q2, kept(&q2.sql), 0, 0, at)
+        .await
+        .unwrap();
     assert!(
         !usage::find(&mut conn, id, "q2")
             .await
@@ -920,23 +922,17 @@ async fn console_queries_are_recorded_once_and_listed_newest_first(pool: PgPool)
         bytes_scanned: 5,
         ..q1.clone()
     };
-    usage::upsert(&mut conn, id, &done, 10_000_000, 50, at)
+    usage::update(&mut conn, id, &done, 10_000_000, 50, at)
         .await
         .unwrap();
     let stored = usage::find(&mut conn, id, "q1").await.unwrap().unwrap();
     assert!(stored.from_console);
     assert_eq!(stored.execution.state, QueryState::Succeeded);
 
-    usage::upsert(
-        &mut conn,
-        id,
-        &execution("q3", 3, QueryState::Succeeded),
-        0,
-        0,
-        at,
-    )
-    .await
-    .unwrap();
+    let q3 = execution("q3", 3, QueryState::Succeeded);
+    usage::insert(&mut conn, id, &q3, kept(&q3.sql), 0, 0, at)
+        .await
+        .unwrap();
     let ids = |qs: Vec<usage::StoredQuery>| -> Vec<String> {
         qs.into_iter().map(|q| q.execution.id).collect()
     };
@@ -949,4 +945,73 @@ async fn console_queries_are_recorded_once_and_listed_newest_first(pool: PgPool)
         ["q3", "q2"]
     );
     assert!(usage::find(&mut conn, id, "q9").await.unwrap().is_none());
+}
+
+/// The whole of `sql` as kept SQL (the monitor cuts long SQL first; these tests' is short).
+fn kept(sql: &str) -> usage::KeptSql<'_> {
+    usage::KeptSql {
+        text: sql,
+        bytes: i64::try_from(sql.len()).unwrap(),
+        sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn the_monitor_sees_what_it_knows_without_sql_and_holds_a_grant_alone(pool: PgPool) {
+    let id = submit(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let at = OffsetDateTime::now_utc();
+    let mut q = execution("q1", 1, QueryState::Running);
+    q.submitted_at = Some(at);
+    let sha = "ab".repeat(32);
+    let sql = usage::KeptSql {
+        text: "SELECT 1",
+        bytes: 262_144,
+        sha256: &sha,
+    };
+    assert_eq!(
+        usage::insert(&mut conn, id, &q, sql, 0, 0, at)
+            .await
+            .unwrap(),
+        usage::Seen::New
+    );
+    let (bytes, hash): (i32, String) =
+        sqlx::query_as("select sql_bytes, sql_sha256 from athena_query where request_id = $1")
+            .bind(id.0)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!((bytes, hash.as_str()), (262_144, sha.as_str()));
+    // Unchanged: nothing written; moved: written, and its SQL stays as it was.
+    assert_eq!(
+        usage::update(&mut conn, id, &q, 0, 0, at).await.unwrap(),
+        usage::Seen::Unchanged
+    );
+    let done = QueryExecution {
+        state: QueryState::Failed,
+        sql: "SELECT 'not this'".into(),
+        ..q.clone()
+    };
+    assert_eq!(
+        usage::update(&mut conn, id, &done, 0, 0, at).await.unwrap(),
+        usage::Seen::Updated
+    );
+    let stored = usage::find(&mut conn, id, "q1").await.unwrap().unwrap();
+    assert_eq!(stored.execution.sql, "SELECT 1");
+    let known = usage::known(&mut conn, id).await.unwrap();
+    assert_eq!(known["q1"].0, QueryState::Failed);
+    assert_eq!(
+        usage::submitted_in_last(&mut conn, id, Duration::minutes(1))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // One replica at a time: the hold lasts as long as the holder's transaction.
+    let mut first = pool.begin().await.unwrap();
+    let mut second = pool.begin().await.unwrap();
+    assert!(usage::try_hold_for_monitor(&mut first, id).await.unwrap());
+    assert!(!usage::try_hold_for_monitor(&mut second, id).await.unwrap());
+    first.commit().await.unwrap();
+    assert!(usage::try_hold_for_monitor(&mut second, id).await.unwrap());
 }

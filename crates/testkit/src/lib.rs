@@ -11,7 +11,7 @@
 pub mod aws_proxy;
 pub mod peers;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -74,6 +74,72 @@ pub struct FakeState {
     pub results: BTreeMap<String, ResultPage>,
     /// Client request token → the query it started, with its SQL (Athena's idempotency).
     pub client_tokens: BTreeMap<String, (String, String)>,
+    /// workgroup → a flood of failed queries, made up when asked for (see [`FakeCloud::flood`]).
+    pub floods: BTreeMap<String, Flood>,
+}
+
+/// `count` failed queries of `sql_bytes` of SQL each, all submitted at `at`: their details are
+/// made up when described, so a flood of any size costs no memory until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flood {
+    pub count: usize,
+    pub sql_bytes: usize,
+    pub at: OffsetDateTime,
+}
+
+impl FakeState {
+    /// The ids of a workgroup's queries, oldest first: running, scripted, then any flood.
+    fn query_ids_of(&self, workgroup: &str) -> Vec<String> {
+        let running = self.running_queries.get(workgroup).into_iter().flatten();
+        let scripted = self
+            .queries
+            .get(workgroup)
+            .into_iter()
+            .flatten()
+            .map(|q| &q.id);
+        let flood = self.floods.get(workgroup).map_or(0, |f| f.count);
+        running
+            .chain(scripted)
+            .cloned()
+            .chain((0..flood).map(|n| format!("{workgroup}-flood-{n:06}")))
+            .collect()
+    }
+
+    /// One query's details, as Athena describes it.
+    fn describe(&self, id: &str) -> Option<QueryExecution> {
+        if self.running_queries.values().any(|ids| ids.contains(id)) {
+            return Some(QueryExecution {
+                id: id.to_owned(),
+                sql: String::new(),
+                database: None,
+                state: QueryState::Running,
+                state_change_reason: None,
+                bytes_scanned: 0,
+                engine_ms: 0,
+                submitted_at: None,
+                completed_at: None,
+            });
+        }
+        if let Some(q) = self.queries.values().flatten().find(|q| q.id == id) {
+            return Some(q.clone());
+        }
+        let (workgroup, _) = id.rsplit_once("-flood-")?;
+        let flood = self.floods.get(workgroup)?;
+        let filler = flood.sql_bytes.saturating_sub(40);
+        Some(QueryExecution {
+            id: id.to_owned(),
+            sql: format!("SELECT 1 /* {} */ FROM nowhere", "x".repeat(filler)),
+            database: None,
+            state: QueryState::Failed,
+            state_change_reason: Some(
+                "TABLE_NOT_FOUND: line 1:8: Table 'nowhere' does not exist".into(),
+            ),
+            bytes_scanned: 0,
+            engine_ms: 10,
+            submitted_at: Some(flood.at),
+            completed_at: Some(flood.at),
+        })
+    }
 }
 
 /// A statement started through `start_query`, with the session that started it.
@@ -194,6 +260,19 @@ impl FakeCloud {
             .entry(workgroup.to_owned())
             .or_default()
             .insert(query_id.to_owned());
+    }
+
+    /// `count` failed queries of `sql_bytes` of SQL each appear in the workgroup, as from a
+    /// grant holder firing them from the CLI.
+    pub fn flood(&self, workgroup: &str, count: usize, sql_bytes: usize, at: OffsetDateTime) {
+        self.state.lock().unwrap().floods.insert(
+            workgroup.to_owned(),
+            Flood {
+                count,
+                sql_bytes,
+                at,
+            },
+        );
     }
 
     /// Sets what Athena reports about a workgroup's queries (replacing what was set before).
@@ -432,27 +511,22 @@ impl CloudAccess for FakeCloud {
         Ok(u32::try_from(stopped).unwrap_or(u32::MAX))
     }
 
-    async fn query_executions(&self, workgroup: &str) -> Result<Vec<QueryExecution>, CloudError> {
-        self.enter("query_executions")?;
+    async fn new_query_ids(
+        &self,
+        workgroup: &str,
+        known: &HashSet<String>,
+    ) -> Result<Vec<String>, CloudError> {
+        self.enter("new_query_ids")?;
+        // Newest first, as Athena lists them.
+        let mut ids = self.state.lock().unwrap().query_ids_of(workgroup);
+        ids.reverse();
+        Ok(ids.into_iter().filter(|id| !known.contains(id)).collect())
+    }
+
+    async fn describe_queries(&self, ids: &[String]) -> Result<Vec<QueryExecution>, CloudError> {
+        self.enter("describe_queries")?;
         let s = self.state.lock().unwrap();
-        let scripted = s.queries.get(workgroup).into_iter().flatten().cloned();
-        Ok(s.running_queries
-            .get(workgroup)
-            .into_iter()
-            .flatten()
-            .map(|id| QueryExecution {
-                id: id.clone(),
-                sql: String::new(),
-                database: None,
-                state: QueryState::Running,
-                state_change_reason: None,
-                bytes_scanned: 0,
-                engine_ms: 0,
-                submitted_at: None,
-                completed_at: None,
-            })
-            .chain(scripted)
-            .collect())
+        Ok(ids.iter().filter_map(|id| s.describe(id)).collect())
     }
 
     async fn set_workgroup_cutoff(&self, workgroup: &str, bytes: i64) -> Result<(), CloudError> {
