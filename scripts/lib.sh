@@ -151,7 +151,7 @@ lg_ensure_venv() {
   exec {lock}>"$LG_STATE/venv.lock"
   flock "$lock"
   if ! [[ -f $stamp && $(<"$stamp") == "$want" ]] || ! "$LG_VENV/bin/python" -c '' 2>/dev/null; then
-    lg_log "installing the AWS emulator and AWS CLI into .venv (first run only, ~1 min)"
+    lg_log "installing the AWS emulator, the AWS CLI and the test tools into .venv (first run only, ~1 min)"
     command -v python3 >/dev/null || lg_apt_install python3 python3-venv
     # A venv whose interpreter no longer runs (python upgraded or removed) is rebuilt.
     if ! "$LG_VENV/bin/python" -c '' 2>/dev/null; then
