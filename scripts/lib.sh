@@ -12,8 +12,8 @@ mkdir -p "$LG_STATE"
 
 lg_root() { printf '%s\n' "$LG_ROOT"; }
 
-# A connection URL with its password hidden, for printing.
-lg_redact_url() { printf '%s\n' "$1" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#'; }
+# A connection URL with its user-info (user and password) hidden, for printing.
+lg_redact_url() { printf '%s\n' "$1" | sed -E 's#://[^/?#]*@#://***@#'; }
 
 lg_log() { printf 'lakegate: %s\n' "$*" >&2; }
 

@@ -39,17 +39,30 @@ pub async fn page(
     Ok(AuditPage { events, older })
 }
 
-/// Every matching event, oldest first, for an export.
+/// The matching events for an export, oldest first: the latest [`EXPORT_LIMIT`] of them.
+#[derive(Debug)]
+pub struct Export {
+    pub events: Vec<(AuditEvent, Vec<u8>)>,
+    /// More events match than the export holds: the oldest were left out.
+    pub truncated: bool,
+}
+
+/// The matching events, oldest first, for an export; at most [`EXPORT_LIMIT`] of the latest,
+/// and says so when there were more.
 pub async fn export(
     svc: &Services,
     who: &Principal,
     filter: &AuditFilter,
-) -> Result<Vec<(AuditEvent, Vec<u8>)>, AppError> {
+) -> Result<Export, AppError> {
     lakegate_domain::access::check_audit(&svc.settings.policy, who)?;
     let mut conn = svc.db.acquire().await?;
-    let mut events = audit::search(&mut conn, filter, EXPORT_LIMIT).await?;
+    let mut events = audit::search(&mut conn, filter, EXPORT_LIMIT + 1).await?;
+    let truncated = events.len() > usize::try_from(EXPORT_LIMIT).unwrap_or(usize::MAX);
+    if truncated {
+        events.pop();
+    }
     events.reverse();
-    Ok(events)
+    Ok(Export { events, truncated })
 }
 
 pub fn hex(bytes: &[u8]) -> String {

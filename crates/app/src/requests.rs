@@ -30,7 +30,7 @@ use lakegate_store::requests::{
 use lakegate_store::usage::{self, StoredQuery};
 use serde_json::json;
 
-use crate::notify::Notification;
+use crate::notify::{Notification, quote_text};
 use crate::{AppError, Services, in_tx, record};
 
 /// The new-request form, as typed.
@@ -252,7 +252,7 @@ pub async fn submit(
                         .collect::<Vec<_>>()
                         .join(", "),
                     format_duration(duration),
-                    reason
+                    quote_text(&reason)
                 ),
                 detail: json!({
                     "requester": who.email,

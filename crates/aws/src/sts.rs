@@ -35,7 +35,8 @@ pub(crate) async fn caller_identity(sts: &Client) -> Result<CallerIdentity, Clou
 pub(crate) fn principal_of(account: &str, arn: &str) -> String {
     if let Some(rest) = arn.split(":assumed-role/").nth(1) {
         let role = rest.split('/').next().unwrap_or(rest);
-        return format!("arn:aws:iam::{account}:role/{role}");
+        let partition = lakegate_domain::naming::partition_of(arn);
+        return format!("arn:{partition}:iam::{account}:role/{role}");
     }
     arn.to_owned()
 }
@@ -89,6 +90,10 @@ mod tests {
         assert_eq!(
             principal_of("1", "arn:aws:iam::1:user/broker"),
             "arn:aws:iam::1:user/broker"
+        );
+        assert_eq!(
+            principal_of("1", "arn:aws-cn:sts::1:assumed-role/broker/i-123"),
+            "arn:aws-cn:iam::1:role/broker"
         );
     }
 }

@@ -72,7 +72,7 @@ pub fn trust_policy(broker_principal_arn: &str) -> String {
 /// requested databases, Lake Formation data access (Lake Formation itself decides which
 /// tables and columns), S3 only under the grant's own results prefix.
 pub fn access_policy(g: &GrantResources, databases: &[String]) -> String {
-    let glue_prefix = format!("arn:aws:glue:{}:{}", g.region, g.account_id);
+    let glue_prefix = format!("arn:{}:glue:{}:{}", g.partition, g.region, g.account_id);
     let mut glue_resources = vec![Value::from(format!("{glue_prefix}:catalog"))];
     let mut dbs: Vec<&str> = databases.iter().map(String::as_str).collect();
     dbs.push("default");
@@ -82,7 +82,7 @@ pub fn access_policy(g: &GrantResources, databases: &[String]) -> String {
         glue_resources.push(format!("{glue_prefix}:database/{db}").into());
         glue_resources.push(format!("{glue_prefix}:table/{db}/*").into());
     }
-    let bucket_arn = format!("arn:aws:s3:::{}", g.results_bucket);
+    let bucket_arn = format!("arn:{}:s3:::{}", g.partition, g.results_bucket);
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -96,7 +96,7 @@ pub fn access_policy(g: &GrantResources, databases: &[String]) -> String {
                 "Sid": "AthenaCatalog",
                 "Effect": "Allow",
                 "Action": ATHENA_CATALOG_ACTIONS,
-                "Resource": format!("arn:aws:athena:{}:{}:datacatalog/AwsDataCatalog", g.region, g.account_id),
+                "Resource": format!("arn:{}:athena:{}:{}:datacatalog/AwsDataCatalog", g.partition, g.region, g.account_id),
             },
             {
                 "Sid": "GlueRead",

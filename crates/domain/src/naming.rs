@@ -27,10 +27,29 @@ pub struct CloudIdentity {
     pub broker_principal_arn: String,
 }
 
+impl CloudIdentity {
+    /// The AWS partition (`aws`, `aws-cn`, `aws-us-gov`, …) of every ARN lakegate writes:
+    /// the broker's own, read from its ARN (`aws` if it cannot be read).
+    pub fn partition(&self) -> &str {
+        partition_of(&self.broker_principal_arn)
+    }
+}
+
+/// The partition of an ARN (`arn:<partition>:…`); `aws` when `arn` is none.
+pub fn partition_of(arn: &str) -> &str {
+    let mut parts = arn.split(':');
+    match (parts.next(), parts.next()) {
+        (Some("arn"), Some(partition)) if !partition.is_empty() => partition,
+        _ => "aws",
+    }
+}
+
 /// The names and ARNs of one request's AWS resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantResources {
     pub request: RequestId,
+    /// The AWS partition of every ARN (see [`CloudIdentity::partition`]).
+    pub partition: String,
     pub account_id: String,
     pub region: String,
     pub role_name: String,
@@ -45,13 +64,18 @@ pub struct GrantResources {
 impl GrantResources {
     pub fn derive(request: RequestId, identity: &CloudIdentity, results: &ResultsLocation) -> Self {
         let name = format!("{NAME_PREFIX}{request}");
+        let partition = identity.partition();
         Self {
             request,
+            partition: partition.to_owned(),
             account_id: identity.account_id.clone(),
             region: identity.region.clone(),
-            role_arn: format!("arn:aws:iam::{}:role{ROLE_PATH}{name}", identity.account_id),
+            role_arn: format!(
+                "arn:{partition}:iam::{}:role{ROLE_PATH}{name}",
+                identity.account_id
+            ),
             workgroup_arn: format!(
-                "arn:aws:athena:{}:{}:workgroup/{name}",
+                "arn:{partition}:athena:{}:{}:workgroup/{name}",
                 identity.region, identity.account_id
             ),
             role_name: name.clone(),
@@ -153,6 +177,23 @@ mod tests {
             g.results_uri(),
             "s3://results/athena/0b9f3f8e-8c1a-4f7e-9a55-2f6c1d2e3a4b/"
         );
+    }
+
+    #[test]
+    fn arns_are_written_in_the_brokers_partition() {
+        let identity = CloudIdentity {
+            account_id: "123456789012".into(),
+            region: "cn-north-1".into(),
+            broker_principal_arn: "arn:aws-cn:iam::123456789012:role/broker".into(),
+        };
+        let results = ResultsLocation::parse("s3://results/athena/").unwrap();
+        let g = GrantResources::derive(id(), &identity, &results);
+        assert!(g.role_arn.starts_with("arn:aws-cn:iam::"), "{}", g.role_arn);
+        assert!(g.workgroup_arn.starts_with("arn:aws-cn:athena:cn-north-1:"));
+        let policy = crate::iam_policy::access_policy(&g, &["sales".into()]);
+        assert!(!policy.contains("arn:aws:"), "{policy}");
+        assert_eq!(partition_of("arn:aws-us-gov:iam::1:user/b"), "aws-us-gov");
+        assert_eq!(partition_of("not an arn"), "aws");
     }
 
     #[test]

@@ -144,15 +144,10 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "***".into();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}")
-            } else {
-                format!("{scheme}://{user}@{host}")
-            }
-        }
+    // The user name can be a secret too (an access key, a token): all of the user-info goes.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
         None => format!("{scheme}://{rest}"),
     }
 }
@@ -1050,8 +1045,14 @@ mod tests {
     fn urls_are_redacted() {
         assert_eq!(
             redact_url("postgres://u:p@h:5432/d"),
-            "postgres://u:***@h:5432/d"
+            "postgres://***@h:5432/d"
         );
-        assert_eq!(redact_url("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact_url("postgres://token@h/d"), "postgres://***@h/d");
+        assert_eq!(
+            redact_url("postgres://u:p@ss@h/d?x=@"),
+            "postgres://***@h/d?x=@"
+        );
+        assert_eq!(redact_url("postgres://h/d"), "postgres://h/d");
+        assert_eq!(redact_url("no scheme"), "***");
     }
 }

@@ -88,6 +88,7 @@ impl WebConfig {
 /// The whole application: routes, sessions, static files, and the layer stack.
 pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
     let config = state.config.clone();
+    let https = config.public_url.starts_with("https://");
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name("lakegate_session")
         .with_secure(config.secure_cookies)
@@ -113,7 +114,10 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            https,
+            middleware::security_headers,
+        ))
         .layer(axum::middleware::from_fn(middleware::http_metrics))
         .layer(middleware::trace_layer())
         .layer(middleware::request_id_layer())

@@ -1,7 +1,7 @@
 //! Cross-cutting layers: request ids, tracing spans, metrics, security headers.
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -70,11 +70,23 @@ pub(crate) async fn http_metrics(req: Request, next: Next) -> Response {
     res
 }
 
-/// Headers every response carries: no framing, no sniffing, no referrer to other sites, and a content
-/// security policy that allows only our own scripts and styles.
-pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
+/// Headers every response carries: no framing, no sniffing, no referrer to other sites, a content
+/// security policy that allows only our own scripts and styles, and no caching unless the
+/// route says otherwise (pages show grants, tokens and credentials; only the static assets
+/// may be cached). With `https` (an https public URL), HSTS too.
+pub(crate) async fn security_headers(
+    State(https): State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    if https {
+        h.entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static("max-age=31536000"));
+    }
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     };

@@ -54,6 +54,16 @@ const LOOPBACK_PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 50_000);
 
 /// lakegate's router with the development sign-in, as if every request came from `peer`.
 async fn app_with(pool: PgPool, peer: SocketAddr, session_max: Duration) -> TestApp {
+    app_at(pool, peer, session_max, "http://127.0.0.1:8080").await
+}
+
+/// The same, served at `public_url`.
+async fn app_at(
+    pool: PgPool,
+    peer: SocketAddr,
+    session_max: Duration,
+    public_url: &str,
+) -> TestApp {
     let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
     let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
     let settings = Settings::for_tests()
@@ -61,7 +71,7 @@ async fn app_with(pool: PgPool, peer: SocketAddr, session_max: Duration) -> Test
         .with_results("s3://results/lakegate/");
     let services = Services::new(pool.clone(), cloud.clone(), clock, settings);
     let config = WebConfig {
-        public_url: "http://127.0.0.1:8080".into(),
+        public_url: public_url.into(),
         sign_in: SignIn::Development,
         secure_cookies: false,
         session_idle: Duration::hours(1),
@@ -283,6 +293,38 @@ async fn healthz_answers_and_pages_carry_security_headers(pool: PgPool) {
     let missing = Browser::new(&app).get("/nope").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.text_of("h1"), "Not found");
+
+    // Nothing is cached but the static assets: pages show grants, tokens and credentials.
+    assert_eq!(css.headers[header::CACHE_CONTROL], "public, max-age=300");
+    let alice = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    let id = alice.new_request().await;
+    for page in [
+        "/".to_owned(),
+        format!("/requests/{id}"),
+        "/requests/new".to_owned(),
+    ] {
+        let res = alice.get(&page).await;
+        assert_eq!(res.headers[header::CACHE_CONTROL], "no-store", "{page}");
+    }
+    // Served over plain http (here, loopback): no HSTS.
+    assert!(!res.headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn an_https_public_url_turns_on_hsts(pool: PgPool) {
+    let app = app_at(
+        pool,
+        LOOPBACK_PEER.into(),
+        Duration::hours(12),
+        "https://lakegate.example.com",
+    )
+    .await;
+    let res = Browser::new(&app).get("/healthz").await;
+    assert_eq!(
+        res.headers[header::STRICT_TRANSPORT_SECURITY],
+        "max-age=31536000"
+    );
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
@@ -1162,7 +1204,7 @@ async fn authorization_matrix(pool: PgPool) {
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn admins_read_filter_and_export_the_audit_trail(pool: PgPool) {
-    let app = app(pool).await;
+    let app = app(pool.clone()).await;
     let alice = Browser::new(&app);
     alice.sign_in("alice@example.com", "analysts").await;
     let id = alice.new_request().await;
@@ -1223,6 +1265,34 @@ async fn admins_read_filter_and_export_the_audit_trail(pool: PgPool) {
     let first: serde_json::Value =
         serde_json::from_str(jsonl.body.lines().next().unwrap()).unwrap();
     assert_eq!(first["action"], "user.signed_in", "oldest first");
+    assert!(!jsonl.headers.contains_key("x-lakegate-export-truncated"));
+
+    // Past its row cap the export says so, in a header and in the file's name.
+    sqlx::query(
+        "insert into audit_event (occurred_at, action, detail)
+         select now(), 'user.signed_in', '{}' from generate_series(1, $1)",
+    )
+    .bind(lakegate_app::audit::EXPORT_LIMIT)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let capped = dora.get("/audit/export").await;
+    assert_eq!(capped.status, StatusCode::OK);
+    assert!(
+        capped.headers["x-lakegate-export-truncated"]
+            .to_str()
+            .unwrap()
+            .contains("only the latest 100000 events"),
+        "{:?}",
+        capped.headers
+    );
+    assert!(
+        capped.headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("lakegate-audit-latest.jsonl")
+    );
+    assert_eq!(capped.body.lines().count(), 100_000);
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lakegate_app::AppError;
@@ -168,9 +168,9 @@ async fn export_audit(
         }
     };
     let filter = q.filter.parse(None).map_err(AppError::from)?;
-    let events = audit::export(&state.services, &user.principal, &filter).await?;
+    let export = audit::export(&state.services, &user.principal, &filter).await?;
     let mut body = Vec::new();
-    write_export(&mut body, &events, format)
+    write_export(&mut body, &export.events, format)
         .map_err(|e| WebError::Internal(format!("audit export: {e}")))?;
     let (content_type, ext) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -180,8 +180,21 @@ async fn export_audit(
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"lakegate-audit.{ext}\""))
-    {
+    // Cut at the row cap: said in a header and in the file's name, never silently.
+    let name = if export.truncated {
+        h.insert(
+            HeaderName::from_static("x-lakegate-export-truncated"),
+            HeaderValue::from_str(&format!(
+                "only the latest {} events; narrow the filter, or use `lakegate audit export`",
+                audit::EXPORT_LIMIT
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("true")),
+        );
+        "lakegate-audit-latest"
+    } else {
+        "lakegate-audit"
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.{ext}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
