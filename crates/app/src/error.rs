@@ -16,6 +16,9 @@ pub enum AppError {
     /// The request is not in a state that allows this.
     #[error(transparent)]
     Conflict(#[from] TransitionError),
+    /// The person decided this already (an approval stands: it cannot become a denial).
+    #[error("{0}")]
+    AlreadyDecided(&'static str),
     /// A credentials token that is missing or wrong.
     #[error("{0}")]
     Unauthorized(&'static str),

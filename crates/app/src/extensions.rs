@@ -145,6 +145,9 @@ pub async fn decide_extension(
             Decision::Approve => access.check_approve_with(who, &ext_approvals)?,
             Decision::Deny => access.check_deny(who)?,
         }
+        if ext_approvals.iter().any(|a| a.subject == who.subject) {
+            return Err(AppError::AlreadyDecided(crate::requests::ALREADY_APPROVED));
+        }
         requests::record_decision(
             &mut *tx,
             NewDecision {

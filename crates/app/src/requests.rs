@@ -340,6 +340,10 @@ pub(crate) fn access<'a>(
     }
 }
 
+/// Why someone who approved cannot deny (or approve again): one decision per person.
+pub(crate) const ALREADY_APPROVED: &str =
+    "you have approved this already, and an approval stands: another approver can still deny it";
+
 /// What a decision did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decided {
@@ -373,6 +377,9 @@ pub async fn decide(
         match decision {
             Decision::Approve => access.check_approve(who)?,
             Decision::Deny => access.check_deny(who)?,
+        }
+        if approvals.iter().any(|a| a.subject == who.subject) {
+            return Err(AppError::AlreadyDecided(ALREADY_APPROVED));
         }
         requests::record_decision(
             &mut *tx,

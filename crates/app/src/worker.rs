@@ -108,11 +108,10 @@ async fn work_on(
 async fn expire(svc: &Services, id: RequestId) -> Result<(), AppError> {
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
-    if requests::begin_revoke(
+    // Under the row's lock, and only if still due: an extension approved since the claim wins.
+    if requests::begin_expiry(
         &mut tx,
         id,
-        RequestStatus::Active,
-        EndState::Expired,
         "the requested time ran out",
         RevokeStep::first().as_str(),
         now,

@@ -258,6 +258,13 @@ async fn distinct_approvals_and_sensitive_columns(pool: PgPool) {
         h.approve(&h1, id).await,
         Err(AppError::Forbidden(PolicyError::AlreadyApproved))
     ));
+    // Nor can an approval be turned into a denial: a conflict, with a reason.
+    let denied = requests::decide(&h.svc, &h1, id, Decision::Deny, Some("changed my mind")).await;
+    assert!(
+        matches!(&denied, Err(AppError::AlreadyDecided(m)) if m.contains("an approval stands")),
+        "{denied:?}"
+    );
+    assert_eq!(h.get(id).await.status, RequestStatus::Pending);
     // An approver of other tables neither sees nor decides it.
     assert!(matches!(
         h.approve(&sales_owner, id).await,

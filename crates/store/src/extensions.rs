@@ -113,7 +113,8 @@ pub async fn list_pending(
 
 /// Approves pending extension `extension` of `request` by `extra` and moves the grant's
 /// expiry. Returns the new expiry, or `None` when the extension is no longer pending or the
-/// grant no longer active; in the latter case the caller rolls back. Call inside a
+/// grant no longer active, or already past its expiry at `at` (an extension never revives a
+/// grant the reaper is due to end); in the latter case the caller rolls back. Call inside a
 /// transaction.
 pub async fn approve(
     conn: &mut PgConnection,
@@ -141,11 +142,12 @@ pub async fn approve(
         "update access_request
          set expires_at = expires_at + make_interval(secs => $2),
              extended_seconds = extended_seconds + $2
-         where request_id = $1 and status = 'active'
+         where request_id = $1 and status = 'active' and expires_at > $3
          returning expires_at",
     )
     .bind(request.0)
     .bind(seconds)
+    .bind(at)
     .fetch_optional(conn)
     .await?)
 }

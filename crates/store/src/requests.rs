@@ -535,6 +535,30 @@ pub async fn begin_revoke(
     Ok(done.rows_affected() == 1)
 }
 
+/// active → revoking (expired), only if the grant's time is up at `at`: checked under the
+/// row's lock, so an extension approved after the worker claimed the grant keeps it alive.
+/// `false` when the grant is no longer active or no longer due.
+pub async fn begin_expiry(
+    conn: &mut PgConnection,
+    id: RequestId,
+    reason: &str,
+    first_step: &str,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request set status = 'revoking', end_state = 'expired', end_reason = $2,
+             step = $3, revoke_started_at = $4, attempts = 0, next_attempt_at = null
+         where request_id = $1 and status = 'active' and expires_at <= $4",
+    )
+    .bind(id.0)
+    .bind(reason)
+    .bind(first_step)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// revoking → its end state; nothing of the grant is left in AWS.
 pub async fn finish(
     conn: &mut PgConnection,

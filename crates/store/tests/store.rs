@@ -449,6 +449,50 @@ async fn active_grants_are_due_at_expiry_and_not_before(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(due, vec![(id, RequestStatus::Active)]);
+
+    // Claimed at expiry; an extension approved before the worker ends the grant keeps it.
+    let ext = extensions::insert(&mut conn, id, Duration::hours(1), "one more hour", T0)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let moved = extensions::approve(&mut tx, id, ext, Duration::hours(1), false, expires)
+        .await
+        .unwrap();
+    // At the very moment of expiry the grant is already due: the extension comes too late,
+    // and the caller rolls back.
+    assert_eq!(moved, None);
+    tx.rollback().await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let moved = extensions::approve(
+        &mut tx,
+        id,
+        ext,
+        Duration::hours(1),
+        false,
+        expires - Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(moved, Some(expires + Duration::hours(1)));
+    assert!(
+        !requests::begin_expiry(&mut conn, id, "time ran out", "deny_sessions", expires)
+            .await
+            .unwrap(),
+        "extended: not due"
+    );
+    assert!(
+        requests::begin_expiry(
+            &mut conn,
+            id,
+            "time ran out",
+            "deny_sessions",
+            expires + Duration::hours(1)
+        )
+        .await
+        .unwrap()
+    );
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]

@@ -62,6 +62,7 @@ fn status_of(e: &AppError) -> (StatusCode, &'static str) {
         AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InvalidInput"),
         AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
         AppError::Conflict(_) => (StatusCode::CONFLICT, "WrongState"),
+        AppError::AlreadyDecided(_) => (StatusCode::CONFLICT, "AlreadyDecided"),
         AppError::Unauthorized(_) => (StatusCode::FORBIDDEN, "InvalidToken"),
         AppError::NotUsable(_) => (StatusCode::FORBIDDEN, "GrantNotActive"),
         AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
