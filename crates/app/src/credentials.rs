@@ -14,8 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::iam_policy::session_policy;
-use lakegate_domain::naming::{TAG_REQUEST, session_name, source_identity};
-use lakegate_domain::ports::{SessionCredentials, SessionSpec};
+use lakegate_domain::naming::{GrantResources, TAG_REQUEST, session_name, source_identity};
+use lakegate_domain::ports::{CloudError, SessionCredentials, SessionSpec};
 use lakegate_domain::{Principal, RequestId, RequestStatus};
 use lakegate_store::requests::{self, CredentialsView};
 use serde_json::json;
@@ -95,6 +95,21 @@ pub async fn issue_token(
         )));
     };
     let token = new_token()?;
+    // Sessions handed out before this token stop working, not only the old token: the role
+    // denies every session issued before the cutoff (docs/aws.md §8). Written before the new
+    // token exists, so no session minted under it can fall before the cutoff unnoticed.
+    let role = GrantResources::derive(id, svc.cloud.identity(), &svc.settings.results).role_name;
+    match svc
+        .cloud
+        .deny_sessions_issued_before(&role, superseded_cutoff(now))
+        .await
+    {
+        Ok(()) => {}
+        Err(CloudError::NotFound(_)) => {
+            return Err(AppError::NotUsable("access is no longer active".into()));
+        }
+        Err(e) => return Err(e.into()),
+    }
     if !requests::set_credentials_token(&mut tx, id, &hash_token(&token), now).await? {
         return Err(AppError::NotUsable("access is no longer active".into()));
     }
@@ -104,7 +119,10 @@ pub async fn issue_token(
         Some(id),
         Some(&actor(who)),
         AuditAction::CredentialsTokenIssued,
-        json!({ "replaces_previous": request.has_credentials_token }),
+        json!({
+            "replaces_previous": request.has_credentials_token,
+            "sessions_denied_before": superseded_cutoff(now).unix_timestamp(),
+        }),
     )
     .await?;
     tx.commit().await?;
@@ -116,6 +134,27 @@ pub async fn issue_token(
         expires_at,
     })
 }
+
+/// Sessions issued before this instant are denied once a token issued at `issued_at` is in
+/// force: the next whole second, so a session minted in the same second as the token, before
+/// it, is cut off too (IAM compares whole seconds).
+pub fn superseded_cutoff(issued_at: OffsetDateTime) -> OffsetDateTime {
+    let floor = issued_at.replace_nanosecond(0).unwrap_or(issued_at);
+    if floor == issued_at {
+        floor
+    } else {
+        floor + Duration::SECOND
+    }
+}
+
+/// When STS issued a session: its expiration less the duration asked for (STS does not say).
+fn issued_at(raw_expiration: OffsetDateTime, duration_seconds: i32) -> OffsetDateTime {
+    raw_expiration - Duration::seconds(i64::from(duration_seconds))
+}
+
+/// How far behind ours STS's clock may be, beyond the whole second its expirations round to,
+/// before a new session is suspected of being denied by the cutoff.
+const MAX_CLOCK_LAG: Duration = Duration::seconds(1);
 
 /// Accepts what SDKs send (the raw token) and `Bearer <token>`.
 pub fn token_from_header(value: &str) -> &str {
@@ -282,7 +321,26 @@ pub(crate) async fn grant_session(
         source_identity: source_identity(&view.requester.email),
         tags: vec![(TAG_REQUEST.to_owned(), id.to_string())],
     };
+    let cutoff = view.token_issued_at.map(superseded_cutoff);
+    if let Some(wait) = cutoff
+        .map(|c| c - svc.clock.now())
+        .filter(|w| w.is_positive())
+    {
+        // The role denies sessions issued before the cutoff, up to a second after the token.
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
     let mut credentials = svc.cloud.assume_role(&spec).await?;
+    if let Some(cutoff) = cutoff {
+        let stamped = issued_at(credentials.expiration, spec.duration_seconds);
+        // STS states the expiration in whole seconds; more than that and AWS's clock is behind
+        // ours: the session would be denied, so it is not handed out.
+        if stamped + MAX_CLOCK_LAG < cutoff {
+            return Err(AppError::Unavailable(format!(
+                "STS stamped a new session {} before this server's clock; check the server's time (NTP)",
+                cutoff - stamped
+            )));
+        }
+    }
     // Never promise more than the grant has left; the session policy enforces the same.
     credentials.expiration = credentials.expiration.min(expires_at);
 
@@ -361,6 +419,21 @@ mod tests {
         assert_eq!(token_from_header("Bearer lgt_abc"), "lgt_abc");
         assert_eq!(token_from_header("bearer   lgt_abc "), "lgt_abc");
         assert_eq!(token_from_header(""), "");
+    }
+
+    #[test]
+    fn the_cutoff_is_the_next_whole_second() {
+        let t = datetime!(2026-01-01 10:00:00 UTC);
+        assert_eq!(superseded_cutoff(t), t);
+        assert_eq!(
+            superseded_cutoff(t + Duration::milliseconds(1)),
+            t + Duration::SECOND
+        );
+        assert_eq!(
+            issued_at(t + Duration::hours(1), 3600),
+            t,
+            "issue time from the expiration"
+        );
     }
 
     #[test]

@@ -355,6 +355,15 @@ async fn credentials_are_minted_cached_and_bounded_by_the_grant(pool: PgPool) {
         h.audit_count(id, AuditAction::CredentialsTokenIssued).await,
         2
     );
+    // ... and the sessions handed out under the old one are denied from the new token on.
+    let role = format!("lakegate-{id}");
+    let policy = h.cloud.state().role_policies[&role]
+        [lakegate_domain::naming::SUPERSEDED_POLICY_NAME]
+        .clone();
+    assert!(
+        policy.contains(r#""aws:TokenIssueTime":"2026-05-01T09:45:00Z""#),
+        "{policy}"
+    );
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]

@@ -2,9 +2,10 @@
 
 use aws_sdk_iam::Client;
 use aws_sdk_iam::types::Tag;
-use lakegate_domain::iam_policy::revoke_policy;
-use lakegate_domain::naming::{REVOKE_POLICY_NAME, TAG_REQUEST};
+use lakegate_domain::iam_policy::{revoke_policy, superseded_sessions_policy};
+use lakegate_domain::naming::{REVOKE_POLICY_NAME, SUPERSEDED_POLICY_NAME, TAG_REQUEST};
 use lakegate_domain::ports::{CloudError, RoleSpec};
+use time::OffsetDateTime;
 
 use crate::error::{classify, code_of};
 
@@ -92,6 +93,20 @@ pub(crate) async fn deny_all_sessions(iam: &Client, role: &str) -> Result<bool, 
         Err(CloudError::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+pub(crate) async fn deny_sessions_issued_before(
+    iam: &Client,
+    role: &str,
+    cutoff: OffsetDateTime,
+) -> Result<(), CloudError> {
+    put_role_policy(
+        iam,
+        role,
+        SUPERSEDED_POLICY_NAME,
+        &superseded_sessions_policy(cutoff),
+    )
+    .await
 }
 
 /// Inline policies first (DeleteRole refuses while any remain), then the role.

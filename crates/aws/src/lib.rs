@@ -152,6 +152,14 @@ impl CloudAccess for AwsCloudAccess {
         iam::deny_all_sessions(&self.iam, role).await
     }
 
+    async fn deny_sessions_issued_before(
+        &self,
+        role: &str,
+        cutoff: time::OffsetDateTime,
+    ) -> Result<(), CloudError> {
+        iam::deny_sessions_issued_before(&self.iam, role, cutoff).await
+    }
+
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError> {
         athena::stop_running_queries(&self.athena, workgroup).await
     }

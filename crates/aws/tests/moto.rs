@@ -311,7 +311,7 @@ async fn provisioning_creates_exactly_the_described_resources() {
             .iter()
             .any(|t| t.key() == TAG_REQUEST && t.value() == f.g.request.to_string())
     );
-    let trust = urlencoding_decode(role.assume_role_policy_document().unwrap());
+    let trust = lakegate_testkit::percent_decode(role.assume_role_policy_document().unwrap());
     assert!(
         trust.contains(&f.cloud.identity().broker_principal_arn),
         "{trust}"
@@ -332,7 +332,7 @@ async fn provisioning_creates_exactly_the_described_resources() {
         .await
         .unwrap();
     let doc: serde_json::Value =
-        serde_json::from_str(&urlencoding_decode(doc.policy_document())).unwrap();
+        serde_json::from_str(&lakegate_testkit::percent_decode(doc.policy_document())).unwrap();
     let athena_stmt = doc["Statement"]
         .as_array()
         .unwrap()
@@ -371,26 +371,6 @@ async fn provisioning_creates_exactly_the_described_resources() {
     assert_eq!(perms, expected);
 
     f.teardown().await;
-}
-
-/// IAM returns policy documents URL-encoded.
-fn urlencoding_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
 }
 
 #[tokio::test]
@@ -485,7 +465,7 @@ async fn deny_all_sessions_is_written_to_the_role() {
         .send()
         .await
         .unwrap();
-    let doc = urlencoding_decode(doc.policy_document());
+    let doc = lakegate_testkit::percent_decode(doc.policy_document());
     let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert_eq!(doc["Statement"][0]["Effect"], "Deny");
     assert_eq!(doc["Statement"][0]["Action"], "*");

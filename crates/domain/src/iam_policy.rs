@@ -182,6 +182,23 @@ pub fn revoke_policy() -> String {
     .to_string()
 }
 
+/// Denies every session of the role issued before `cutoff` (`aws:TokenIssueTime`, docs/aws.md §8):
+/// written when a new credentials token replaces the old one, so sessions handed out under the
+/// old token stop working while the grant goes on. Re-written, not added to, on every new token.
+pub fn superseded_sessions_policy(cutoff: OffsetDateTime) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "LakegateDenySupersededSessions",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": rfc3339(cutoff)}},
+        }]
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -259,6 +276,21 @@ mod tests {
         assert_eq!(s["Action"], "*");
         assert_eq!(s["Resource"], "*");
         assert!(s.get("Condition").is_none(), "no session is exempt");
+    }
+
+    #[test]
+    fn superseded_sessions_are_those_issued_before_the_cutoff() {
+        let doc: Value = serde_json::from_str(&superseded_sessions_policy(datetime!(
+            2026-05-01 10:00:30.7 UTC
+        )))
+        .unwrap();
+        let s = statement(&doc, "LakegateDenySupersededSessions");
+        assert_eq!(s["Effect"], "Deny");
+        assert_eq!(s["Action"], "*");
+        assert_eq!(
+            s["Condition"]["DateLessThan"]["aws:TokenIssueTime"],
+            "2026-05-01T10:00:30Z"
+        );
     }
 
     #[test]

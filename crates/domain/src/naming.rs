@@ -12,6 +12,8 @@ pub const NAME_PREFIX: &str = "lakegate-";
 pub const ACCESS_POLICY_NAME: &str = "lakegate-access";
 /// The role's inline policy that denies all its sessions once revoking begins.
 pub const REVOKE_POLICY_NAME: &str = "lakegate-revoke";
+/// The role's inline policy that denies sessions minted before the current credentials token.
+pub const SUPERSEDED_POLICY_NAME: &str = "lakegate-superseded-sessions";
 /// Tags put on roles and workgroups.
 pub const TAG_REQUEST: &str = "lakegate:request";
 pub const TAG_OWNER: &str = "lakegate:owner";

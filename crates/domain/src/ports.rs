@@ -192,6 +192,14 @@ pub trait CloudAccess: Send + Sync + 'static {
     /// longer exists.
     async fn deny_all_sessions(&self, role: &str) -> Result<bool, CloudError>;
 
+    /// Writes the policy that denies the role's sessions issued before `cutoff` (a new
+    /// credentials token supersedes the sessions handed out under the old one).
+    async fn deny_sessions_issued_before(
+        &self,
+        role: &str,
+        cutoff: OffsetDateTime,
+    ) -> Result<(), CloudError>;
+
     /// Stops every queued or running query of the workgroup; returns how many were stopped.
     async fn stop_running_queries(&self, workgroup: &str) -> Result<u32, CloudError>;
 

@@ -1,5 +1,5 @@
-//! Command line: `lakegate serve`, `migrate`, `check-config`, `audit verify|export` and
-//! `health`. Every option can also be set through the environment variable named in `--help`.
+//! Command line: `lakegate serve`, `migrate`, `check-config`, `audit verify|export`, `sweep`,
+//! `health` and `credentials`. Every option can also be set through the environment variable named in `--help`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -32,6 +32,22 @@ pub enum Command {
     /// Ask the lakegate listening on LAKEGATE_LISTEN whether it is alive (`/healthz`); exit 0 if
     /// it is. For container health checks: the runtime image has no curl.
     Health(HealthArgs),
+    /// Print a grant's temporary AWS credentials as `credential_process` JSON, for a profile in
+    /// ~/.aws/config: `credential_process = lakegate credentials --url <credentials URL>`. The
+    /// token is read from a file only you can read (mode 0600), never from the command line.
+    Credentials(CredentialsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CredentialsArgs {
+    /// The grant's credentials URL, as the credentials page shows it.
+    #[arg(long)]
+    pub url: String,
+
+    /// The file holding the grant's token (mode 0600; a leading `~/` is your home directory).
+    /// Default: ~/.config/lakegate/<request id>.token.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod credentials_process;
 pub mod metrics;
 pub mod notify;
 pub mod run;

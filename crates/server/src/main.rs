@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use lakegate_server::cli::{AuditCommand, Cli, Command, LogFormat};
 use lakegate_server::config::{ServeConfig, unknown_variables};
-use lakegate_server::{audit, run, telemetry};
+use lakegate_server::{audit, credentials_process, run, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -77,6 +77,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health(args) => health(&args.listen).await,
+        Command::Credentials(args) => {
+            let json = credentials_process::fetch(&args.url, args.token_file.as_deref()).await?;
+            println!("{json}");
+            Ok(())
+        }
         Command::Sweep(args) => {
             let config = ServeConfig::try_from(&*args.serve)?;
             telemetry::init(config.log_format);

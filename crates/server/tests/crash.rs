@@ -80,6 +80,15 @@ impl CloudAccess for DiesAfter {
         let r = self.inner.assume_role(s).await;
         self.after("assume_role", r).await
     }
+    async fn deny_sessions_issued_before(
+        &self,
+        r: &str,
+        cutoff: time::OffsetDateTime,
+    ) -> Result<(), CloudError> {
+        let res = self.inner.deny_sessions_issued_before(r, cutoff).await;
+        self.after("deny_sessions_issued_before", res).await
+    }
+
     async fn deny_all_sessions(&self, r: &str) -> Result<bool, CloudError> {
         let res = self.inner.deny_all_sessions(r).await;
         self.after("deny_all_sessions", res).await

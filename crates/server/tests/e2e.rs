@@ -5,6 +5,7 @@
 #[path = "support/aws.rs"]
 mod aws_support;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 use std::time::Duration;
 
@@ -335,27 +336,12 @@ async fn request_approve_and_the_aws_cli_gets_the_ephemeral_role(pool: PgPool) {
     .await;
     assert_eq!(caller_arn(&out), expected);
 
-    // 2. A credential_process profile.
+    // 2. A token file only its owner reads (what the credentials page has people write).
     let dir = std::env::temp_dir().join(format!("lakegate-e2e-{id}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config");
-    std::fs::write(
-        &config,
-        format!(
-            "[profile lakegate]\nregion = us-east-1\ncredential_process = curl -sSf -H \"Authorization: {token}\" \"{url}?format=process\"\n"
-        ),
-    )
-    .unwrap();
-    let out = aws_cli(
-        &[("AWS_CONFIG_FILE", config.display().to_string())],
-        &["--profile", "lakegate", "sts", "get-caller-identity"],
-    )
-    .await;
-    assert_eq!(caller_arn(&out), expected);
-
-    // 3. A token file (no trailing newline), the other way SDKs take the token.
     let token_file = dir.join("token");
     std::fs::write(&token_file, &token).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = aws_cli(
         &[
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", url.clone()),
@@ -368,6 +354,56 @@ async fn request_approve_and_the_aws_cli_gets_the_ephemeral_role(pool: PgPool) {
     )
     .await;
     assert_eq!(caller_arn(&out), expected);
+
+    // 3. A credential_process profile through `lakegate credentials`, the binary itself.
+    let config = dir.join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile lakegate]\nregion = us-east-1\ncredential_process = {} credentials --url {url} --token-file {}\n",
+            env!("CARGO_BIN_EXE_lakegate"),
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let profile = [("AWS_CONFIG_FILE", config.display().to_string())];
+    let whoami = ["--profile", "lakegate", "sts", "get-caller-identity"];
+    let out = aws_cli(&profile, &whoami).await;
+    assert_eq!(caller_arn(&out), expected);
+    // A token file others can read is refused, and says how to fix it.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = aws_cli(&profile, &whoami).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // A new token: the old one stops, and the role denies every session issued before it.
+    let (_, new_token) = alice.credentials(&id).await;
+    let out = aws_cli(&profile, &whoami).await;
+    assert!(!out.status.success(), "the old token no longer works");
+    let iam = aws_sdk_iam::Client::new(&aws_support::conf_at(None).await);
+    let superseded = iam
+        .get_role_policy()
+        .role_name(format!("lakegate-{id}"))
+        .policy_name("lakegate-superseded-sessions")
+        .send()
+        .await
+        .expect("the role denies the sessions of the old token");
+    let doc: serde_json::Value = serde_json::from_str(&lakegate_testkit::percent_decode(
+        superseded.policy_document(),
+    ))
+    .unwrap();
+    let statement = &doc["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert!(
+        statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string(),
+        "{doc}"
+    );
+    std::fs::write(&token_file, &new_token).unwrap();
+    let out = aws_cli(&profile, &whoami).await;
+    assert_eq!(caller_arn(&out), expected, "the new token works");
+    let token = new_token;
     std::fs::remove_dir_all(&dir).unwrap();
 
     // The role, the workgroup, DESCRIBE on `default` and on the database, SELECT on the table.

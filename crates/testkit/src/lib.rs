@@ -485,6 +485,23 @@ impl CloudAccess for FakeCloud {
         })
     }
 
+    async fn deny_sessions_issued_before(
+        &self,
+        role: &str,
+        cutoff: OffsetDateTime,
+    ) -> Result<(), CloudError> {
+        self.enter("deny_sessions_issued_before")?;
+        let mut s = self.state.lock().unwrap();
+        if !s.roles.contains_key(role) {
+            return Err(CloudError::NotFound(format!("no role {role}")));
+        }
+        s.role_policies.entry(role.to_owned()).or_default().insert(
+            lakegate_domain::naming::SUPERSEDED_POLICY_NAME.to_owned(),
+            lakegate_domain::iam_policy::superseded_sessions_policy(cutoff),
+        );
+        Ok(())
+    }
+
     async fn deny_all_sessions(&self, role: &str) -> Result<bool, CloudError> {
         self.enter("deny_all_sessions")?;
         let mut s = self.state.lock().unwrap();
@@ -756,4 +773,26 @@ impl FakeCloud {
         }
         Ok(())
     }
+}
+
+/// Decodes `%XY` escapes (and `+`): IAM answers policy documents URL-encoded (RFC 3986).
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

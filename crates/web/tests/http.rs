@@ -631,16 +631,19 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
     let url = creds.text_of("#credentials-url");
     let token = creds.text_of("#credentials-token");
     assert_eq!(url, format!("http://127.0.0.1:8080/credentials/{id}"));
-    assert!(
-        creds
-            .text_of("#snippet-env")
-            .contains(&format!("AWS_CONTAINER_AUTHORIZATION_TOKEN={token}"))
-    );
-    assert!(
-        creds
-            .text_of("#snippet-profile")
-            .contains("credential_process = curl -sSf")
-    );
+    // The token goes into a file only its owner reads; no snippet that runs a program carries it.
+    assert!(creds.text_of("#snippet-token-file").contains(&format!(
+        "printf '%s' '{token}' > ~/.config/lakegate/{id}.token"
+    )));
+    let env = creds.text_of("#snippet-env");
+    assert!(env.contains(&format!(
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=\"$HOME/.config/lakegate/{id}.token\""
+    )));
+    let profile = creds.text_of("#snippet-profile");
+    assert!(profile.contains(&format!(
+        "credential_process = lakegate credentials --url {url} --token-file ~/.config/lakegate/{id}.token"
+    )));
+    assert!(!env.contains(&token) && !profile.contains(&token));
 
     let anon = Browser::new(&app);
     let fetch = |auth: Option<String>, query: &'static str| {
