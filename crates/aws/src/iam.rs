@@ -109,8 +109,57 @@ pub(crate) async fn deny_sessions_issued_before(
     .await
 }
 
-/// Inline policies first (DeleteRole refuses while any remain), then the role.
+/// Managed policies someone attached to the role: DeleteRole refuses while any remain, and
+/// lakegate attaches none itself, so whoever attached one cannot keep a grant's role alive.
+/// `Ok(false)` when the role is gone.
+async fn detach_managed_policies(iam: &Client, role: &str) -> Result<bool, CloudError> {
+    let mut marker: Option<String> = None;
+    let mut arns = Vec::new();
+    loop {
+        let page = match iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .set_marker(marker.take())
+            .send()
+            .await
+        {
+            Ok(p) => p,
+            Err(e) if code_of(&e) == Some("NoSuchEntity") => return Ok(false),
+            Err(e) => return Err(classify("iam:ListAttachedRolePolicies", e)),
+        };
+        arns.extend(
+            page.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_owned)),
+        );
+        match (page.is_truncated(), page.marker()) {
+            (true, Some(m)) => marker = Some(m.to_owned()),
+            _ => break,
+        }
+    }
+    for arn in arns {
+        tracing::warn!(role, policy = %arn, "detaching a managed policy someone attached to a grant's role");
+        match iam
+            .detach_role_policy()
+            .role_name(role)
+            .policy_arn(&arn)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if code_of(&e) == Some("NoSuchEntity") => {}
+            Err(e) => return Err(classify("iam:DetachRolePolicy", e)),
+        }
+    }
+    Ok(true)
+}
+
+/// Attached managed policies and inline policies first (DeleteRole refuses while any remain),
+/// then the role.
 pub(crate) async fn delete_role(iam: &Client, role: &str) -> Result<(), CloudError> {
+    if !detach_managed_policies(iam, role).await? {
+        return Ok(());
+    }
     let mut marker: Option<String> = None;
     let mut names = Vec::new();
     loop {
@@ -147,7 +196,7 @@ pub(crate) async fn delete_role(iam: &Client, role: &str) -> Result<(), CloudErr
     match iam.delete_role().role_name(role).send().await {
         Ok(_) => Ok(()),
         Err(e) if code_of(&e) == Some("NoSuchEntity") => Ok(()),
-        // A policy appeared meanwhile: the next attempt lists again.
+        // A policy (inline or managed) appeared meanwhile: the next attempt lists again.
         Err(e) if code_of(&e) == Some("DeleteConflict") => Err(CloudError::Transient(format!(
             "iam:DeleteRole: {role} still has policies attached"
         ))),

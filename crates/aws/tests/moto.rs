@@ -453,6 +453,33 @@ async fn teardown_removes_everything_and_twice_is_harmless() {
 }
 
 #[tokio::test]
+async fn teardown_detaches_managed_policies_someone_attached() {
+    let f = fixture().await;
+    f.provision().await;
+    let iam = aws_sdk_iam::Client::new(&f.conf);
+    let policy = iam
+        .create_policy()
+        .policy_name(format!("someone-elses-{}", uuid::Uuid::new_v4().simple()))
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = policy.policy().unwrap().arn().unwrap().to_owned();
+    iam.attach_role_policy()
+        .role_name(&f.g.role_name)
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    f.teardown().await;
+    assert_eq!(f.leftovers().await, Vec::<String>::new());
+    // The policy itself is someone else's: detached, not deleted.
+    assert!(iam.get_policy().policy_arn(&arn).send().await.is_ok());
+}
+
+#[tokio::test]
 async fn deny_all_sessions_is_written_to_the_role() {
     let f = fixture().await;
     f.provision().await;
