@@ -131,6 +131,8 @@ pub(crate) async fn revoke(
     catalog_id: &str,
     grants: &[LfGrant],
 ) -> Result<(), CloudError> {
+    // Entries Lake Formation refused to revoke; done if the principal no longer holds them.
+    let mut refused: Vec<(&LfGrant, CloudError)> = Vec::new();
     for chunk in grants.chunks(BATCH) {
         let entries = chunk.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
         let out = lf
@@ -141,16 +143,31 @@ pub(crate) async fn revoke(
             .await
             .map_err(|e| classify("lakeformation:BatchRevokePermissions", e))?;
         for f in out.failures() {
-            let (code, message, err) = failure_error("lakeformation:BatchRevokePermissions", f);
-            // Already revoked or never granted (docs/aws.md §6), or the table/database itself is
-            // gone (and its grants with it): the goal is reached.
-            if message.contains("No permissions revoked") || code == "EntityNotFoundException" {
+            let (code, _, err) = failure_error("lakeformation:BatchRevokePermissions", f);
+            // The table/database itself is gone, and its grants with it: the goal is reached.
+            if code == "EntityNotFoundException" {
                 continue;
             }
-            return Err(err);
+            if matches!(err, CloudError::Transient(_) | CloudError::Denied(_)) {
+                return Err(err);
+            }
+            // Already revoked or never granted comes back as a refusal (docs/aws.md §6):
+            // decided below by what the principal still holds, not by the message's wording.
+            let id = f.request_entry().map(|e| e.id()).unwrap_or_default();
+            match chunk.iter().find(|g| g.id == id) {
+                Some(g) => refused.push((g, err)),
+                None => return Err(err),
+            }
         }
     }
-    Ok(())
+    let Some(principal) = refused.first().map(|(g, _)| g.principal_arn.clone()) else {
+        return Ok(());
+    };
+    let held = grants_of(lf, catalog_id, &principal).await?;
+    match refused.into_iter().find(|(g, _)| g.is_held_in(&held)) {
+        Some((_, err)) => Err(err),
+        None => Ok(()),
+    }
 }
 
 /// The permissions `principal_arn` holds, as entries `revoke` takes. Listed unfiltered and

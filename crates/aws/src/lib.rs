@@ -186,10 +186,11 @@ impl CloudAccess for AwsCloudAccess {
 
     async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {
         match lake_formation::revoke(&self.lf, &self.identity.account_id, grants).await {
-            // Lake Formation does not know the principal. Right after CreateRole that means "not
+            // Lake Formation may not know the principal. Right after CreateRole that means "not
             // yet" (retry); when the role does not exist (provisioning failed before creating
-            // it, or an earlier pass deleted it after revoking) it holds no grants: done.
-            Err(e) if e.to_string().contains("Invalid principal") => {
+            // it, or an earlier pass deleted it after revoking) it holds no grants: done. Decided
+            // by asking IAM, not by the wording of the error.
+            Err(e) if !matches!(e, CloudError::Denied(_)) => {
                 let role = grants
                     .first()
                     .and_then(|g| g.principal_arn.rsplit('/').next())

@@ -50,6 +50,52 @@ pub struct LfGrant {
     pub permissions: Vec<LfPermission>,
 }
 
+impl LfGrant {
+    /// Whether any of this entry's permissions is among `held` (the principal's permissions as
+    /// Lake Formation lists them): what decides that a revoke Lake Formation refused is in
+    /// fact done, by the state rather than by the wording of its refusal.
+    pub fn is_held_in(&self, held: &[LfGrant]) -> bool {
+        held.iter().any(|h| {
+            h.principal_arn == self.principal_arn
+                && h.permissions.iter().any(|p| self.permissions.contains(p))
+                && match (&self.resource, &h.resource) {
+                    (
+                        LfResource::Database { catalog_id, name },
+                        LfResource::Database {
+                            catalog_id: c,
+                            name: n,
+                        },
+                    ) => catalog_id == c && name == n,
+                    (
+                        LfResource::TableWithColumns {
+                            catalog_id,
+                            database,
+                            table,
+                            columns,
+                        },
+                        LfResource::TableWithColumns {
+                            catalog_id: c,
+                            database: d,
+                            table: t,
+                            columns: cols,
+                        },
+                    ) => {
+                        catalog_id == c
+                            && database == d
+                            && table == t
+                            && match (columns, cols) {
+                                (LfColumns::Names(a), LfColumns::Names(b)) => {
+                                    a.iter().any(|x| b.contains(x))
+                                }
+                                _ => true,
+                            }
+                    }
+                    _ => false,
+                }
+        })
+    }
+}
+
 /// DESCRIBE on every database named (and on `default`, which Athena requires: docs/aws.md §5),
 /// SELECT on exactly the requested tables and columns.
 pub fn plan_grants(
@@ -96,6 +142,42 @@ pub fn plan_grants(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_revoke_is_done_when_nothing_it_names_is_held() {
+        let grant = |resource, permissions| LfGrant {
+            id: "g".into(),
+            principal_arn: "arn:aws:iam::1:role/lakegate/r".into(),
+            resource,
+            permissions,
+        };
+        let table = |cols: LfColumns| LfResource::TableWithColumns {
+            catalog_id: "1".into(),
+            database: "sales".into(),
+            table: "orders".into(),
+            columns: cols,
+        };
+        let wanted = grant(
+            table(LfColumns::Names(vec!["a".into(), "b".into()])),
+            vec![LfPermission::Select],
+        );
+        assert!(!wanted.is_held_in(&[]));
+        let held_b = grant(
+            table(LfColumns::Names(vec!["b".into()])),
+            vec![LfPermission::Select],
+        );
+        assert!(wanted.is_held_in(std::slice::from_ref(&held_b)));
+        let held_c = grant(
+            table(LfColumns::Names(vec!["c".into()])),
+            vec![LfPermission::Select],
+        );
+        assert!(!wanted.is_held_in(&[held_c]));
+        assert!(wanted.is_held_in(&[grant(table(LfColumns::All), vec![LfPermission::Select])]));
+        assert!(!wanted.is_held_in(&[grant(table(LfColumns::All), vec![LfPermission::Describe])]));
+        let mut other_principal = held_b;
+        other_principal.principal_arn = "arn:aws:iam::1:role/other".into();
+        assert!(!wanted.is_held_in(&[other_principal]));
+    }
 
     #[test]
     fn plan_covers_databases_default_and_exact_columns() {
