@@ -99,11 +99,8 @@ pub async fn issue_token(
     // denies every session issued before the cutoff (docs/aws.md §8). Written before the new
     // token exists, so no session minted under it can fall before the cutoff unnoticed.
     let role = GrantResources::derive(id, svc.cloud.identity(), &svc.settings.results).role_name;
-    match svc
-        .cloud
-        .deny_sessions_issued_before(&role, superseded_cutoff(now))
-        .await
-    {
+    let cutoff = superseded_cutoff(now);
+    match svc.cloud.deny_sessions_issued_before(&role, cutoff).await {
         Ok(()) => {}
         Err(CloudError::NotFound(_)) => {
             return Err(AppError::NotUsable("access is no longer active".into()));
@@ -121,7 +118,7 @@ pub async fn issue_token(
         AuditAction::CredentialsTokenIssued,
         json!({
             "replaces_previous": request.has_credentials_token,
-            "sessions_denied_before": superseded_cutoff(now).unix_timestamp(),
+            "sessions_denied_before": cutoff.unix_timestamp(),
         }),
     )
     .await?;
