@@ -44,6 +44,25 @@ pub struct Settings {
     pub permissions_boundary_arn: String,
     pub worker: WorkerSettings,
     pub monitor: MonitorSettings,
+    pub requests: RequestSettings,
+}
+
+/// Limits on undecided requests, so nobody can bury the approvers' queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSettings {
+    /// Pending requests one person may have at a time; 0 for no limit.
+    pub max_pending_per_person: u32,
+    /// A request nobody decides within this long lapses.
+    pub pending_ttl: Duration,
+}
+
+impl Default for RequestSettings {
+    fn default() -> Self {
+        Self {
+            max_pending_per_person: 20,
+            pending_ttl: Duration::days(7),
+        }
+    }
 }
 
 /// How the query monitor looks at grants and prices what they scan.

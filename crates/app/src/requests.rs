@@ -9,7 +9,7 @@
 use lakegate_domain::access::{AllowedActions, RequestAccess};
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::duration::{format_duration, parse_duration};
-use lakegate_domain::lake_formation::plan_grants;
+use lakegate_domain::lake_formation::{approved_all_columns, plan_grants};
 use lakegate_domain::naming::GrantResources;
 use lakegate_domain::policy_file::{
     ApprovalStatus, Approver, Evaluation, PolicyFile, RequestFacts, TableFacts,
@@ -81,28 +81,30 @@ pub(crate) fn approvals(decisions: &[DecisionRecord]) -> Vec<Approver> {
 /// Checks every requested table and column against the Glue catalog, and returns each table's
 /// columns (what an all-columns request covers, and what the policy's sensitive patterns are
 /// matched against).
+///
+/// Only tables the policy makes requestable are looked up, and a table that is not
+/// requestable, does not exist, or sits in a database that does not exist gets one and the same
+/// answer: the form tells nobody what the catalog holds beyond what they may ask for. Column
+/// names are listed only for requestable tables.
 async fn check_catalog(
     svc: &Services,
     resources: &[ResourceSpec],
 ) -> Result<Vec<Vec<String>>, AppError> {
+    let not_found = |r: &ResourceSpec| -> AppError {
+        ValidationError::new(format!(
+            "`{}` is not found or not requestable: check the name, or ask an administrator which tables the policy lets people request",
+            r.qualified_table()
+        ))
+        .into()
+    };
     let mut catalog = Vec::with_capacity(resources.len());
     for r in resources {
+        if !svc.settings.policy.is_requestable(&r.database, &r.table) {
+            return Err(not_found(r));
+        }
         let table = match svc.cloud.describe_table(&r.database, &r.table).await? {
             TableLookup::Found(t) => t,
-            TableLookup::NoSuchDatabase => {
-                return Err(ValidationError::new(format!(
-                    "there is no database `{}` in the catalog",
-                    r.database
-                ))
-                .into());
-            }
-            TableLookup::NoSuchTable => {
-                return Err(ValidationError::new(format!(
-                    "there is no table `{}` in database `{}`",
-                    r.table, r.database
-                ))
-                .into());
-            }
+            TableLookup::NoSuchDatabase | TableLookup::NoSuchTable => return Err(not_found(r)),
         };
         let known: Vec<&str> = table.column_names().collect();
         if let Some(cols) = &r.columns {
@@ -170,7 +172,19 @@ pub async fn submit(
         email: who.email.clone(),
         name: who.name.clone(),
     };
+    let approver_groups = evaluation.approver_groups();
     let mut tx = svc.db.begin().await?;
+    let cap = svc.settings.requests.max_pending_per_person;
+    if outcome == Submitted::Pending && cap > 0 {
+        let pending = requests::count_pending_locked(&mut tx, &who.subject).await?;
+        if pending >= i64::from(cap) {
+            return Err(ValidationError::new(format!(
+                "you already have {pending} requests waiting for a decision, the most one person may have \
+                 (LAKEGATE_MAX_PENDING_PER_PERSON); cancel some you no longer need, or wait for decisions"
+            ))
+            .into());
+        }
+    }
     requests::insert(
         &mut tx,
         NewRequest {
@@ -179,6 +193,7 @@ pub async fn submit(
             requester_groups: &who.groups,
             resources: &resources,
             catalog_columns: &catalog,
+            approver_groups: &approver_groups,
             break_glass: outcome == Submitted::BreakGlass,
             duration,
             reason: &reason,
@@ -201,7 +216,8 @@ pub async fn submit(
         }),
     )
     .await?;
-    let plan = grant_plan(svc, id, &resources, &evaluation);
+    // The catalog was read just now: an all-columns grant covers exactly what it holds.
+    let plan = grant_plan(svc, id, &resources, &catalog, &evaluation);
     match outcome {
         Submitted::Pending => {}
         Submitted::AutoApproved => {
@@ -290,15 +306,17 @@ async fn lost_race(conn: &mut sqlx::PgConnection, id: RequestId, event: Event) -
 
 /// What lakegate will create for this request, derived from its id, with the limits the
 /// policy sets for it.
+/// `approved_columns` (aligned with `resources`) is what an all-columns resource is granted.
 pub fn grant_plan(
     svc: &Services,
     id: RequestId,
     resources: &[ResourceSpec],
+    approved_columns: &[Vec<String>],
     evaluation: &Evaluation,
 ) -> GrantPlan {
     let g = GrantResources::derive(id, svc.cloud.identity(), &svc.settings.results);
     GrantPlan {
-        lf_grants: plan_grants(&g.account_id, &g.role_arn, resources),
+        lf_grants: plan_grants(&g.account_id, &g.role_arn, resources, approved_columns),
         results_uri: g.results_uri(),
         role_name: g.role_name,
         role_arn: g.role_arn,
@@ -365,6 +383,12 @@ pub async fn decide(
     comment: Option<&str>,
 ) -> Result<Decided, AppError> {
     let comment = parse_comment(comment)?;
+    // Read before the transaction (AWS is never called inside one): what the catalog holds now
+    // of each table asked for whole, in case this approval is the last one needed.
+    let catalog_now = match decision {
+        Decision::Approve => catalog_now(svc, id).await?,
+        Decision::Deny => Vec::new(),
+    };
     let now = svc.clock.now();
     let outcome = in_tx(svc, async |tx: &mut sqlx::PgConnection| {
         let (request, evaluation, mut approvals) = lock_visible(svc, &mut *tx, id, who).await?;
@@ -415,9 +439,21 @@ pub async fn decide(
                 approvals.push(Approver::from(who));
                 let status = evaluation.approval_status(&approvals);
                 if status.satisfied {
-                    let plan = grant_plan(svc, id, &request.resources, &evaluation);
+                    let (approved, gained) = approved_columns(&request, &catalog_now);
+                    let plan = grant_plan(svc, id, &request.resources, &approved, &evaluation);
                     if !requests::approve(&mut *tx, id, now, &plan, false).await? {
                         return Err(lost_race(&mut *tx, id, event).await);
+                    }
+                    if !gained.is_empty() {
+                        record(
+                            &mut *tx,
+                            now,
+                            Some(id),
+                            None,
+                            AuditAction::GrantColumnsChanged,
+                            json!({ "not_granted": gained, "when": "approval" }),
+                        )
+                        .await?;
                     }
                     record(
                         &mut *tx,
@@ -454,6 +490,59 @@ pub async fn decide(
         svc.wake.notify_one();
     }
     Ok(outcome)
+}
+
+/// For each resource of request `id` that asks for all columns, the table's columns in the
+/// catalog now (`None` for the others, and when the table cannot be read: the list stored at
+/// submit stands).
+async fn catalog_now(svc: &Services, id: RequestId) -> Result<Vec<Option<Vec<String>>>, AppError> {
+    let request = {
+        let mut conn = svc.db.acquire().await?;
+        requests::find(&mut conn, id).await?
+    };
+    let Some(request) = request else {
+        return Ok(Vec::new());
+    };
+    let mut now = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        now.push(match &r.columns {
+            Some(_) => None,
+            None => match svc.cloud.describe_table(&r.database, &r.table).await? {
+                TableLookup::Found(t) => Some(t.column_names().map(ToOwned::to_owned).collect()),
+                TableLookup::NoSuchDatabase | TableLookup::NoSuchTable => None,
+            },
+        });
+    }
+    Ok(now)
+}
+
+/// What each all-columns resource of `request` is granted, given the catalog `now` (from
+/// [`catalog_now`]), and the columns tables gained since the request (`table: [columns]`),
+/// which are not granted: the approver saw the list stored at submit.
+fn approved_columns(
+    request: &AccessRequest,
+    now: &[Option<Vec<String>>],
+) -> (Vec<Vec<String>>, serde_json::Map<String, serde_json::Value>) {
+    let mut gained_by_table = serde_json::Map::new();
+    let approved = request
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let stored = request.catalog_columns.get(i).cloned().unwrap_or_default();
+            match (&r.columns, now.get(i).and_then(Option::as_ref)) {
+                (None, Some(current)) => {
+                    let (granted, gained) = approved_all_columns(&stored, current);
+                    if !gained.is_empty() {
+                        gained_by_table.insert(r.qualified_table(), json!(gained));
+                    }
+                    granted
+                }
+                _ => stored,
+            }
+        })
+        .collect();
+    (approved, gained_by_table)
 }
 
 /// An approver marks a break-glass grant as reviewed, with an optional comment.
@@ -674,10 +763,12 @@ pub struct Dashboard {
     pub live: Vec<AccessRequest>,
 }
 
-/// Queues are read whole and filtered by the policy here: whether someone approves a request
-/// depends on its tables and the rules that match them, which SQL cannot see.
+/// The most of each queue one page shows.
 const QUEUE_LIMIT: i64 = 500;
 
+/// Each queue is selected in SQL by the approver groups stored with each request (so requests
+/// this person cannot decide never crowd out those they can), then checked against the policy
+/// in force.
 pub async fn dashboard(svc: &Services, who: &Principal) -> Result<Dashboard, AppError> {
     let policy = &svc.settings.policy;
     let mut conn = svc.db.acquire().await?;
@@ -694,35 +785,166 @@ pub async fn dashboard(svc: &Services, who: &Principal) -> Result<Dashboard, App
         return Ok(board);
     }
     let approves = |r: &AccessRequest| evaluate(policy, r).is_approver(&Approver::from(who));
-    board.pending = requests::list_by_status(&mut conn, &[RequestStatus::Pending], QUEUE_LIMIT)
+    let live_states = [
+        RequestStatus::Approved,
+        RequestStatus::Active,
+        RequestStatus::Revoking,
+    ];
+    if is_approver {
+        board.pending = requests::list_for_approver(
+            &mut conn,
+            &[RequestStatus::Pending],
+            &who.groups,
+            &who.subject,
+            QUEUE_LIMIT,
+        )
         .await?
         .into_iter()
         .filter(|r| approves(r))
         .collect();
-    board.needs_review = requests::list_needing_review(&mut conn, QUEUE_LIMIT)
-        .await?
-        .into_iter()
-        .filter(|r| approves(r))
-        .collect();
-    board.live = requests::list_by_status(
-        &mut conn,
-        &[
-            RequestStatus::Approved,
-            RequestStatus::Active,
-            RequestStatus::Revoking,
-        ],
-        QUEUE_LIMIT,
-    )
-    .await?
-    .into_iter()
-    .filter(|r| is_admin || approves(r))
-    .collect();
-    for ext in extensions::list_pending(&mut conn, QUEUE_LIMIT).await? {
-        if let Some(r) = board.live.iter().find(|r| r.id == ext.request)
-            && approves(r)
+        board.needs_review = requests::list_needing_review(&mut conn, QUEUE_LIMIT)
+            .await?
+            .into_iter()
+            .filter(|r| approves(r))
+            .collect();
+        for ext in
+            extensions::list_pending_for_approver(&mut conn, &who.groups, &who.subject, QUEUE_LIMIT)
+                .await?
         {
-            board.extensions.push((r.clone(), ext));
+            if let Some(r) = requests::find(&mut conn, ext.request).await?
+                && approves(&r)
+            {
+                board.extensions.push((r, ext));
+            }
         }
     }
+    board.live = if is_admin {
+        requests::list_by_status(&mut conn, &live_states, QUEUE_LIMIT).await?
+    } else {
+        requests::list_for_approver(
+            &mut conn,
+            &live_states,
+            &who.groups,
+            &who.subject,
+            QUEUE_LIMIT,
+        )
+        .await?
+        .into_iter()
+        .filter(|r| approves(r))
+        .collect()
+    };
     Ok(board)
+}
+
+/// Brings every open request's stored approver groups up to date with the policy in force
+/// (it may have changed since they were submitted): run at start-up, before the queues matter.
+pub async fn refresh_approver_groups(svc: &Services) -> Result<u64, AppError> {
+    let mut conn = svc.db.acquire().await?;
+    let mut after = None;
+    let mut changed = 0;
+    loop {
+        let page = requests::list_open_after(&mut conn, after, 200).await?;
+        let Some(last) = page.last() else {
+            return Ok(changed);
+        };
+        after = Some(last.id);
+        for r in &page {
+            let groups = evaluate(&svc.settings.policy, r).approver_groups();
+            if groups != r.approver_groups {
+                requests::set_approver_groups(&mut conn, r.id, &groups).await?;
+                changed += 1;
+            }
+        }
+    }
+}
+
+/// What one upkeep pass ended.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Lapsed {
+    pub requests: Vec<RequestId>,
+    pub extensions: Vec<(RequestId, i64)>,
+}
+
+/// Pending requests older than `LAKEGATE_PENDING_TTL` lapse, and so do extensions still
+/// pending when their grant has ended; each is audited (`request.lapsed`, `extension.lapsed`).
+pub async fn lapse_due(svc: &Services) -> Result<Lapsed, AppError> {
+    const BATCH: i64 = 200;
+    let ttl = svc.settings.requests.pending_ttl;
+    let mut lapsed = Lapsed::default();
+    loop {
+        let now = svc.clock.now();
+        let (reqs, exts) = in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+            let reqs = requests::lapse_pending(&mut *tx, now - ttl, now, BATCH).await?;
+            for id in &reqs {
+                record(
+                    &mut *tx,
+                    now,
+                    Some(*id),
+                    None,
+                    AuditAction::RequestLapsed,
+                    json!({ "pending_ttl_seconds": ttl.whole_seconds() }),
+                )
+                .await?;
+            }
+            let exts = extensions::lapse_orphaned(&mut *tx, now, BATCH).await?;
+            for (id, extension) in &exts {
+                record(
+                    &mut *tx,
+                    now,
+                    Some(*id),
+                    None,
+                    AuditAction::ExtensionLapsed,
+                    json!({ "extension_id": extension }),
+                )
+                .await?;
+            }
+            Ok((reqs, exts))
+        })
+        .await?;
+        let done = i64::try_from(reqs.len()).unwrap_or(0) < BATCH
+            && i64::try_from(exts.len()).unwrap_or(0) < BATCH;
+        lapsed.requests.extend(reqs);
+        lapsed.extensions.extend(exts);
+        if done {
+            return Ok(lapsed);
+        }
+    }
+}
+
+/// Runs until cancelled: brings approver groups up to date once, then lapses what is due
+/// every `every`.
+pub async fn run_upkeep(
+    svc: Services,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    match refresh_approver_groups(&svc).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            requests = n,
+            "approver groups brought up to date with the policy"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "could not bring approver groups up to date with the policy")
+        }
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match lapse_due(&svc).await {
+            Ok(l) if l.requests.is_empty() && l.extensions.is_empty() => {}
+            Ok(l) => tracing::info!(
+                requests = l.requests.len(),
+                extensions = l.extensions.len(),
+                "undecided requests lapsed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not lapse undecided requests; will try again")
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use lakegate_domain::policy::Policy;
 use lakegate_domain::policy_file::PolicyFile;
 use time::Duration;
 
-use crate::{MonitorSettings, Settings, WorkerSettings};
+use crate::{MonitorSettings, RequestSettings, Settings, WorkerSettings};
 
 /// The results bucket the sample catalog's emulator seeding creates.
 pub const TEST_RESULTS: &str = "s3://lakegate-athena-results/lakegate/";
@@ -34,6 +34,7 @@ impl Settings {
             permissions_boundary_arn: TEST_BOUNDARY.into(),
             worker: WorkerSettings::default(),
             monitor: MonitorSettings::default(),
+            requests: RequestSettings::default(),
         }
     }
 
@@ -56,6 +57,12 @@ impl Settings {
     #[must_use]
     pub fn with_worker(mut self, worker: WorkerSettings) -> Self {
         self.worker = worker;
+        self
+    }
+
+    #[must_use]
+    pub fn with_requests(mut self, requests: RequestSettings) -> Self {
+        self.requests = requests;
         self
     }
 

@@ -482,6 +482,15 @@ async fn revoke_step(svc: &Services, item: &WorkItem, step: RevokeStep) -> Resul
         }
         RevokeStep::StopQueries => cloud.stop_running_queries(&item.workgroup).await.map(drop),
         RevokeStep::DeleteWorkgroup => cloud.delete_workgroup(&item.workgroup).await,
+        // After the workgroup: no query of the grant can write results any more.
+        RevokeStep::DeleteResults => match cloud.delete_results(&item.results_uri).await {
+            Ok(0) => Ok(()),
+            Ok(n) => {
+                tracing::info!(request_id = %item.id, objects = n, "deleted the grant's query results");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
         RevokeStep::RevokeLakeFormation => cloud.revoke_lake_formation(&item.lf_grants).await,
         RevokeStep::DeleteRole => cloud.delete_role(&item.role_name).await,
     }

@@ -110,13 +110,13 @@ async fn bad_input_is_refused_with_a_clear_message_and_writes_nothing(pool: PgPo
             "nope.orders",
             "1h",
             "a valid reason here",
-            "there is no database `nope`",
+            "`nope.orders` is not found or not requestable",
         ),
         (
             "sales.nope",
             "1h",
             "a valid reason here",
-            "there is no table `nope` in database `sales`",
+            "`sales.nope` is not found or not requestable",
         ),
         (
             "sales.customers: email, ssn",
@@ -253,9 +253,11 @@ async fn approval_provisions_exactly_the_request(pool: PgPool) {
     let ids: Vec<&str> = s.grants.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(ids, ["db-default", "db-sales", "table-0", "table-1"]);
     assert_eq!(
-        s.calls[..6],
+        s.calls[..7],
         [
             "describe_table",
+            "describe_table",
+            // At approval, the all-columns table again: its grant is the explicit list.
             "describe_table",
             "create_role",
             "put_role_policy",
@@ -264,7 +266,7 @@ async fn approval_provisions_exactly_the_request(pool: PgPool) {
         ]
     );
     assert_eq!(
-        s.calls[6], "assume_role",
+        s.calls[7], "assume_role",
         "propagation gate before activation"
     );
 
@@ -466,6 +468,7 @@ async fn expired_grant_is_revoked_once_and_nothing_is_left(pool: PgPool) {
             // nothing to describe).
             "new_query_ids",
             "delete_workgroup",
+            "delete_results",
             "revoke_lake_formation",
             "delete_role"
         ]

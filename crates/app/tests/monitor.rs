@@ -20,8 +20,11 @@ use time::macros::datetime;
 
 const MB: i64 = 1_000_000;
 
-/// sales: auto-approved for analysts, 50 MB per query, 100 MB in all.
+/// sales: auto-approved for analysts, 50 MB per query, 100 MB in all; hr may be asked for
+/// under [defaults].
 const POLICY: &str = r#"
+requestable = ["hr.*"]
+
 [defaults]
 approver_groups = ["data-owners"]
 

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use lakegate_app::extensions::{self, Extended};
 use lakegate_app::notify::{Notification, Notifier};
+use lakegate_app::requests::Lapsed;
 use lakegate_app::requests::{self, Decided, SubmitInput, Submitted};
 use lakegate_app::worker::work_once;
-use lakegate_app::{AppError, Services, Settings};
+use lakegate_app::{AppError, RequestSettings, Services, Settings};
 use lakegate_domain::audit::AuditAction;
+use lakegate_domain::lake_formation::{LfColumns, LfResource};
 use lakegate_domain::{EndState, PolicyError, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::Decision;
 use lakegate_store::{audit, requests as store_requests};
@@ -65,11 +67,23 @@ struct Harness {
 }
 
 fn harness(pool: PgPool) -> Harness {
+    harness_with(pool, |s| s)
+}
+
+/// The harness with its settings changed by `tune`. The catalog also holds `finance.ledger`,
+/// which no rule of [`POLICY`] makes requestable.
+fn harness_with(pool: PgPool, tune: impl FnOnce(Settings) -> Settings) -> Harness {
     let clock = Arc::new(FixedClock::at(datetime!(2026-05-01 09:00 UTC)));
-    let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
-    let settings = Settings::for_tests()
-        .with_policy_toml(POLICY)
-        .with_results("s3://results/lakegate/");
+    let cloud = Arc::new(
+        FakeCloud::with_sample_catalog()
+            .with_table("finance", "ledger", &["entry_id", "amount"], &[])
+            .with_clock(clock.clone()),
+    );
+    let settings = tune(
+        Settings::for_tests()
+            .with_policy_toml(POLICY)
+            .with_results("s3://results/lakegate/"),
+    );
     let notes = Arc::new(Recorded::default());
     Harness {
         svc: Services::new(pool, cloud.clone(), clock.clone(), settings)
@@ -521,4 +535,245 @@ async fn extensions_move_the_expiry_within_the_rules(pool: PgPool) {
     // An ended grant is not extended.
     let late = extensions::extend(&h.svc, &analyst(), id, "30m", "one more look please").await;
     assert!(matches!(late, Err(AppError::Conflict(_))), "{late:?}");
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn requests_nobody_else_can_decide_never_crowd_an_approvers_queue(pool: PgPool) {
+    let h = harness_with(pool, |s| {
+        s.with_requests(RequestSettings {
+            max_pending_per_person: 0,
+            ..RequestSettings::default()
+        })
+    });
+    // More pending sales requests than any queue page holds, all older than the one hr request.
+    let spammer = person("mallory", &[]);
+    for _ in 0..501 {
+        let (_, outcome) = h
+            .submit(&spammer, "sales.customers", "1h", false)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Submitted::Pending);
+    }
+    let (hr, _) = h
+        .submit(&analyst(), "hr.employees: name", "1h", false)
+        .await
+        .unwrap();
+    let board = requests::dashboard(&h.svc, &person("h1", &["hr-owners"]))
+        .await
+        .unwrap();
+    let ids: Vec<RequestId> = board.pending.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [hr], "the hr approver's queue holds the hr request");
+    // Nobody is queued their own request, even when in the approver group.
+    let board = requests::dashboard(&h.svc, &person("mallory", &["sales-owners"]))
+        .await
+        .unwrap();
+    assert!(board.pending.is_empty(), "{} queued", board.pending.len());
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn one_person_may_have_only_so_many_pending_requests(pool: PgPool) {
+    let h = harness(pool);
+    let mut first = None;
+    for _ in 0..20 {
+        let (id, outcome) = h
+            .submit(&analyst(), "sales.customers", "1h", false)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Submitted::Pending);
+        first.get_or_insert(id);
+    }
+    match h.submit(&analyst(), "sales.customers", "1h", false).await {
+        Err(AppError::Invalid(e)) => assert!(
+            e.to_string().contains("20 requests waiting")
+                && e.to_string().contains("LAKEGATE_MAX_PENDING_PER_PERSON"),
+            "{e}"
+        ),
+        other => panic!("the 21st pending request was not refused: {other:?}"),
+    }
+    // What needs nobody's decision is not held back by the cap.
+    let (_, outcome) = h
+        .submit(&analyst(), "sales.orders", "1h", false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Submitted::AutoApproved);
+    // Another person is not affected, and a cancelled request frees a place.
+    h.submit(&person("bob", &[]), "sales.customers", "1h", false)
+        .await
+        .unwrap();
+    requests::cancel(&h.svc, &analyst(), first.unwrap())
+        .await
+        .unwrap();
+    h.submit(&analyst(), "sales.customers", "1h", false)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn undecided_requests_and_extensions_lapse(pool: PgPool) {
+    let h = harness(pool);
+    let (pending, _) = h
+        .submit(&analyst(), "sales.customers", "1h", false)
+        .await
+        .unwrap();
+    h.clock.advance(Duration::days(6));
+    let (younger, _) = h
+        .submit(&analyst(), "sales.customers", "1h", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        requests::lapse_due(&h.svc).await.unwrap(),
+        Lapsed::default()
+    );
+
+    h.clock.advance(Duration::days(1));
+    let lapsed = requests::lapse_due(&h.svc).await.unwrap();
+    assert_eq!(lapsed.requests, [pending]);
+    assert_eq!(h.get(pending).await.status, RequestStatus::Lapsed);
+    assert_eq!(h.get(younger).await.status, RequestStatus::Pending);
+    assert_eq!(h.audit_count(pending, AuditAction::RequestLapsed).await, 1);
+    assert_eq!(
+        requests::lapse_due(&h.svc).await.unwrap(),
+        Lapsed::default()
+    );
+    // Nobody decides a lapsed request any more.
+    let late = h.approve(&person("sam", &["sales-owners"]), pending).await;
+    assert!(matches!(late, Err(AppError::Conflict(_))), "{late:?}");
+
+    // An extension still pending when its grant ends lapses with it.
+    let grant = h.active_sales_grant().await;
+    let out = extensions::extend(
+        &h.svc,
+        &analyst(),
+        grant,
+        "3h",
+        "the quarter close runs long",
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, Extended::Pending);
+    assert!(
+        requests::lapse_due(&h.svc)
+            .await
+            .unwrap()
+            .extensions
+            .is_empty()
+    );
+    requests::revoke(&h.svc, &analyst(), grant, None)
+        .await
+        .unwrap();
+    let lapsed = requests::lapse_due(&h.svc).await.unwrap();
+    assert_eq!(lapsed.extensions.len(), 1);
+    assert_eq!(lapsed.extensions[0].0, grant);
+    assert_eq!(h.audit_count(grant, AuditAction::ExtensionLapsed).await, 1);
+    let sam = person("sam", &["sales-owners"]);
+    assert!(
+        requests::dashboard(&h.svc, &sam)
+            .await
+            .unwrap()
+            .extensions
+            .is_empty()
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn the_form_tells_nothing_of_tables_nobody_may_request(pool: PgPool) {
+    let h = harness(pool);
+    let refusal = |r: Result<(RequestId, Submitted), AppError>| match r {
+        Err(AppError::Invalid(e)) => e.to_string(),
+        other => panic!("not refused: {other:?}"),
+    };
+    // An existing table no rule covers, a missing table in a database that exists, a missing
+    // database: one answer, naming only what was typed.
+    let exists = refusal(h.submit(&analyst(), "finance.ledger", "1h", false).await);
+    let no_table = refusal(h.submit(&analyst(), "finance.budget", "1h", false).await);
+    let no_db = refusal(h.submit(&analyst(), "treasury.ledger", "1h", false).await);
+    let columns = refusal(
+        h.submit(&analyst(), "finance.ledger: no_such_column", "1h", false)
+            .await,
+    );
+    assert_eq!(
+        exists.replace("finance.ledger", "X"),
+        no_table.replace("finance.budget", "X")
+    );
+    assert_eq!(
+        exists.replace("finance.ledger", "X"),
+        no_db.replace("treasury.ledger", "X")
+    );
+    assert_eq!(exists, columns);
+    assert!(exists.contains("not found or not requestable"), "{exists}");
+    for answer in [&exists, &no_table, &no_db, &columns] {
+        assert!(!answer.contains("entry_id"), "a column leaked: {answer}");
+    }
+    // The catalog was not even asked about them.
+    assert!(
+        !h.cloud.state().calls.iter().any(|c| c == "describe_table"),
+        "{:?}",
+        h.cloud.state().calls
+    );
+    // A requestable database answers the same for a table it does not have.
+    let missing = refusal(h.submit(&analyst(), "sales.refunds", "1h", false).await);
+    assert_eq!(
+        missing.replace("sales.refunds", "X"),
+        exists.replace("finance.ledger", "X")
+    );
+    // Column names are listed for tables one may request.
+    let typo = refusal(
+        h.submit(&analyst(), "sales.orders: amonut", "1h", false)
+            .await,
+    );
+    assert!(typo.contains("order_id"), "{typo}");
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn all_columns_are_granted_as_the_list_the_approver_saw(pool: PgPool) {
+    let h = harness(pool);
+    let (id, outcome) = h
+        .submit(&analyst(), "sales.customers", "1h", false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Submitted::Pending);
+    // The table gains a column between the request and its approval.
+    h.cloud.add_column("sales", "customers", "phone");
+    let sam = person("sam", &["sales-owners"]);
+    assert_eq!(h.approve(&sam, id).await.unwrap(), Decided::Approved);
+
+    let mut conn = h.svc.db.acquire().await.unwrap();
+    let item = lakegate_store::work::load(&mut conn, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let table = item
+        .lf_grants
+        .iter()
+        .find_map(|g| match &g.resource {
+            LfResource::TableWithColumns { columns, .. } => Some(columns.clone()),
+            LfResource::Database { .. } => None,
+        })
+        .unwrap();
+    assert_eq!(
+        table,
+        LfColumns::Names(
+            ["country", "customer_id", "email", "name"]
+                .map(String::from)
+                .to_vec()
+        ),
+        "the explicit list shown at request time, never the wildcard"
+    );
+    let events = audit::list_for_request(&mut conn, id).await.unwrap();
+    let changed = events
+        .iter()
+        .find(|e| e.action == AuditAction::GrantColumnsChanged)
+        .expect("the new column is flagged");
+    assert_eq!(
+        changed.detail["not_granted"],
+        serde_json::json!({ "sales.customers": ["phone"] })
+    );
+    work_once(&h.svc, "t").await.unwrap();
+    assert!(
+        h.cloud.state().grants.iter().any(|g| matches!(
+            &g.resource,
+            LfResource::TableWithColumns { columns: LfColumns::Names(c), .. } if !c.contains(&"phone".to_owned())
+        )),
+        "granted without the new column"
+    );
 }

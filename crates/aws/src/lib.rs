@@ -9,6 +9,7 @@ mod error;
 mod glue;
 mod iam;
 mod lake_formation;
+mod s3;
 mod sts;
 
 use std::collections::HashSet;
@@ -33,6 +34,7 @@ pub struct AwsCloudAccess {
     lf: aws_sdk_lakeformation::Client,
     athena: aws_sdk_athena::Client,
     glue: aws_sdk_glue::Client,
+    s3: aws_sdk_s3::Client,
 }
 
 impl AwsCloudAccess {
@@ -80,6 +82,13 @@ impl AwsCloudAccess {
             ),
             glue: aws_sdk_glue::Client::from_conf(
                 aws_sdk_glue::config::Builder::from(conf)
+                    .interceptor(CallMetrics)
+                    .build(),
+            ),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(conf)
+                    // An emulator at one endpoint has no per-bucket host names.
+                    .force_path_style(conf.endpoint_url().is_some())
                     .interceptor(CallMetrics)
                     .build(),
             ),
@@ -182,6 +191,10 @@ impl CloudAccess for AwsCloudAccess {
 
     async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError> {
         athena::delete_workgroup(&self.athena, workgroup).await
+    }
+
+    async fn delete_results(&self, results_uri: &str) -> Result<u64, CloudError> {
+        s3::delete_prefix(&self.s3, results_uri).await
     }
 
     async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {

@@ -126,7 +126,7 @@ async fn fixture_at(endpoint: &str) -> Fixture {
         table,
         columns: Some(vec!["order_id".into(), "amount".into()]),
     }];
-    let grants = plan_grants(&g.account_id, &g.role_arn, &resources);
+    let grants = plan_grants(&g.account_id, &g.role_arn, &resources, &[]);
     Fixture {
         cloud,
         conf,
@@ -450,6 +450,55 @@ async fn teardown_removes_everything_and_twice_is_harmless() {
     f.teardown().await;
     assert!(!f.cloud.deny_all_sessions(&f.g.role_name).await.unwrap());
     assert_eq!(f.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn teardown_deletes_the_grants_results_and_nothing_beside_them() {
+    let f = fixture().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&f.conf)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = format!("results-{}", uuid::Uuid::new_v4().simple());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let mine = format!("s3://{bucket}/lakegate/{}/", f.g.request);
+    let keys: Vec<String> = (0..1_005)
+        .map(|i| format!("lakegate/{}/q{i}.csv", f.g.request))
+        .chain([
+            // A neighbour whose id starts like this one, and another grant's results.
+            format!("lakegate/{}0/q.csv", f.g.request),
+            "lakegate/other/q.csv".to_owned(),
+        ])
+        .collect();
+    for key in &keys {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                b"a,b\n1,2\n",
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(f.cloud.delete_results(&mine).await.unwrap(), 1_005);
+    let left = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    let mut left: Vec<&str> = left.contents().iter().filter_map(|o| o.key()).collect();
+    left.sort_unstable();
+    let mut beside = vec![keys[1_005].as_str(), keys[1_006].as_str()];
+    beside.sort_unstable();
+    assert_eq!(left, beside);
+    // Already gone, and a bucket that does not exist: done.
+    assert_eq!(f.cloud.delete_results(&mine).await.unwrap(), 0);
+    let no_bucket = format!("s3://no-such-{bucket}/lakegate/{}/", f.g.request);
+    assert_eq!(f.cloud.delete_results(&no_bucket).await.unwrap(), 0);
+    // Never a whole bucket.
+    assert!(matches!(
+        f.cloud.delete_results(&format!("s3://{bucket}/")).await,
+        Err(CloudError::Rejected(_))
+    ));
 }
 
 #[tokio::test]

@@ -313,6 +313,7 @@ break_glass = { groups = ["oncall"], max_duration = "1h" }
             scan_cutoff_bytes: None,
             scan_budget_bytes: None,
             extended: Duration::ZERO,
+            approver_groups: Vec::new(),
         }
     }
 

@@ -33,10 +33,13 @@ pub enum AuditAction {
     QueryRefused,
     QueryStopped,
     OrphanRemoved,
+    RequestLapsed,
+    ExtensionLapsed,
+    GrantColumnsChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 31] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -65,6 +68,9 @@ impl AuditAction {
         Self::QueryRefused,
         Self::QueryStopped,
         Self::OrphanRemoved,
+        Self::RequestLapsed,
+        Self::ExtensionLapsed,
+        Self::GrantColumnsChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +103,9 @@ impl AuditAction {
             Self::QueryRefused => "query.refused",
             Self::QueryStopped => "query.stopped",
             Self::OrphanRemoved => "orphan.removed",
+            Self::RequestLapsed => "request.lapsed",
+            Self::ExtensionLapsed => "extension.lapsed",
+            Self::GrantColumnsChanged => "grant.columns_changed",
         }
     }
 
@@ -134,6 +143,13 @@ impl AuditAction {
             Self::QueryRefused => "wrote a query the console refused",
             Self::QueryStopped => "stopped a query",
             Self::OrphanRemoved => "removed an AWS resource no live request backs",
+            Self::RequestLapsed => "the request lapsed: nobody decided it in time",
+            Self::ExtensionLapsed => {
+                "the extension lapsed: the grant ended before anyone decided it"
+            }
+            Self::GrantColumnsChanged => {
+                "a table of this grant gained columns the grant does not cover"
+            }
             Self::BudgetCutoffLowered => {
                 "lowered the per-query scan cutoff to what is left of the budget"
             }

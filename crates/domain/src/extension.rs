@@ -6,6 +6,8 @@ pub enum ExtensionStatus {
     Pending,
     Approved,
     Denied,
+    /// Still pending when its grant ended.
+    Lapsed,
 }
 
 impl ExtensionStatus {
@@ -14,11 +16,12 @@ impl ExtensionStatus {
             Self::Pending => "pending",
             Self::Approved => "approved",
             Self::Denied => "denied",
+            Self::Lapsed => "lapsed",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Approved, Self::Denied]
+        [Self::Pending, Self::Approved, Self::Denied, Self::Lapsed]
             .into_iter()
             .find(|st| st.as_str() == s)
     }

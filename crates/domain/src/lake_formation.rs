@@ -97,11 +97,16 @@ impl LfGrant {
 }
 
 /// DESCRIBE on every database named (and on `default`, which Athena requires: docs/aws.md §5),
-/// SELECT on exactly the requested tables and columns.
+/// SELECT on exactly the requested tables and columns. A request for all of a table's columns
+/// gets the explicit list `approved_columns` gives for it (aligned with `resources`), never
+/// Lake Formation's `ColumnWildcard`, which would also grant every column the table gains
+/// later, sensitive ones included. Only when that list is empty (not known) is the wildcard
+/// left.
 pub fn plan_grants(
     catalog_id: &str,
     principal_arn: &str,
     resources: &[ResourceSpec],
+    approved_columns: &[Vec<String>],
 ) -> Vec<LfGrant> {
     let mut databases: BTreeSet<&str> = resources.iter().map(|r| r.database.as_str()).collect();
     databases.insert("default");
@@ -117,6 +122,12 @@ pub fn plan_grants(
             permissions: vec![LfPermission::Describe],
         })
         .collect();
+    let sorted = |cols: &[String]| {
+        let mut cols = cols.to_vec();
+        cols.sort();
+        cols.dedup();
+        LfColumns::Names(cols)
+    };
     grants.extend(resources.iter().enumerate().map(|(i, r)| LfGrant {
         id: format!("table-{i}"),
         principal_arn: principal_arn.to_owned(),
@@ -124,19 +135,36 @@ pub fn plan_grants(
             catalog_id: catalog_id.to_owned(),
             database: r.database.clone(),
             table: r.table.clone(),
-            columns: match &r.columns {
-                None => LfColumns::All,
-                Some(cols) => {
-                    let mut cols = cols.clone();
-                    cols.sort();
-                    cols.dedup();
-                    LfColumns::Names(cols)
-                }
+            columns: match (&r.columns, approved_columns.get(i)) {
+                (Some(cols), _) => sorted(cols),
+                (None, Some(all)) if !all.is_empty() => sorted(all),
+                (None, _) => LfColumns::All,
             },
         },
         permissions: vec![LfPermission::Select],
     }));
     grants
+}
+
+/// The columns an all-columns request is granted at approval: those the catalog had when it
+/// was requested (what the approver was shown) that it still has, and those it has gained
+/// since, which are not granted (to be flagged). `requested` empty means not known: then
+/// everything the catalog has now.
+pub fn approved_all_columns(requested: &[String], now: &[String]) -> (Vec<String>, Vec<String>) {
+    if requested.is_empty() {
+        return (now.to_vec(), Vec::new());
+    }
+    let granted = requested
+        .iter()
+        .filter(|c| now.contains(c))
+        .cloned()
+        .collect();
+    let gained = now
+        .iter()
+        .filter(|c| !requested.contains(c))
+        .cloned()
+        .collect();
+    (granted, gained)
 }
 
 #[cfg(test)]
@@ -193,7 +221,11 @@ mod tests {
                 columns: Some(vec!["email".into(), "customer_id".into()]),
             },
         ];
-        let plan = plan_grants("123456789012", "arn:role", &resources);
+        let catalog = vec![
+            vec!["status".into(), "amount".into(), "order_id".into()],
+            vec!["customer_id".into(), "email".into(), "phone".into()],
+        ];
+        let plan = plan_grants("123456789012", "arn:role", &resources, &catalog);
         let ids: Vec<&str> = plan.iter().map(|g| g.id.as_str()).collect();
         assert_eq!(ids, ["db-default", "db-sales", "table-0", "table-1"]);
         assert_eq!(
@@ -207,6 +239,41 @@ mod tests {
         );
         assert_eq!(plan[2].permissions, [LfPermission::Select]);
         assert_eq!(plan[0].permissions, [LfPermission::Describe]);
+        // All columns: the explicit list, sorted, never the wildcard.
+        assert_eq!(
+            plan[2].resource,
+            LfResource::TableWithColumns {
+                catalog_id: "123456789012".into(),
+                database: "sales".into(),
+                table: "orders".into(),
+                columns: LfColumns::Names(vec![
+                    "amount".into(),
+                    "order_id".into(),
+                    "status".into()
+                ]),
+            }
+        );
+        // Not known (a request stored before columns were kept): the wildcard stays.
+        let unknown = plan_grants("1", "arn", &resources[..1], &[]);
+        assert!(matches!(
+            &unknown[2].resource,
+            LfResource::TableWithColumns {
+                columns: LfColumns::All,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn all_columns_are_those_shown_that_still_exist() {
+        let s = |v: &[&str]| v.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+        let (granted, gained) =
+            approved_all_columns(&s(&["id", "amount", "note"]), &s(&["id", "amount", "ssn"]));
+        assert_eq!(granted, s(&["id", "amount"]));
+        assert_eq!(gained, s(&["ssn"]));
+        let (granted, gained) = approved_all_columns(&[], &s(&["id"]));
+        assert_eq!(granted, s(&["id"]));
+        assert!(gained.is_empty());
     }
 
     #[test]
@@ -219,6 +286,7 @@ mod tests {
                 table: "employees".into(),
                 columns: None,
             }],
+            &[],
         );
         let json = serde_json::to_string(&plan).unwrap();
         let back: Vec<LfGrant> = serde_json::from_str(&json).unwrap();

@@ -55,6 +55,8 @@ const MAX_RULE_NAME_LEN: usize = 64;
 pub struct PolicyFile {
     file_name: String,
     admin_group: Option<String>,
+    /// `requestable`: more tables people may ask for besides those a rule matches.
+    requestable: Option<Vec<String>>,
     defaults: Settings,
     rules: Vec<Rule>,
 }
@@ -146,6 +148,7 @@ impl PolicyFile {
         Self {
             file_name: "settings".to_owned(),
             admin_group: policy.admin_group.clone(),
+            requestable: None,
             defaults: Settings {
                 approver_groups: vec![policy.approver_group.clone()],
                 approvals: 1,
@@ -191,6 +194,24 @@ impl PolicyFile {
             groups.extend(r.sensitive_approver_groups.iter().map(String::as_str));
         }
         groups.into_iter().collect()
+    }
+
+    /// Whether people may ask for `database.table` at all; only then does lakegate look it up
+    /// in the catalog, so the request form tells nobody what exists beyond that. A table is
+    /// requestable when a `[[rule]]` matches it or a `requestable` pattern does; a policy with
+    /// neither (the simple settings, or `[defaults]` alone) applies `[defaults]` to every table,
+    /// and every table is requestable.
+    pub fn is_requestable(&self, database: &str, table: &str) -> bool {
+        let database = database.to_ascii_lowercase();
+        let table = table.to_ascii_lowercase();
+        if self.rules.is_empty() && self.requestable.is_none() {
+            return true;
+        }
+        self.requestable
+            .iter()
+            .flatten()
+            .chain(self.rules.iter().flat_map(|r| &r.patterns))
+            .any(|p| table_glob_matches(p, &database, &table))
     }
 
     /// Whether some rule lets `who` break the glass (for whether the form offers it; each
@@ -905,6 +926,13 @@ impl Evaluation {
             .any(|(req, p)| {
                 p.still_needed > 0 && approver.groups.iter().any(|g| req.groups.contains(g))
             })
+    }
+
+    /// Every group whose members may decide this request, sorted: what the approvers' queues
+    /// select on.
+    pub fn approver_groups(&self) -> Vec<String> {
+        let groups: BTreeSet<&String> = self.requirements.iter().flat_map(|r| &r.groups).collect();
+        groups.into_iter().cloned().collect()
     }
 
     /// Whether `who` is among this request's approvers at all (whatever has been filled), for

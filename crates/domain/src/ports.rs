@@ -223,6 +223,11 @@ pub trait CloudAccess: Send + Sync + 'static {
     /// Deletes the workgroup with its history; a missing workgroup is success.
     async fn delete_workgroup(&self, workgroup: &str) -> Result<(), CloudError>;
 
+    /// Deletes every object under a grant's results prefix (`s3://bucket/prefix/<id>/`), so
+    /// query results do not outlive the grant; returns how many. Nothing there, or no bucket,
+    /// is success.
+    async fn delete_results(&self, results_uri: &str) -> Result<u64, CloudError>;
+
     /// Revokes exactly these entries; an entry already gone is success.
     async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError>;
 

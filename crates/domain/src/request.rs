@@ -53,6 +53,8 @@ pub enum RequestStatus {
     Denied,
     Cancelled,
     Failed,
+    /// Still pending after `LAKEGATE_PENDING_TTL`: nobody decided it.
+    Lapsed,
 }
 
 /// How a grant ends once it is being torn down.
@@ -96,6 +98,7 @@ pub enum Event {
     Approve,
     Deny,
     Cancel,
+    Lapse,
     Activate,
     BeginRevoke(EndState),
     FinishRevoke,
@@ -107,6 +110,7 @@ impl Event {
             Self::Approve => "approve",
             Self::Deny => "deny",
             Self::Cancel => "cancel",
+            Self::Lapse => "lapse",
             Self::Activate => "activate",
             Self::BeginRevoke(EndState::Expired) => "expire",
             Self::BeginRevoke(EndState::Revoked) => "revoke",
@@ -117,7 +121,7 @@ impl Event {
 }
 
 impl RequestStatus {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Pending,
         Self::Approved,
         Self::Active,
@@ -127,6 +131,7 @@ impl RequestStatus {
         Self::Denied,
         Self::Cancelled,
         Self::Failed,
+        Self::Lapsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -140,6 +145,7 @@ impl RequestStatus {
             Self::Denied => "denied",
             Self::Cancelled => "cancelled",
             Self::Failed => "failed",
+            Self::Lapsed => "lapsed",
         }
     }
 
@@ -151,7 +157,12 @@ impl RequestStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Expired | Self::Revoked | Self::Denied | Self::Cancelled | Self::Failed
+            Self::Expired
+                | Self::Revoked
+                | Self::Denied
+                | Self::Cancelled
+                | Self::Failed
+                | Self::Lapsed
         )
     }
 
@@ -162,6 +173,7 @@ impl RequestStatus {
             (Pending, Event::Approve) => Some(Approved),
             (Pending, Event::Deny) => Some(Denied),
             (Pending, Event::Cancel) => Some(Cancelled),
+            (Pending, Event::Lapse) => Some(Lapsed),
             (Approved, Event::Activate) => Some(Active),
             (Approved, Event::BeginRevoke(EndState::Revoked | EndState::Failed)) => Some(Revoking),
             (Active, Event::BeginRevoke(EndState::Revoked | EndState::Expired)) => Some(Revoking),
@@ -271,6 +283,9 @@ pub struct AccessRequest {
     pub scan_budget_bytes: Option<i64>,
     /// Time added by approved extensions.
     pub extended: Duration,
+    /// Whose members may decide it, as the policy said when it was last evaluated (at submit,
+    /// and at start-up): what approvers' queues select on.
+    pub approver_groups: Vec<String>,
 }
 
 /// Who reviewed a break-glass grant, and what they said.

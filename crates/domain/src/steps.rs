@@ -51,6 +51,7 @@ steps! {
         DenySessions => "deny_sessions",
         StopQueries => "stop_queries",
         DeleteWorkgroup => "delete_workgroup",
+        DeleteResults => "delete_results",
         RevokeLakeFormation => "revoke_lake_formation",
         DeleteRole => "delete_role",
     }

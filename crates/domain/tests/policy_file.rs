@@ -1124,3 +1124,41 @@ fn the_simple_settings_become_a_policy_with_no_rules() {
             .satisfied
     );
 }
+
+#[test]
+fn only_tables_a_rule_or_requestable_names_may_be_asked_for() {
+    let p = PolicyFile::parse(POLICY, "policy.toml").unwrap();
+    assert!(p.is_requestable("sales", "orders"));
+    assert!(p.is_requestable("SALES", "Orders"), "case does not matter");
+    assert!(p.is_requestable("hr", "employees"));
+    assert!(p.is_requestable("finance", "ledger"), "*.ledger");
+    assert!(!p.is_requestable("finance", "budget"), "no rule matches it");
+
+    let open = format!("requestable = [\"finance.*\", \"*.public_?\"]\n{POLICY}");
+    let p = PolicyFile::parse(&open, "policy.toml").unwrap();
+    assert!(p.is_requestable("finance", "budget"));
+    assert!(p.is_requestable("web", "public_1"));
+    assert!(!p.is_requestable("web", "public_10"));
+    assert!(p.is_requestable("sales", "orders"), "rules still count");
+
+    // With no rules, [defaults] covers every table, so every table may be asked for.
+    let simple = PolicyFile::from_policy(
+        &Policy::new(
+            "data-owners",
+            Duration::minutes(15),
+            Duration::hours(8),
+            10_000_000_000,
+        )
+        .unwrap(),
+    );
+    assert!(simple.is_requestable("anything", "at_all"));
+
+    let bad = format!("requestable = [\"finance\"]\n{POLICY}");
+    let e = PolicyFile::parse(&bad, "policy.toml")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "policy.toml:1: requestable pattern \"finance\" must look like database.table, like \"sales.*\" or \"*.customers\""
+    );
+}

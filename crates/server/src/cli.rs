@@ -240,6 +240,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_QUERY_FLOOD_PER_MINUTE", default_value = "600")]
     pub query_flood_per_minute: String,
 
+    /// Pending requests one person may have at a time; `off` for no limit.
+    #[arg(long, env = "LAKEGATE_MAX_PENDING_PER_PERSON", default_value = "20")]
+    pub max_pending_per_person: String,
+
+    /// A request nobody decides within this long lapses (audited `request.lapsed`).
+    #[arg(long, env = "LAKEGATE_PENDING_TTL", default_value = "7d")]
+    pub pending_ttl: String,
+
     /// Sign people out after this long without a request.
     #[arg(long, env = "LAKEGATE_SESSION_IDLE", default_value = "8h")]
     pub session_idle: String,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use anyhow::{Context, bail};
-use lakegate_app::{MonitorSettings, Settings, WorkerSettings};
+use lakegate_app::{MonitorSettings, RequestSettings, Settings, WorkerSettings};
 use lakegate_domain::duration::{format_duration, parse_duration};
 use lakegate_domain::policy::{MIN_SCAN_CUTOFF_BYTES, Policy};
 use lakegate_domain::policy_file::{PolicyFile, format_bytes};
@@ -339,6 +339,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                     flags,
                     flood_per_minute: parse_flood(&a.query_flood_per_minute)?,
                 },
+                requests: request_settings(a)?,
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
             notify_webhook_url,
@@ -373,6 +374,32 @@ fn parse_flood(value: &str) -> anyhow::Result<u32> {
             "LAKEGATE_QUERY_FLOOD_PER_MINUTE must be a number of queries from 1 to 100000, or off; got {value:?}"
         ),
     }
+}
+
+/// `LAKEGATE_MAX_PENDING_PER_PERSON` (1–1000 or `off`) and `LAKEGATE_PENDING_TTL` (1h–90d).
+fn request_settings(a: &ServeArgs) -> anyhow::Result<RequestSettings> {
+    let cap = a.max_pending_per_person.trim();
+    let max_pending_per_person = if cap.eq_ignore_ascii_case("off") {
+        0
+    } else {
+        match cap.parse::<u32>() {
+            Ok(n @ 1..=1000) => n,
+            _ => bail!(
+                "LAKEGATE_MAX_PENDING_PER_PERSON must be a number of requests from 1 to 1000, or off; got {cap:?}"
+            ),
+        }
+    };
+    let pending_ttl = parse_duration(&a.pending_ttl).context("LAKEGATE_PENDING_TTL")?;
+    if pending_ttl < time::Duration::hours(1) || pending_ttl > time::Duration::days(90) {
+        bail!(
+            "LAKEGATE_PENDING_TTL must be between 1h and 90d; got {}",
+            a.pending_ttl
+        );
+    }
+    Ok(RequestSettings {
+        max_pending_per_person,
+        pending_ttl,
+    })
 }
 
 /// The thresholds of the large-scan and burst flags.
@@ -531,6 +558,7 @@ impl ServeConfig {
              policy          {}: {rules}\napprovers       {} ({} approval{} by default)\nadmin group     {}\n\
              durations       {} – {} by default\nscan cutoff     {} per query by default\nresults         {}\n\
              boundary        {}\nbroker          {}\nsessions        {} idle, {} at most, groups re-read every {}\nnotifications   {}\n\
+             pending         {} per person at most, lapsing after {}\n\
              query monitor   every {}, {} per TB; flags: {}, more than {} queries in {}; {}\n\
              metrics         {}\nstart-up wait   {:?}\nshutdown        within {:?}\naws endpoint    {}\n\
              orphan sweep    {}",
@@ -576,6 +604,11 @@ impl ServeConfig {
                 || "log only".to_owned(),
                 |u| format!("log and webhook {}", redact_webhook(u))
             ),
+            match self.settings.requests.max_pending_per_person {
+                0 => "no limit".to_owned(),
+                n => n.to_string(),
+            },
+            format_duration(self.settings.requests.pending_ttl),
             format_duration(self.settings.monitor.interval),
             Micros(self.settings.monitor.price.micros_per_tb),
             match self.settings.monitor.flags.large_scan_bytes {
@@ -631,6 +664,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_FLAG_BURST_QUERIES",
     "LAKEGATE_FLAG_BURST_WINDOW",
     "LAKEGATE_QUERY_FLOOD_PER_MINUTE",
+    "LAKEGATE_MAX_PENDING_PER_PERSON",
+    "LAKEGATE_PENDING_TTL",
     "LAKEGATE_LOG_FORMAT",
     "LAKEGATE_OIDC_REQUIRE_VERIFIED_EMAIL",
     "LAKEGATE_SESSION_MAX",

@@ -253,6 +253,12 @@ impl App {
             self.services.clone(),
             shutdown.clone(),
         ));
+        // Approver groups brought up to date with the policy, and undecided requests lapsed.
+        tracker.spawn(lakegate_app::requests::run_upkeep(
+            self.services.clone(),
+            std::time::Duration::from_secs(60),
+            shutdown.clone(),
+        ));
         tracker.spawn(lakegate_web::run_session_sweeper(
             self.sessions.clone(),
             shutdown.clone(),

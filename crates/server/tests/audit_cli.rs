@@ -44,6 +44,7 @@ async fn seed(pool: &PgPool) {
             requester: &requester,
             requester_groups: &[],
             catalog_columns: &[],
+            approver_groups: &[],
             break_glass: false,
             resources: &[ResourceSpec {
                 database: "sales".into(),

@@ -117,6 +117,10 @@ impl CloudAccess for DiesAfter {
         let r = self.inner.delete_workgroup(w).await;
         self.after("delete_workgroup", r).await
     }
+    async fn delete_results(&self, uri: &str) -> Result<u64, CloudError> {
+        let r = self.inner.delete_results(uri).await;
+        self.after("delete_results", r).await
+    }
     async fn revoke_lake_formation(&self, g: &[LfGrant]) -> Result<(), CloudError> {
         let r = self.inner.revoke_lake_formation(g).await;
         self.after("revoke_lake_formation", r).await
@@ -148,10 +152,11 @@ const PROVISIONING: [&str; 5] = [
     "grant_lake_formation",
     "assume_role",
 ];
-const TEARDOWN: [&str; 5] = [
+const TEARDOWN: [&str; 6] = [
     "deny_all_sessions",
     "stop_running_queries",
     "delete_workgroup",
+    "delete_results",
     "revoke_lake_formation",
     "delete_role",
 ];

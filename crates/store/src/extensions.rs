@@ -94,21 +94,51 @@ pub async fn list(
     rows.into_iter().map(Row::into_domain).collect()
 }
 
-/// Pending extensions of live grants, oldest first (the approvers' queue).
-pub async fn list_pending(
+/// Pending extensions of live grants that members of `groups` may decide, except those of
+/// `requester`'s own grants, oldest first (an approver's queue).
+pub async fn list_pending_for_approver(
     conn: &mut PgConnection,
+    groups: &[String],
+    requester: &str,
     limit: i64,
 ) -> Result<Vec<Extension>, StoreError> {
     let rows = sqlx::query_as::<_, Row>(&format!(
         "select {COLUMNS} from request_extension e
          where status = 'pending'
-           and exists (select 1 from access_request a where a.request_id = e.request_id and a.status = 'active')
-         order by extension_id limit $1"
+           and exists (select 1 from access_request a where a.request_id = e.request_id
+                       and a.status = 'active' and a.approver_groups && $1
+                       and a.requester_subject <> $2)
+         order by extension_id limit $3"
     ))
+    .bind(groups)
+    .bind(requester)
     .bind(limit)
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(Row::into_domain).collect()
+}
+
+/// pending → lapsed for every extension whose grant is no longer active (it ended, or is
+/// ending, before anyone decided); returns `(request, extension)` pairs.
+pub async fn lapse_orphaned(
+    conn: &mut PgConnection,
+    at: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<(RequestId, i64)>, StoreError> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "update request_extension set status = 'lapsed', decided_at = $1
+         where extension_id in (
+             select e.extension_id from request_extension e
+             join access_request a on a.request_id = e.request_id
+             where e.status = 'pending' and a.status <> 'active'
+             order by e.extension_id limit $2 for update of e skip locked)
+         returning request_id, extension_id",
+    )
+    .bind(at)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(r, e)| (RequestId(r), e)).collect())
 }
 
 /// Approves pending extension `extension` of `request` by `extra` and moves the grant's

@@ -19,6 +19,8 @@ pub struct NewRequest<'a> {
     pub resources: &'a [ResourceSpec],
     /// Aligned with `resources`: each table's columns in the catalog.
     pub catalog_columns: &'a [Vec<String>],
+    /// Whose members may decide it, from the policy: what the approvers' queues select on.
+    pub approver_groups: &'a [String],
     pub break_glass: bool,
     pub duration: Duration,
     pub reason: &'a str,
@@ -57,7 +59,7 @@ const REQUEST_COLUMNS: &str =
     duration_seconds, status, end_state, end_reason, created_at, decided_at, activated_at,
     expires_at, ended_at, last_error, credentials_token_hash is not null as has_token,
     requester_groups, break_glass, auto_approved, reviewed_at, reviewed_by_email, review_comment,
-    scan_cutoff_bytes, scan_budget_bytes, extended_seconds";
+    scan_cutoff_bytes, scan_budget_bytes, extended_seconds, approver_groups";
 
 #[derive(sqlx::FromRow)]
 struct RequestRow {
@@ -86,6 +88,7 @@ struct RequestRow {
     scan_cutoff_bytes: Option<i64>,
     scan_budget_bytes: Option<i64>,
     extended_seconds: i32,
+    approver_groups: Vec<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -150,6 +153,7 @@ impl RequestRow {
             scan_cutoff_bytes: self.scan_cutoff_bytes,
             scan_budget_bytes: self.scan_budget_bytes,
             extended: Duration::seconds(i64::from(self.extended_seconds)),
+            approver_groups: self.approver_groups,
         })
     }
 }
@@ -160,8 +164,8 @@ pub async fn insert(conn: &mut PgConnection, r: NewRequest<'_>) -> Result<(), St
     sqlx::query(
         "insert into access_request
             (request_id, requester_subject, requester_email, requester_name, reason, duration_seconds,
-             status, created_at, requester_groups, break_glass)
-         values ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
+             status, created_at, requester_groups, break_glass, approver_groups)
+         values ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)",
     )
     .bind(r.id.0)
     .bind(&r.requester.subject)
@@ -172,6 +176,7 @@ pub async fn insert(conn: &mut PgConnection, r: NewRequest<'_>) -> Result<(), St
     .bind(r.at)
     .bind(r.requester_groups)
     .bind(r.break_glass)
+    .bind(r.approver_groups)
     .execute(&mut *conn)
     .await?;
     for (position, res) in r.resources.iter().enumerate() {
@@ -303,6 +308,108 @@ pub async fn list_by_status(
     .fetch_all(&mut *conn)
     .await?;
     hydrate(conn, rows).await
+}
+
+/// Requests in any of these states that members of `groups` may decide, but not those of
+/// `requester` (nobody decides their own), oldest first: an approver's queue, selected in SQL
+/// so that requests nobody in `groups` can decide never crowd it out.
+pub async fn list_for_approver(
+    conn: &mut PgConnection,
+    statuses: &[RequestStatus],
+    groups: &[String],
+    requester: &str,
+    limit: i64,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let rows = sqlx::query_as::<_, RequestRow>(&format!(
+        "select {REQUEST_COLUMNS} from access_request
+         where status = any($1) and approver_groups && $2 and requester_subject <> $3
+         order by created_at, request_id limit $4"
+    ))
+    .bind(&names)
+    .bind(groups)
+    .bind(requester)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    hydrate(conn, rows).await
+}
+
+/// How many pending requests `requester` has, counted under a lock on that person that lasts
+/// until the transaction ends: two submissions at once cannot both pass a cap.
+pub async fn count_pending_locked(
+    conn: &mut PgConnection,
+    requester: &str,
+) -> Result<i64, StoreError> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('lakegate.pending:' || $1, 0))")
+        .bind(requester)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "select count(*) from access_request where requester_subject = $1 and status = 'pending'",
+    )
+    .bind(requester)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Requests whose approver groups still matter (undecided, live, or a break-glass grant not yet
+/// reviewed), `limit` at a time after `after` in id order, for bringing their approver groups up to date with
+/// the policy in force.
+pub async fn list_open_after(
+    conn: &mut PgConnection,
+    after: Option<RequestId>,
+    limit: i64,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    let rows = sqlx::query_as::<_, RequestRow>(&format!(
+        "select {REQUEST_COLUMNS} from access_request
+         where (status in ('pending', 'approved', 'active', 'revoking')
+                or (break_glass and reviewed_at is null))
+           and request_id > $1
+         order by request_id limit $2"
+    ))
+    .bind(after.map_or(Uuid::nil(), |a| a.0))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    hydrate(conn, rows).await
+}
+
+pub async fn set_approver_groups(
+    conn: &mut PgConnection,
+    id: RequestId,
+    groups: &[String],
+) -> Result<(), StoreError> {
+    sqlx::query("update access_request set approver_groups = $2 where request_id = $1")
+        .bind(id.0)
+        .bind(groups)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// pending → lapsed, for every request submitted before `submitted_before`, `limit` at a time;
+/// returns the ids. Rows another transaction holds are left for the next pass.
+pub async fn lapse_pending(
+    conn: &mut PgConnection,
+    submitted_before: OffsetDateTime,
+    at: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<RequestId>, StoreError> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "update access_request set status = 'lapsed', ended_at = $2
+         where request_id in (
+             select request_id from access_request
+             where status = 'pending' and created_at <= $1
+             order by created_at limit $3 for update skip locked)
+         returning request_id",
+    )
+    .bind(submitted_before)
+    .bind(at)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(RequestId).collect())
 }
 
 /// pending → approved, recording what will be created in AWS (write-ahead for provisioning).

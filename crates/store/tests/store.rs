@@ -50,6 +50,7 @@ async fn submit(pool: &PgPool) -> RequestId {
             requester: &alice(),
             requester_groups: &[],
             catalog_columns: &[],
+            approver_groups: &[],
             break_glass: false,
             resources: &resources(),
             duration: Duration::hours(1),
@@ -66,7 +67,7 @@ fn plan(id: RequestId) -> GrantPlan {
     let role_arn = format!("arn:aws:iam::123456789012:role/lakegate/lakegate-{id}");
     GrantPlan {
         role_name: format!("lakegate-{id}"),
-        lf_grants: plan_grants("123456789012", &role_arn, &resources()),
+        lf_grants: plan_grants("123456789012", &role_arn, &resources(), &[]),
         role_arn,
         workgroup: format!("lakegate-{id}"),
         results_uri: format!("s3://results/{id}/"),
@@ -193,6 +194,7 @@ async fn policy_facts_round_trip(pool: PgPool) {
                     "phone".to_owned(),
                 ],
             ],
+            approver_groups: &["sales-owners".to_owned()],
             break_glass: true,
             resources: &resources(),
             duration: Duration::hours(1),
@@ -242,6 +244,10 @@ async fn policy_facts_round_trip(pool: PgPool) {
 async fn extensions_move_the_expiry_of_active_grants_only(pool: PgPool) {
     let id = submit(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
+    let owners = ["data-owners".to_owned()];
+    requests::set_approver_groups(&mut conn, id, &owners)
+        .await
+        .unwrap();
     let first = extensions::insert(&mut conn, id, Duration::hours(1), "need another hour", T0)
         .await
         .unwrap()
@@ -339,13 +345,25 @@ async fn extensions_move_the_expiry_of_active_grants_only(pool: PgPool) {
     .unwrap()
     .expect("a new one once the first is decided");
     assert_eq!(
-        extensions::list_pending(&mut conn, 10).await.unwrap().len(),
+        extensions::list_pending_for_approver(&mut conn, &owners, "bob", 10)
+            .await
+            .unwrap()
+            .len(),
         1
     );
+    for (groups, approver) in [(&["others".to_owned()][..], "bob"), (&owners[..], "alice")] {
+        assert!(
+            extensions::list_pending_for_approver(&mut conn, groups, approver, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not queued for {approver} in {groups:?}"
+        );
+    }
     assert!(extensions::deny(&mut conn, next, T0).await.unwrap());
     assert!(!extensions::deny(&mut conn, next, T0).await.unwrap());
     assert!(
-        extensions::list_pending(&mut conn, 10)
+        extensions::list_pending_for_approver(&mut conn, &owners, "bob", 10)
             .await
             .unwrap()
             .is_empty()

@@ -64,6 +64,8 @@ pub struct FakeState {
     pub queries: BTreeMap<String, Vec<QueryExecution>>,
     /// Every call, by name, in order.
     pub calls: Vec<String>,
+    /// Object keys (`s3://bucket/key`) of query results, as a test scripted them.
+    pub result_objects: BTreeSet<String>,
     /// Access key id → the role of every session `assume_role` handed out.
     pub session_roles: BTreeMap<String, String>,
     /// Every statement the console started, in order.
@@ -155,7 +157,7 @@ pub struct ConsoleRun {
 /// In-memory AWS. Tables are seeded with `with_table`; failures are scripted with `fail_next`.
 pub struct FakeCloud {
     identity: CloudIdentity,
-    tables: HashMap<(String, String), TableInfo>,
+    tables: Mutex<HashMap<(String, String), TableInfo>>,
     state: Mutex<FakeState>,
     /// operation name → errors to return on its next calls
     failures: Mutex<HashMap<&'static str, Vec<CloudError>>>,
@@ -177,7 +179,7 @@ impl FakeCloud {
                 region: "us-east-1".into(),
                 broker_principal_arn: "arn:aws:iam::123456789012:user/lakegate-broker".into(),
             },
-            tables: HashMap::new(),
+            tables: Mutex::new(HashMap::new()),
             state: Mutex::new(FakeState::default()),
             failures: Mutex::new(HashMap::new()),
             clock: None,
@@ -213,6 +215,19 @@ impl FakeCloud {
             )
     }
 
+    /// The table gains a column (as an `ALTER TABLE … ADD COLUMNS` would), after the fact.
+    pub fn add_column(&self, db: &str, table: &str, column: &str) {
+        let mut tables = self.tables.lock().unwrap();
+        let t = tables
+            .get_mut(&(db.to_owned(), table.to_owned()))
+            .unwrap_or_else(|| panic!("no table {db}.{table} in the fake catalog"));
+        t.columns.push(ColumnInfo {
+            name: column.to_owned(),
+            data_type: "string".into(),
+            comment: None,
+        });
+    }
+
     pub fn with_table(
         mut self,
         db: &str,
@@ -225,7 +240,7 @@ impl FakeCloud {
             data_type: "string".into(),
             comment: None,
         };
-        self.tables.insert(
+        self.tables.get_mut().unwrap().insert(
             (db.to_owned(), table.to_owned()),
             TableInfo {
                 database: db.to_owned(),
@@ -397,10 +412,11 @@ impl CloudAccess for FakeCloud {
 
     async fn describe_table(&self, database: &str, table: &str) -> Result<TableLookup, CloudError> {
         self.enter("describe_table")?;
-        if let Some(t) = self.tables.get(&(database.to_owned(), table.to_owned())) {
+        let tables = self.tables.lock().unwrap();
+        if let Some(t) = tables.get(&(database.to_owned(), table.to_owned())) {
             return Ok(TableLookup::Found(t.clone()));
         }
-        if self.tables.keys().any(|(db, _)| db == database) {
+        if tables.keys().any(|(db, _)| db == database) {
             Ok(TableLookup::NoSuchTable)
         } else {
             Ok(TableLookup::NoSuchDatabase)
@@ -563,6 +579,14 @@ impl CloudAccess for FakeCloud {
         self.enter("delete_workgroup")?;
         self.state.lock().unwrap().workgroups.remove(workgroup);
         Ok(())
+    }
+
+    async fn delete_results(&self, results_uri: &str) -> Result<u64, CloudError> {
+        self.enter("delete_results")?;
+        let mut state = self.state.lock().unwrap();
+        let before = state.result_objects.len();
+        state.result_objects.retain(|k| !k.starts_with(results_uri));
+        Ok((before - state.result_objects.len()) as u64)
     }
 
     async fn revoke_lake_formation(&self, grants: &[LfGrant]) -> Result<(), CloudError> {

@@ -66,9 +66,14 @@ async fn app_at(
 ) -> TestApp {
     let clock = Arc::new(FixedClock::at(OffsetDateTime::now_utc()));
     let cloud = Arc::new(FakeCloud::with_sample_catalog().with_clock(clock.clone()));
+    // The authorization matrix makes many more pending requests than one person may have.
     let settings = Settings::for_tests()
         .with_policy_toml(POLICY)
-        .with_results("s3://results/lakegate/");
+        .with_results("s3://results/lakegate/")
+        .with_requests(lakegate_app::RequestSettings {
+            max_pending_per_person: 0,
+            ..lakegate_app::RequestSettings::default()
+        });
     let services = Services::new(pool.clone(), cloud.clone(), clock, settings);
     let config = WebConfig {
         public_url: public_url.into(),
@@ -742,13 +747,13 @@ async fn bad_input_gets_a_clear_message_and_changes_nothing(pool: PgPool) {
             "sales.nope",
             "1h",
             "a good enough reason",
-            "there is no table `nope` in database `sales`",
+            "`sales.nope` is not found or not requestable",
         ),
         (
             "nope.orders",
             "1h",
             "a good enough reason",
-            "there is no database `nope`",
+            "`nope.orders` is not found or not requestable",
         ),
         (
             "sales.customers: ssn",

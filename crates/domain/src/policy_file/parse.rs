@@ -69,9 +69,24 @@ impl PolicyFile {
             rules.push(rule);
         }
 
+        let requestable = match raw.requestable {
+            None => None,
+            Some(list) => {
+                let mut patterns = Vec::new();
+                for p in list.into_inner() {
+                    patterns.push(
+                        table_pattern("requestable", p.get_ref())
+                            .map_err(|m| cx.err(Some(p.span()), None, m))?,
+                    );
+                }
+                Some(patterns)
+            }
+        };
+
         Ok(Self {
             file_name: file_name.to_owned(),
             admin_group,
+            requestable,
             defaults,
             rules,
         })
@@ -85,6 +100,7 @@ impl PolicyFile {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     admin_group: Option<Spanned<String>>,
+    requestable: Option<RawList>,
     defaults: Option<Spanned<RawSettings>>,
     #[serde(default, rename = "rule")]
     rules: Vec<Spanned<RawRule>>,
@@ -655,6 +671,29 @@ fn resolve_settings(
     })
 }
 
+/// A `database.table` pattern as `match` and `requestable` take it, lower-cased; the error
+/// message names `key`.
+fn table_pattern(key: &str, written: &str) -> Result<String, String> {
+    let text = written.trim().to_ascii_lowercase();
+    let (db, table) = text.split_once('.').unwrap_or((&text, ""));
+    if text.is_empty() {
+        return Err(format!("{key}: a pattern is empty"));
+    }
+    if db.is_empty() || table.is_empty() || table.contains('.') {
+        return Err(format!(
+            "{key} pattern \"{}\" must look like database.table, like \"sales.*\" or \"*.customers\"",
+            written.trim()
+        ));
+    }
+    if !text.chars().all(|c| is_glob_char(c) || c == '.') {
+        return Err(format!(
+            "{key} pattern \"{}\" may use only letters, digits, _ and the wildcards * and ?",
+            written.trim()
+        ));
+    }
+    Ok(text)
+}
+
 fn resolve_rule(
     cx: &Ctx<'_>,
     index: usize,
@@ -698,29 +737,7 @@ fn resolve_rule(
     }
     let mut patterns = Vec::new();
     for p in raw.patterns.into_inner() {
-        let text = p.get_ref().trim().to_ascii_lowercase();
-        let (db, table) = text.split_once('.').unwrap_or((&text, ""));
-        if text.is_empty() {
-            return Err(ck.fail(Some(p.span()), "match: a pattern is empty"));
-        }
-        if db.is_empty() || table.is_empty() || table.contains('.') {
-            return Err(ck.fail(
-                Some(p.span()),
-                format!(
-                    "match pattern \"{}\" must look like database.table, like \"sales.*\" or \"*.customers\"",
-                    p.get_ref().trim()
-                ),
-            ));
-        }
-        if !text.chars().all(|c| is_glob_char(c) || c == '.') {
-            return Err(ck.fail(
-                Some(p.span()),
-                format!(
-                    "match pattern \"{}\" may use only letters, digits, _ and the wildcards * and ?",
-                    p.get_ref().trim()
-                ),
-            ));
-        }
+        let text = table_pattern("match", p.get_ref()).map_err(|m| ck.fail(Some(p.span()), m))?;
         patterns.push(text);
     }
 

@@ -213,12 +213,23 @@ impl ShowRequestPage {
             resources: r
                 .resources
                 .iter()
-                .map(|s| ResourceView {
+                .zip(
+                    r.catalog_columns
+                        .iter()
+                        .chain(std::iter::repeat(&Vec::new())),
+                )
+                .map(|(s, catalog)| ResourceView {
                     table: s.qualified_table(),
-                    columns: s
-                        .columns
-                        .as_ref()
-                        .map_or_else(|| "all columns".to_owned(), |c| c.join(", ")),
+                    columns: match (&s.columns, catalog.is_empty()) {
+                        (Some(c), _) => c.join(", "),
+                        (None, true) => "all columns".to_owned(),
+                        // What is granted is this list: a column the table gains later is not.
+                        (None, false) => format!(
+                            "all {} columns when requested: {}",
+                            catalog.len(),
+                            catalog.join(", ")
+                        ),
+                    },
                 })
                 .collect(),
             decisions: d.decisions.iter().map(decision_view).collect(),
@@ -307,6 +318,10 @@ fn status_note(d: &RequestDetail) -> String {
         RequestStatus::Cancelled => "The requester withdrew this request.".into(),
         RequestStatus::Failed => {
             "lakegate could not set up access; whatever it created was removed.".into()
+        }
+        RequestStatus::Lapsed => {
+            "Nobody decided this request in time; it lapsed. Ask again if you still need access."
+                .into()
         }
     }
 }
