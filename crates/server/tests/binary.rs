@@ -75,7 +75,8 @@ async fn signs_in_through_the_identity_provider_and_requests_access(pool: PgPool
     )
     .unwrap();
     let webhook_secret = "T0000/B0000/w3bh00k-s3cr3t";
-    let webhook = format!("http://127.0.0.1:{}/hooks/{webhook_secret}", free_port());
+    let (hook_port, hook_bodies) = failing_webhook().await;
+    let webhook = format!("http://127.0.0.1:{hook_port}/hooks/{webhook_secret}");
     let env = with(
         [base_env(&database_url(&pool), port), oidc_env(&provider)].concat(),
         &[
@@ -110,7 +111,11 @@ async fn signs_in_through_the_identity_provider_and_requests_access(pool: PgPool
             &[
                 ("resources", &format!("{db}.orders")),
                 ("duration", "1h"),
-                ("reason", "incident 42: orders are missing"),
+                // Text that tries to mention a whole channel and forge a second line.
+                (
+                    "reason",
+                    "incident 42: orders are missing @channel <!here>\nlevel=INFO msg=forged",
+                ),
                 ("break_glass", "on"),
             ],
         )
@@ -194,7 +199,27 @@ async fn signs_in_through_the_identity_provider_and_requests_access(pool: PgPool
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // What reached the webhook (and the log) quotes the reason: no mention, no markup, no
+    // second line.
+    let bodies = hook_bodies.lock().unwrap().clone();
+    let text = bodies
+        .iter()
+        .find_map(|b| b["text"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no notification reached the webhook: {bodies:?}"));
+    assert!(text.starts_with("BREAK-GLASS: "), "{text}");
+    assert!(
+        text.contains("@\u{200B}channel &lt;!here&gt;\\nlevel=INFO msg=forged"),
+        "{text:?}"
+    );
+    assert!(
+        !text.contains('\n') && !text.contains("<!here>"),
+        "{text:?}"
+    );
     let logs = server.output();
+    assert!(
+        !logs.lines().any(|l| l.starts_with("level=INFO msg=forged")),
+        "a forged log line:\n{logs}"
+    );
     for secret in [token.as_str(), CLIENT_SECRET, webhook_secret, "w3bh00k"] {
         assert!(!logs.contains(secret), "`{secret}` is in the logs:\n{logs}");
     }
@@ -208,6 +233,35 @@ async fn signs_in_through_the_identity_provider_and_requests_access(pool: PgPool
         callback_line.contains("request_id") && json.is_object(),
         "{callback_line}"
     );
+}
+
+/// A webhook receiver that records every body it is sent and answers 500 to all of them, so
+/// lakegate's delivery fails (and says so in its log). Returns its port and the bodies.
+async fn failing_webhook() -> (
+    u16,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use axum::extract::State;
+    use axum::http::StatusCode as Status;
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .route(
+            "/{*path}",
+            axum::routing::post(
+                async |State(seen): State<
+                    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+                >,
+                       axum::Json(body): axum::Json<serde_json::Value>| {
+                    seen.lock().unwrap().push(body);
+                    Status::INTERNAL_SERVER_ERROR
+                },
+            ),
+        )
+        .with_state(std::sync::Arc::clone(&bodies));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, bodies)
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
