@@ -242,7 +242,9 @@ async fn finished_flags(
     if finished.is_empty() {
         return Ok(Vec::new());
     }
-    let (keys, sensitive) = match context {
+    let FlagContext {
+        keys, sensitive, ..
+    } = match context {
         Some(context) => context.clone(),
         None => context.insert(flag_context(svc, grant).await?).clone(),
     };
@@ -356,17 +358,27 @@ async fn store_flags(
     Ok(())
 }
 
-/// The partition keys of the grant's tables and its sensitive columns.
-type FlagContext = (PartitionKeys, Vec<(String, String, String)>);
+/// What flagging a grant's queries needs to know, asked for once a look.
+#[derive(Debug, Clone)]
+struct FlagContext {
+    /// The partition keys of the grant's tables (from Glue).
+    keys: PartitionKeys,
+    /// Its sensitive columns (from the policy).
+    sensitive: Vec<(String, String, String)>,
+    /// `table: [columns]` the grant's all-columns tables have gained since they were requested:
+    /// the grant does not cover them (its columns are an explicit list).
+    gained: serde_json::Map<String, serde_json::Value>,
+}
 
-/// The partition keys of the grant's tables (from Glue) and its sensitive columns (from the
-/// policy): asked for once a look, when some query has just finished.
+/// The [`FlagContext`] of a grant: asked for once a look, when some query has just finished.
 async fn flag_context(svc: &Services, grant: &AccessRequest) -> Result<FlagContext, AppError> {
     let mut keys = PartitionKeys::new();
-    for r in &grant.resources {
-        if let TableLookup::Found(t) = svc.cloud.describe_table(&r.database, &r.table).await?
-            && !t.partition_keys.is_empty()
-        {
+    let mut gained = serde_json::Map::new();
+    for (i, r) in grant.resources.iter().enumerate() {
+        let TableLookup::Found(t) = svc.cloud.describe_table(&r.database, &r.table).await? else {
+            continue;
+        };
+        if !t.partition_keys.is_empty() {
             keys.insert(
                 (r.database.to_lowercase(), r.table.to_lowercase()),
                 t.partition_keys
@@ -375,13 +387,57 @@ async fn flag_context(svc: &Services, grant: &AccessRequest) -> Result<FlagConte
                     .collect(),
             );
         }
+        if r.columns.is_none()
+            && let Some(requested) = grant.catalog_columns.get(i).filter(|c| !c.is_empty())
+        {
+            let new: Vec<&str> = t
+                .column_names()
+                .filter(|c| !requested.iter().any(|r| r == c))
+                .collect();
+            if !new.is_empty() {
+                gained.insert(r.qualified_table(), json!(new));
+            }
+        }
     }
     let sensitive = evaluate(&svc.settings.policy, grant)
         .sensitive_columns
         .into_iter()
         .map(|c| (c.database, c.table, c.column))
         .collect();
-    Ok((keys, sensitive))
+    Ok(FlagContext {
+        keys,
+        sensitive,
+        gained,
+    })
+}
+
+/// Records that the grant's tables have gained columns it does not cover
+/// (`grant.columns_changed`), unless the last such event already said the same.
+async fn note_gained_columns(
+    tx: &mut PgConnection,
+    id: RequestId,
+    gained: &serde_json::Map<String, serde_json::Value>,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    let last = lakegate_store::audit::latest_detail(&mut *tx, id, AuditAction::GrantColumnsChanged)
+        .await?;
+    if last
+        .as_ref()
+        .and_then(|d| d.get("not_granted"))
+        .and_then(|v| v.as_object())
+        == Some(gained)
+    {
+        return Ok(());
+    }
+    record(
+        &mut *tx,
+        now,
+        Some(id),
+        None,
+        AuditAction::GrantColumnsChanged,
+        json!({ "not_granted": gained, "when": "active" }),
+    )
+    .await
 }
 
 /// Ends an active grant as a revoke with `reason` (the budget, a flood), stopping what runs
@@ -474,8 +530,14 @@ async fn watch(
     let now = svc.clock.now();
     let bursts = burst_flags(svc, id).await?;
     report.flagged += bursts.len();
+    let gained = context.map(|c| c.gained).unwrap_or_default();
     in_tx(svc, async |tx: &mut PgConnection| {
-        store_flags(tx, id, &bursts, now).await
+        store_flags(tx, id, &bursts, now).await?;
+        if gained.is_empty() {
+            Ok(())
+        } else {
+            note_gained_columns(tx, id, &gained, now).await
+        }
     })
     .await?;
     judge_budget(svc, grant, &workgroup, report, now).await?;

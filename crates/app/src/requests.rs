@@ -27,7 +27,7 @@ use lakegate_store::extensions::{self, Extension};
 use lakegate_store::requests::{
     self, Decision, DecisionRecord, GrantPlan, NewDecision, NewRequest,
 };
-use lakegate_store::usage::{self, StoredQuery};
+use lakegate_store::usage::{self, QueryPoint, StoredQuery};
 use serde_json::json;
 
 use crate::notify::{Notification, quote_text};
@@ -669,15 +669,20 @@ pub async fn revoke(
 pub struct RequestDetail {
     pub request: AccessRequest,
     pub decisions: Vec<DecisionRecord>,
+    /// One page of the request's events, oldest first.
     pub timeline: Vec<AuditEvent>,
+    pub timeline_page: PageInfo,
     pub actions: AllowedActions,
     /// The policy applied to the request: which rules, what they require, what is sensitive.
     pub evaluation: Evaluation,
     /// How far the request is from approved (also shown once decided, as the record).
     pub approval: ApprovalStatus,
     pub extensions: Vec<ExtensionDetail>,
-    /// The grant's Athena queries as the monitor recorded them, oldest first.
+    /// One page of the grant's Athena queries as the monitor recorded them, newest first.
     pub queries: Vec<StoredQuery>,
+    pub queries_page: PageInfo,
+    /// Every query, without its SQL: for the usage chart.
+    pub query_points: Vec<QueryPoint>,
     pub usage: UsageSummary,
 }
 
@@ -693,6 +698,16 @@ pub async fn view(
     svc: &Services,
     who: &Principal,
     id: RequestId,
+) -> Result<RequestDetail, AppError> {
+    view_pages(svc, who, id, DetailPages::default()).await
+}
+
+/// A request's page with the given pages of its queries and of its timeline.
+pub async fn view_pages(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    pages: DetailPages,
 ) -> Result<RequestDetail, AppError> {
     let mut conn = svc.db.acquire().await?;
     let request = requests::find(&mut conn, id)
@@ -717,29 +732,100 @@ pub async fn view(
         .iter()
         .find(|e| e.extension.status == extensions::ExtensionStatus::Pending)
         .map(|e| self::approvals(&e.decisions));
-    let timeline = audit::list_for_request(&mut conn, id).await?;
-    let queries = usage::list(&mut conn, id).await?;
+    let events_total = audit::total_for_request(&mut conn, id).await?;
+    let timeline_page = PageInfo::new(pages.events, events_total, EVENTS_PER_PAGE);
+    let timeline = audit::page_for_request(
+        &mut conn,
+        id,
+        timeline_page.offset(EVENTS_PER_PAGE),
+        EVENTS_PER_PAGE,
+    )
+    .await?;
+    let query_points = usage::points(&mut conn, id).await?;
+    let queries_page = PageInfo::new(
+        pages.queries,
+        i64::try_from(query_points.len()).unwrap_or(i64::MAX),
+        QUERIES_PER_PAGE,
+    );
+    let queries = usage::page(
+        &mut conn,
+        id,
+        queries_page.offset(QUERIES_PER_PAGE),
+        QUERIES_PER_PAGE,
+    )
+    .await?;
     Ok(RequestDetail {
-        usage: summarize_queries(&queries, svc.settings.monitor.price),
+        usage: summarize_queries(&query_points, svc.settings.monitor.price),
         actions: access.allowed_actions(who, pending_ext_approvals.as_deref()),
         approval: evaluation.approval_status(&approvals),
         request,
         decisions,
         timeline,
+        timeline_page,
         evaluation,
         extensions: ext_details,
         queries,
+        queries_page,
+        query_points,
     })
 }
 
+/// How many of a grant's queries one page of its request shows (newest first).
+pub const QUERIES_PER_PAGE: i64 = 50;
+/// How many timeline events one page of a request shows (oldest first).
+pub const EVENTS_PER_PAGE: i64 = 100;
+
+/// Which page of a request's queries and of its timeline to show, from 1; a page past the
+/// last shows the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetailPages {
+    pub queries: u32,
+    pub events: u32,
+}
+
+impl Default for DetailPages {
+    fn default() -> Self {
+        Self {
+            queries: 1,
+            events: 1,
+        }
+    }
+}
+
+/// Where one page sits among all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    /// From 1.
+    pub page: u32,
+    /// At least 1, even with nothing to show.
+    pub pages: u32,
+    pub total: i64,
+}
+
+impl PageInfo {
+    fn new(asked: u32, total: i64, per_page: i64) -> Self {
+        let pages =
+            u32::try_from(((total.max(0) + per_page - 1) / per_page).max(1)).unwrap_or(u32::MAX);
+        Self {
+            page: asked.clamp(1, pages),
+            pages,
+            total,
+        }
+    }
+
+    fn offset(self, per_page: i64) -> i64 {
+        i64::from(self.page - 1) * per_page
+    }
+}
+
 /// The totals of a grant's recorded queries.
-pub(crate) fn summarize_queries(queries: &[StoredQuery], price: Price) -> UsageSummary {
+pub(crate) fn summarize_queries(queries: &[QueryPoint], price: Price) -> UsageSummary {
     let usage: Vec<QueryUsage> = queries
         .iter()
         .map(|q| QueryUsage {
-            state: q.execution.state,
-            bytes_scanned: q.execution.bytes_scanned,
-            flags: Vec::new(),
+            state: q.state,
+            bytes_scanned: q.bytes_scanned,
+            flags: q.flags.clone(),
         })
         .collect();
     summarize(&usage, price)

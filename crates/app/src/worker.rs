@@ -436,7 +436,7 @@ async fn teardown(
     let now = svc.clock.now();
     let mut tx = svc.db.begin().await?;
     if let Some(end) = requests::finish(&mut tx, id, now).await? {
-        let queries = lakegate_store::usage::list(&mut tx, id).await?;
+        let queries = lakegate_store::usage::points(&mut tx, id).await?;
         let usage = crate::requests::summarize_queries(&queries, svc.settings.monitor.price);
         record(
             &mut tx,

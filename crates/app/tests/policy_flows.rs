@@ -14,6 +14,7 @@ use lakegate_app::worker::work_once;
 use lakegate_app::{AppError, RequestSettings, Services, Settings};
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::lake_formation::{LfColumns, LfResource};
+use lakegate_domain::ports::Clock as _;
 use lakegate_domain::{EndState, PolicyError, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::Decision;
 use lakegate_store::{audit, requests as store_requests};
@@ -775,5 +776,38 @@ async fn all_columns_are_granted_as_the_list_the_approver_saw(pool: PgPool) {
             LfResource::TableWithColumns { columns: LfColumns::Names(c), .. } if !c.contains(&"phone".to_owned())
         )),
         "granted without the new column"
+    );
+
+    // While the grant is live, the table gains another column: the monitor notes it once.
+    h.cloud.add_column("sales", "customers", "fax");
+    let query = |n: &str| lakegate_domain::ports::QueryExecution {
+        id: n.to_owned(),
+        sql: "SELECT name FROM sales.customers".into(),
+        database: Some("sales".into()),
+        state: lakegate_domain::usage::QueryState::Succeeded,
+        state_change_reason: None,
+        bytes_scanned: 1_000,
+        engine_ms: 5,
+        submitted_at: Some(h.clock.now()),
+        completed_at: Some(h.clock.now()),
+    };
+    let workgroup = format!("lakegate-{id}");
+    h.cloud.set_queries(&workgroup, vec![query("q1")]);
+    lakegate_app::monitor::monitor_once(&h.svc).await.unwrap();
+    h.cloud
+        .set_queries(&workgroup, vec![query("q1"), query("q2")]);
+    lakegate_app::monitor::monitor_once(&h.svc).await.unwrap();
+    let events = audit::list_for_request(&mut conn, id).await.unwrap();
+    let changes: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e.action == AuditAction::GrantColumnsChanged)
+        .map(|e| &e.detail["not_granted"])
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            &serde_json::json!({ "sales.customers": ["phone"] }),
+            &serde_json::json!({ "sales.customers": ["phone", "fax"] })
+        ]
     );
 }

@@ -101,6 +101,56 @@ pub async fn list_for_request(
     .collect()
 }
 
+/// One page of a request's events, oldest first: `limit` of them after skipping `offset`.
+pub async fn page_for_request(
+    conn: &mut PgConnection,
+    request: RequestId,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    sqlx::query_as::<_, AuditRow>(
+        "select event_id, occurred_at, request_id, actor_subject, actor_email, action, detail
+         from audit_event where request_id = $1 order by event_id limit $2 offset $3",
+    )
+    .bind(request.0)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .map(AuditEvent::try_from)
+    .collect()
+}
+
+/// The detail of a request's latest event of `action`, if it has one.
+pub async fn latest_detail(
+    conn: &mut PgConnection,
+    request: RequestId,
+    action: AuditAction,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "select detail from audit_event where request_id = $1 and action = $2
+         order by event_id desc limit 1",
+    )
+    .bind(request.0)
+    .bind(action.as_str())
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// How many events a request has in all.
+pub async fn total_for_request(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("select count(*) from audit_event where request_id = $1")
+            .bind(request.0)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// How many events a request has, by action (used by tests and health checks).
 pub async fn count_for_request(
     conn: &mut PgConnection,

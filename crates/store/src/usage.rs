@@ -240,7 +240,61 @@ pub async fn recent(
     request: RequestId,
     limit: i64,
 ) -> Result<Vec<StoredQuery>, StoreError> {
-    select(conn, request, None, Some(limit)).await
+    select(conn, request, None, Some((limit, 0))).await
+}
+
+/// One page of a grant's queries, newest first: `limit` of them after skipping `offset`.
+pub async fn page(
+    conn: &mut PgConnection,
+    request: RequestId,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<StoredQuery>, StoreError> {
+    select(conn, request, None, Some((limit, offset))).await
+}
+
+/// What a grant's totals and its usage chart need of one query: never its SQL, so reading
+/// every query of a grant stays small however many there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPoint {
+    pub state: QueryState,
+    pub bytes_scanned: i64,
+    pub flags: Vec<QueryFlag>,
+    /// When it finished, or else when it was submitted.
+    pub at: Option<OffsetDateTime>,
+}
+
+/// Every query of a grant as a [`QueryPoint`], in the order they happened.
+pub async fn points(
+    conn: &mut PgConnection,
+    request: RequestId,
+) -> Result<Vec<QueryPoint>, StoreError> {
+    let rows: Vec<(
+        String,
+        String,
+        i64,
+        serde_json::Value,
+        Option<OffsetDateTime>,
+    )> = sqlx::query_as(
+        "select query_id, state, bytes_scanned, flags, coalesce(completed_at, submitted_at) as at
+             from athena_query where request_id = $1
+             order by coalesce(completed_at, submitted_at) asc nulls last, first_seen_at, query_id",
+    )
+    .bind(request.0)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, state, bytes_scanned, flags, at)| {
+            Ok(QueryPoint {
+                state: QueryState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown query state {state}")))?,
+                bytes_scanned,
+                flags: serde_json::from_value(flags)
+                    .map_err(|e| StoreError::Corrupt(format!("flags of query {id}: {e}")))?,
+                at,
+            })
+        })
+        .collect()
 }
 
 /// One query of a grant; `None` when the grant has no query of that id.
@@ -252,13 +306,13 @@ pub async fn find(
     Ok(select(conn, request, Some(query_id), None).await?.pop())
 }
 
-/// The grant's queries (or the one named), oldest first; with `newest`, only that many of the
-/// latest, newest first.
+/// The grant's queries (or the one named), oldest first; with `newest` = `(limit, offset)`,
+/// newest first, `limit` of them after skipping `offset`.
 async fn select(
     conn: &mut PgConnection,
     request: RequestId,
     query_id: Option<&str>,
-    newest: Option<i64>,
+    newest: Option<(i64, i64)>,
 ) -> Result<Vec<StoredQuery>, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -286,11 +340,12 @@ async fn select(
              case when $3::bigint is not null then submitted_at end desc nulls last,
              case when $3::bigint is not null then first_seen_at end desc,
              query_id
-         limit $3",
+         limit $3 offset $4",
     )
     .bind(request.0)
     .bind(query_id)
-    .bind(newest)
+    .bind(newest.map(|(limit, _)| limit))
+    .bind(newest.map_or(0, |(_, offset)| offset))
     .fetch_all(conn)
     .await?;
     rows.into_iter()

@@ -707,6 +707,106 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_request_page_shows_its_queries_and_timeline_a_page_at_a_time(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = Browser::new(&app);
+    let bob = Browser::new(&app);
+    alice.sign_in("alice@example.com", "analysts").await;
+    bob.sign_in("bob@example.com", "data-owners").await;
+    let id = alice.new_request().await;
+    let res = bob
+        .submit(
+            &format!("/requests/{id}"),
+            &format!("/requests/{id}/approve"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    app.run_worker().await;
+    // 120 queries, each flagged (sales.orders is partitioned by dt and none of them says
+    // which): more queries and more timeline events than one page shows.
+    let start = OffsetDateTime::now_utc() - Duration::minutes(30);
+    let queries = (0..120)
+        .map(|i| lakegate_domain::ports::QueryExecution {
+            id: format!("q-{i:03}"),
+            sql: format!("SELECT order_id FROM sales.orders -- query {i:03}"),
+            database: Some("sales".into()),
+            state: lakegate_domain::usage::QueryState::Succeeded,
+            state_change_reason: None,
+            bytes_scanned: 1_000_000,
+            engine_ms: 10,
+            submitted_at: Some(start + Duration::seconds(i)),
+            completed_at: Some(start + Duration::seconds(i)),
+        })
+        .collect();
+    app.cloud.set_queries(&format!("lakegate-{id}"), queries);
+    lakegate_app::monitor::monitor_once(&app.services)
+        .await
+        .unwrap();
+
+    let page = alice.get(&format!("/requests/{id}")).await;
+    assert!(
+        page.text_of("#usage-summary").starts_with("120 queries"),
+        "the summary counts them all: {}",
+        page.text_of("#usage-summary")
+    );
+    let rows = page
+        .html()
+        .select(&Selector::parse("#queries tbody tr").unwrap())
+        .count();
+    assert_eq!(rows, 50);
+    let listed = page.text_of("#queries");
+    assert!(
+        listed.contains("query 119")
+            && listed.contains("query 070")
+            && !listed.contains("query 069"),
+        "newest first: {listed}"
+    );
+    assert!(
+        page.text_of("#queries-pager").contains("1–50 of 120"),
+        "{}",
+        page.text_of("#queries-pager")
+    );
+    let older = format!(
+        r#"#queries-pager a[rel="next"][href="/requests/{id}?queries=2&events=1#queries"]"#
+    );
+    assert!(page.has(&older), "{}", page.body);
+    assert!(!page.has("#queries-pager a[rel=prev]"));
+
+    let last = alice.get(&format!("/requests/{id}?queries=3")).await;
+    assert_eq!(
+        last.html()
+            .select(&Selector::parse("#queries tbody tr").unwrap())
+            .count(),
+        20
+    );
+    assert!(last.text_of("#queries").contains("query 000"));
+    assert!(last.text_of("#queries-pager").contains("101–120 of 120"));
+    // Past the end shows the last page; nonsense shows the first.
+    let past = alice.get(&format!("/requests/{id}?queries=999999")).await;
+    assert!(past.text_of("#queries-pager").contains("101–120 of 120"));
+    let nonsense = alice
+        .get(&format!("/requests/{id}?queries=-1&events=x"))
+        .await;
+    assert_eq!(nonsense.status, StatusCode::OK);
+    assert!(nonsense.text_of("#queries-pager").contains("1–50 of 120"));
+
+    // The timeline, oldest first, 100 events a page.
+    assert_eq!(
+        page.html()
+            .select(&Selector::parse("#timeline li").unwrap())
+            .count(),
+        100
+    );
+    assert!(page.text_of("#timeline").contains("requested access"));
+    let pager = page.text_of("#timeline-pager");
+    assert!(pager.starts_with("events 1–100 of "), "{pager}");
+    let later = alice.get(&format!("/requests/{id}?events=2")).await;
+    assert!(!later.text_of("#timeline").contains("requested access"));
+    assert!(later.has("#timeline-pager a[rel=prev]"));
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn approver_cannot_approve_own_request(pool: PgPool) {
     let app = app(pool).await;
     let bob = Browser::new(&app);

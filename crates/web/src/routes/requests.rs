@@ -1,7 +1,7 @@
 //! The dashboard, the request form, a request's page, and its actions.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -165,13 +165,35 @@ async fn submit_request(
     }
 }
 
+/// `?queries=<page>&events=<page>` on a request's page; anything else there is ignored.
+#[derive(Deserialize, Default)]
+struct PageParams {
+    queries: Option<String>,
+    events: Option<String>,
+}
+
+impl PageParams {
+    fn pages(&self) -> verbs::DetailPages {
+        let page = |p: &Option<String>| {
+            p.as_deref()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .unwrap_or(1)
+        };
+        verbs::DetailPages {
+            queries: page(&self.queries),
+            events: page(&self.events),
+        }
+    }
+}
+
 async fn show_request(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
+    Query(params): Query<PageParams>,
 ) -> Result<ShowRequestPage, WebError> {
     let id = parse_id(&id)?;
-    let d = verbs::view(&state.services, &user.principal, id).await?;
+    let d = verbs::view_pages(&state.services, &user.principal, id, params.pages()).await?;
     let chrome = Chrome::new(&state, &user.session, Some(&user.principal)).await?;
     Ok(ShowRequestPage::new(chrome, &d, state.services.clock.now()))
 }

@@ -2,7 +2,9 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use lakegate_app::requests::{ExtensionDetail, RequestDetail};
+use lakegate_app::requests::{
+    EVENTS_PER_PAGE, ExtensionDetail, PageInfo, QUERIES_PER_PAGE, RequestDetail,
+};
 use lakegate_domain::RequestStatus;
 use lakegate_domain::access::AllowedActions;
 use lakegate_domain::duration::format_duration;
@@ -117,6 +119,38 @@ pub struct ShowRequestPage {
     /// Server-rendered SVG (numbers and fixed text only).
     pub usage_chart: String,
     pub queries: Vec<QueryView>,
+    /// Links between pages of the queries (newest first) and of the timeline (oldest first).
+    pub queries_pager: Pager,
+    pub timeline_pager: Pager,
+}
+
+/// Where a page sits and the links to its neighbours; nothing to show with a single page.
+pub struct Pager {
+    /// `51–100 of 2,340`; empty when everything fits on one page.
+    pub label: String,
+    /// The page before (newer queries, earlier events).
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// `href(page)` is the link to another page.
+    fn new(info: PageInfo, per_page: i64, href: impl Fn(u32) -> String) -> Self {
+        if info.pages <= 1 {
+            return Self {
+                label: String::new(),
+                previous: None,
+                next: None,
+            };
+        }
+        let first = i64::from(info.page - 1) * per_page + 1;
+        let last = (first + per_page - 1).min(info.total);
+        Self {
+            label: format!("{first}–{last} of {}", info.total),
+            previous: (info.page > 1).then(|| href(info.page - 1)),
+            next: (info.page < info.pages).then(|| href(info.page + 1)),
+        }
+    }
 }
 
 pub struct QueryView {
@@ -292,6 +326,18 @@ impl ShowRequestPage {
                         .then(|| format!("/requests/{}/query/{}", r.id, q.execution.id)),
                 })
                 .collect(),
+            queries_pager: Pager::new(d.queries_page, QUERIES_PER_PAGE, |q| {
+                format!(
+                    "/requests/{}?queries={q}&events={}#queries",
+                    r.id, d.timeline_page.page
+                )
+            }),
+            timeline_pager: Pager::new(d.timeline_page, EVENTS_PER_PAGE, |e| {
+                format!(
+                    "/requests/{}?queries={}&events={e}#timeline",
+                    r.id, d.queries_page.page
+                )
+            }),
             scan_budget: r
                 .scan_budget_bytes
                 .or(d.evaluation.scan_budget_bytes.as_ref().map(|l| l.value))
@@ -357,17 +403,9 @@ fn usage_chart(d: &RequestDetail, now: OffsetDateTime) -> String {
     let from = r.activated_at.unwrap_or(r.created_at);
     let until = r.ended_at.or(r.expires_at).unwrap_or(now).max(from);
     let points: Vec<_> = d
-        .queries
+        .query_points
         .iter()
-        .map(|q| {
-            (
-                q.execution
-                    .completed_at
-                    .or(q.execution.submitted_at)
-                    .unwrap_or(from),
-                q.execution.bytes_scanned,
-            )
-        })
+        .map(|q| (q.at.unwrap_or(from), q.bytes_scanned))
         .collect();
     UsageChart {
         cumulative: &cumulative_bytes(&points),
