@@ -406,14 +406,30 @@ async fn request_approve_and_the_aws_cli_gets_the_ephemeral_role(pool: PgPool) {
     let token = new_token;
     std::fs::remove_dir_all(&dir).unwrap();
 
-    // The role, the workgroup, DESCRIBE on `default` and on the database, SELECT on the table.
+    // A result Athena wrote for the grant, under its own prefix.
+    let s3 = aws_support::results_s3(&aws_support::conf_at(None).await);
+    // The bucket may exist already (moto is shared by the tests): either way it is there.
+    let _ = s3
+        .create_bucket()
+        .bucket(aws_support::RESULTS_BUCKET)
+        .send()
+        .await;
+    s3.put_object()
+        .bucket(aws_support::RESULTS_BUCKET)
+        .key(format!("lakegate/{id}/query-1.csv"))
+        .body(b"order_id\n1\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // The role, the workgroup, DESCRIBE on `default` and on the database, SELECT on the table,
+    // the result.
     assert_eq!(
         leftovers(&id).await.len(),
-        2 + 3,
-        "role, workgroup and grants exist while active"
+        2 + 3 + 1,
+        "role, workgroup, grants and results exist while active"
     );
 
-    // Revoke: the URL refuses at once; role, workgroup and grants go.
+    // Revoke: the URL refuses at once; role, workgroup, grants and results go.
     let res = alice
         .form(
             &format!("/requests/{id}"),

@@ -96,5 +96,34 @@ pub async fn leftovers_at(endpoint: Option<&str>, id: &str) -> Vec<String> {
             left.push(format!("grant {:?}", p.resource()));
         }
     }
+    // Query results under the grant's prefix of the tests' results location (a moto without
+    // that bucket holds none).
+    if let Ok(objects) = results_s3(&conf)
+        .list_objects_v2()
+        .bucket(RESULTS_BUCKET)
+        .prefix(format!("lakegate/{id}/"))
+        .send()
+        .await
+    {
+        left.extend(
+            objects
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(|k| format!("results object {k}")),
+        );
+    }
     left
+}
+
+/// The bucket of the tests' results location, `s3://lakegate-athena-results/lakegate/`.
+pub const RESULTS_BUCKET: &str = "lakegate-athena-results";
+
+/// An S3 client for moto (one endpoint: path-style addressing).
+pub fn results_s3(conf: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(true)
+            .build(),
+    )
 }
