@@ -811,3 +811,53 @@ async fn all_columns_are_granted_as_the_list_the_approver_saw(pool: PgPool) {
         ]
     );
 }
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn queues_follow_a_changed_policy_after_a_restart(pool: PgPool) {
+    let before = harness(pool.clone());
+    let (id, _) = before
+        .submit(&analyst(), "sales.customers", "1h", false)
+        .await
+        .unwrap();
+    let newcomer = person("nora", &["revenue-owners"]);
+    assert!(
+        requests::dashboard(&before.svc, &newcomer)
+            .await
+            .unwrap()
+            .pending
+            .is_empty()
+    );
+
+    // lakegate restarts with a policy where another group owns sales.
+    let after = harness_with(pool, |s| {
+        s.with_policy_toml(&POLICY.replace(
+            r#"approver_groups = ["sales-owners"]"#,
+            r#"approver_groups = ["revenue-owners"]"#,
+        ))
+    });
+    assert_eq!(
+        requests::refresh_approver_groups(&after.svc).await.unwrap(),
+        1
+    );
+    let queued: Vec<RequestId> = requests::dashboard(&after.svc, &newcomer)
+        .await
+        .unwrap()
+        .pending
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(queued, [id]);
+    let sam = person("sam", &["sales-owners"]);
+    assert!(
+        requests::dashboard(&after.svc, &sam)
+            .await
+            .unwrap()
+            .pending
+            .is_empty()
+    );
+    // Nothing more to bring up to date.
+    assert_eq!(
+        requests::refresh_approver_groups(&after.svc).await.unwrap(),
+        0
+    );
+}
