@@ -56,15 +56,21 @@ fn token_matches(stored: Option<&[u8]>, presented_hash: &[u8; 32]) -> bool {
     stored.is_some_and(|stored| bool::from(stored.ct_eq(presented_hash)))
 }
 
-fn hash_token(token: &str) -> [u8; 32] {
+/// What is stored of a token: its SHA-256.
+pub(crate) fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
 fn new_token() -> Result<String, AppError> {
+    random_token(TOKEN_PREFIX)
+}
+
+/// `prefix` and 256 random bits, base64url.
+pub(crate) fn random_token(prefix: &str) -> Result<String, AppError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| AppError::Unavailable(format!("no randomness available: {e}")))?;
-    Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// Issues a new token for the requester's active grant; the previous token stops working.

@@ -22,6 +22,12 @@ pub enum AppError {
     /// A credentials token that is missing or wrong.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A personal API token that is missing, malformed, expired or revoked; says which.
+    #[error("{0}")]
+    TokenRefused(String),
+    /// The personal API token lacks the scope this needs.
+    #[error("this API token lacks the `{0}` scope this needs")]
+    MissingScope(lakegate_domain::api_token::Scope),
     /// The grant exists but credentials cannot be handed out (not active, expired).
     #[error("{0}")]
     NotUsable(String),

@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod sweep;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod tokens;
 pub mod worker;
 
 use std::sync::Arc;

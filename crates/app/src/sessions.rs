@@ -8,9 +8,10 @@ use serde_json::json;
 use crate::requests::actor;
 use crate::{AppError, Services};
 
-/// Records that `who` signed in, and how.
+/// Records that `who` signed in, and how; their API tokens act with the groups seen now.
 pub async fn record_sign_in(svc: &Services, who: &Principal, method: &str) -> Result<(), AppError> {
     let mut conn = svc.db.acquire().await?;
+    lakegate_store::api_tokens::refresh_owner_groups(&mut conn, &who.subject, &who.groups).await?;
     record(
         &mut conn,
         svc.clock.now(),

@@ -36,10 +36,12 @@ pub enum AuditAction {
     RequestLapsed,
     ExtensionLapsed,
     GrantColumnsChanged,
+    ApiTokenCreated,
+    ApiTokenRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 33] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -71,6 +73,8 @@ impl AuditAction {
         Self::RequestLapsed,
         Self::ExtensionLapsed,
         Self::GrantColumnsChanged,
+        Self::ApiTokenCreated,
+        Self::ApiTokenRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +110,8 @@ impl AuditAction {
             Self::RequestLapsed => "request.lapsed",
             Self::ExtensionLapsed => "extension.lapsed",
             Self::GrantColumnsChanged => "grant.columns_changed",
+            Self::ApiTokenCreated => "api_token.created",
+            Self::ApiTokenRevoked => "api_token.revoked",
         }
     }
 
@@ -150,6 +156,8 @@ impl AuditAction {
             Self::GrantColumnsChanged => {
                 "a table of this grant gained columns the grant does not cover"
             }
+            Self::ApiTokenCreated => "created a personal API token",
+            Self::ApiTokenRevoked => "revoked a personal API token",
             Self::BudgetCutoffLowered => {
                 "lowered the per-query scan cutoff to what is left of the budget"
             }

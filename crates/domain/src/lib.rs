@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod api_token;
 pub mod audit;
 pub mod duration;
 pub mod error;

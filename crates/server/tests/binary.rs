@@ -103,6 +103,28 @@ async fn signs_in_through_the_identity_provider_and_requests_access(pool: PgPool
     let home = alice.get("/").await;
     assert!(home.body.contains("Alice Analyst"), "{}", home.body);
 
+    // A personal API token, made on the settings page, acts as her on the JSON API.
+    let made = alice
+        .submit(
+            "/settings/tokens",
+            "/settings/tokens",
+            &[("name", "laptop"), ("scopes", "requests:read")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let api_token = text_of(&made.body, "#api-token");
+    let me: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&api_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "alice@example.com", "{me}");
+    assert_eq!(me["token"]["scopes"], serde_json::json!(["requests:read"]));
+
     // She asks for access, breaking the glass: active at once, approvers notified.
     let res = alice
         .submit(
@@ -220,7 +242,13 @@ async fn signs_in_through_the_identity_provider_and_requests_access(pool: PgPool
         !logs.lines().any(|l| l.starts_with("level=INFO msg=forged")),
         "a forged log line:\n{logs}"
     );
-    for secret in [token.as_str(), CLIENT_SECRET, webhook_secret, "w3bh00k"] {
+    for secret in [
+        token.as_str(),
+        api_token.as_str(),
+        CLIENT_SECRET,
+        webhook_secret,
+        "w3bh00k",
+    ] {
         assert!(!logs.contains(secret), "`{secret}` is in the logs:\n{logs}");
     }
     // JSON lines, and a request's lines carry its request id.

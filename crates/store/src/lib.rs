@@ -3,6 +3,7 @@
 //! put a state change and its audit row into the same one.
 #![forbid(unsafe_code)]
 
+pub mod api_tokens;
 pub mod audit;
 pub mod error;
 pub mod extensions;

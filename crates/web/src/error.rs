@@ -18,6 +18,9 @@ pub enum WebError {
     /// The same, for a JSON client (the credentials URL).
     #[error(transparent)]
     Api(AppError),
+    /// The same, for the JSON API under `/api/v1`: `{"code","message"}`.
+    #[error(transparent)]
+    Json(AppError),
     /// The form could not be read (missing fields, wrong types).
     #[error("{0}")]
     BadForm(String),
@@ -64,6 +67,8 @@ fn status_of(e: &AppError) -> (StatusCode, &'static str) {
         AppError::Conflict(_) => (StatusCode::CONFLICT, "WrongState"),
         AppError::AlreadyDecided(_) => (StatusCode::CONFLICT, "AlreadyDecided"),
         AppError::Unauthorized(_) => (StatusCode::FORBIDDEN, "InvalidToken"),
+        AppError::TokenRefused(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+        AppError::MissingScope(_) => (StatusCode::FORBIDDEN, "InsufficientScope"),
         AppError::NotUsable(_) => (StatusCode::FORBIDDEN, "GrantNotActive"),
         AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
         AppError::Store(_) | AppError::Cloud(_) | AppError::Db(_) => {
@@ -145,6 +150,24 @@ impl IntoResponse for WebError {
                 } else {
                     page(status, e.to_string(), None)
                 }
+            }
+            Self::Json(e) => {
+                let (status, code) = status_of(&e);
+                let message = if status.is_server_error() {
+                    let reference = log_internal(&e);
+                    format!("lakegate could not complete this (reference {reference})")
+                } else {
+                    e.to_string()
+                };
+                let mut res =
+                    (status, Json(json!({ "code": code, "message": message }))).into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    res.headers_mut().insert(
+                        axum::http::header::WWW_AUTHENTICATE,
+                        axum::http::HeaderValue::from_static("Bearer"),
+                    );
+                }
+                res
             }
             Self::Api(e) => {
                 let (status, code) = status_of(&e);

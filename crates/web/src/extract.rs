@@ -76,6 +76,28 @@ async fn current(
     }
 }
 
+/// Who a personal API token acts as (`Authorization: Bearer lgp_…`), for the JSON API. Every
+/// refusal is a JSON error.
+pub struct ApiUser(pub lakegate_app::tokens::ApiCaller);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or_default());
+        lakegate_app::tokens::authenticate(&state.services, header)
+            .await
+            .map(Self)
+            .map_err(WebError::Json)
+    }
+}
+
 /// The TCP peer of the request, when the server was started with connection info (a router
 /// driven without it, as in tests, has none).
 pub struct Peer(pub Option<std::net::SocketAddr>);

@@ -103,6 +103,8 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
         .merge(routes::credentials::router())
         .merge(routes::assets::router())
         .merge(routes::audit::router())
+        .merge(routes::settings::router())
+        .merge(routes::api::router())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     let console = routes::console::router().layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT));
     Router::new()

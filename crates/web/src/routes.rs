@@ -1,5 +1,6 @@
 //! The URL table, one module per noun.
 
+pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -7,6 +8,7 @@ pub mod console;
 pub mod credentials;
 pub mod health;
 pub mod requests;
+pub mod settings;
 
 use axum::response::{IntoResponse, Response};
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chart;
 pub mod console;
 pub mod requests;
+pub mod settings;
 
 use lakegate_domain::duration::format_duration;
 use lakegate_domain::{AccessRequest, Principal};
