@@ -134,13 +134,24 @@ async fn check_catalog(
 
 /// Validates the form, checks the catalog, applies the policy and stores the request: pending,
 /// approved by the policy, or (break-glass) approved at once and flagged for review.
-#[tracing::instrument(skip_all, fields(requester = %who.subject))]
 pub async fn submit(
     svc: &Services,
     who: &Principal,
     input: SubmitInput<'_>,
 ) -> Result<(RequestId, Submitted), AppError> {
     let resources = parse_resources(input.resources)?;
+    submit_resources(svc, who, resources, input).await
+}
+
+/// [`submit`] with the tables already read (the JSON API's list); `input.resources` is not
+/// looked at.
+#[tracing::instrument(skip_all, fields(requester = %who.subject))]
+pub async fn submit_resources(
+    svc: &Services,
+    who: &Principal,
+    resources: Vec<ResourceSpec>,
+    input: SubmitInput<'_>,
+) -> Result<(RequestId, Submitted), AppError> {
     let duration = parse_duration(input.duration)?;
     let reason = parse_reason(input.reason)?;
     let catalog = check_catalog(svc, &resources).await?;

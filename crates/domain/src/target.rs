@@ -37,28 +37,106 @@ impl fmt::Display for ResourceSpec {
     }
 }
 
-/// Glue stores names in lower case; Athena and Lake Formation match them that way.
-fn parse_identifier(raw: &str, what: &str, line: usize) -> Result<String, ValidationError> {
+/// Glue stores names in lower case; Athena and Lake Formation match them that way. `at` says
+/// where the name was (`line 2`, `resources[1]`).
+fn parse_identifier(raw: &str, what: &str, at: &str) -> Result<String, ValidationError> {
     let name = raw.trim();
     if name.is_empty() {
         return Err(ValidationError::new(format!(
-            "line {line}: the {what} name is empty"
+            "{at}: the {what} name is empty"
         )));
     }
     if name.len() > MAX_NAME_LEN || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(ValidationError::new(format!(
-            "line {line}: `{name}` is not a valid {what} name (letters, digits and _ only)"
+            "{at}: `{name}` is not a valid {what} name (letters, digits and _ only)"
         )));
     }
     Ok(name.to_ascii_lowercase())
 }
 
+/// One table as an API client names it: `database`, `table`, and `columns` (all of them when
+/// `None`). `at` says where it was, for messages.
+fn resource(
+    database: &str,
+    table: &str,
+    columns: Option<&[String]>,
+    at: &str,
+) -> Result<ResourceSpec, ValidationError> {
+    let database = parse_identifier(database, "database", at)?;
+    let table = parse_identifier(table, "table", at)?;
+    let columns = match columns {
+        None => None,
+        Some([]) => {
+            return Err(ValidationError::new(format!(
+                "{at}: `columns` is empty; leave it out to ask for every column"
+            )));
+        }
+        Some(list) => {
+            let mut set = BTreeSet::new();
+            for col in list {
+                set.insert(parse_identifier(col, "column", at)?);
+            }
+            Some(set.into_iter().collect::<Vec<_>>())
+        }
+    };
+    Ok(ResourceSpec {
+        database,
+        table,
+        columns,
+    })
+}
+
+/// A list of tables: at least one, at most [`MAX_RESOURCES`], each once.
+fn check_list(specs: Vec<(String, ResourceSpec)>) -> Result<Vec<ResourceSpec>, ValidationError> {
+    let mut out: Vec<ResourceSpec> = Vec::with_capacity(specs.len());
+    for (at, spec) in specs {
+        if out
+            .iter()
+            .any(|s| s.database == spec.database && s.table == spec.table)
+        {
+            return Err(ValidationError::new(format!(
+                "{at}: {} is listed twice; put all its columns in one entry",
+                spec.qualified_table()
+            )));
+        }
+        out.push(spec);
+    }
+    if out.is_empty() {
+        return Err(ValidationError::new(
+            "name at least one table, one per line, like `sales.orders` or `sales.orders: order_id, amount`",
+        ));
+    }
+    if out.len() > MAX_RESOURCES {
+        return Err(ValidationError::new(format!(
+            "a request may name at most {MAX_RESOURCES} tables; this one names {}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// The tables of a JSON request: `(database, table, columns)` each, with the same rules as
+/// the form's list.
+pub fn resources_from<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a [String]>)>,
+) -> Result<Vec<ResourceSpec>, ValidationError> {
+    let specs = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, (database, table, columns))| {
+            let at = format!("resources[{i}]");
+            resource(database, table, columns, &at).map(|spec| (at, spec))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_list(specs)
+}
+
 /// Parses the request form's resource list: one table per line, `database.table` or
 /// `database.table: col1, col2`. Blank lines and lines starting with `#` are ignored.
 pub fn parse_resources(input: &str) -> Result<Vec<ResourceSpec>, ValidationError> {
-    let mut specs: Vec<ResourceSpec> = Vec::new();
+    let mut specs = Vec::new();
     for (index, raw_line) in input.lines().enumerate() {
-        let line_no = index + 1;
+        let at = format!("line {}", index + 1);
         let line = raw_line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -69,47 +147,15 @@ pub fn parse_resources(input: &str) -> Result<Vec<ResourceSpec>, ValidationError
         };
         let Some((db, table)) = table_part.trim().split_once('.') else {
             return Err(ValidationError::new(format!(
-                "line {line_no}: expected `database.table` or `database.table: col1, col2`, got `{line}`"
+                "{at}: expected `database.table` or `database.table: col1, col2`, got `{line}`"
             )));
         };
-        let database = parse_identifier(db, "database", line_no)?;
-        let table = parse_identifier(table, "table", line_no)?;
-        let columns = match column_part {
-            None => None,
-            Some(list) => {
-                let mut set = BTreeSet::new();
-                for col in list.split(',') {
-                    set.insert(parse_identifier(col, "column", line_no)?);
-                }
-                Some(set.into_iter().collect::<Vec<_>>())
-            }
-        };
-        if specs
-            .iter()
-            .any(|s| s.database == database && s.table == table)
-        {
-            return Err(ValidationError::new(format!(
-                "line {line_no}: {database}.{table} is listed twice; put all its columns on one line"
-            )));
-        }
-        specs.push(ResourceSpec {
-            database,
-            table,
-            columns,
-        });
+        let columns: Option<Vec<String>> =
+            column_part.map(|list| list.split(',').map(ToOwned::to_owned).collect());
+        let spec = resource(db, table, columns.as_deref(), &at)?;
+        specs.push((at, spec));
     }
-    if specs.is_empty() {
-        return Err(ValidationError::new(
-            "name at least one table, one per line, like `sales.orders` or `sales.orders: order_id, amount`",
-        ));
-    }
-    if specs.len() > MAX_RESOURCES {
-        return Err(ValidationError::new(format!(
-            "a request may name at most {MAX_RESOURCES} tables; this one names {}",
-            specs.len()
-        )));
-    }
-    Ok(specs)
+    check_list(specs)
 }
 
 /// Where Athena writes query results: `s3://bucket/prefix/`. Each request gets its own

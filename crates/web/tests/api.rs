@@ -1,0 +1,397 @@
+//! The JSON API with personal tokens, as a script would drive it: ask for access, approve as
+//! another person, get credentials the credentials URL honours, revoke; lists by filter; and
+//! every kind of bad input answered with `{"code","message"}`, never a 5xx, nothing changed.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::support::*;
+
+/// A person signed in on the pages, who made a token with `scopes` there.
+async fn token_of(app: &TestApp, email: &str, groups: &str, scopes: &[&str]) -> String {
+    let b = Browser::new(app);
+    b.sign_in(email, groups).await;
+    let mut fields = vec![("name", "script")];
+    fields.extend(scopes.iter().map(|s| ("scopes", *s)));
+    let made = b
+        .submit("/settings/tokens", "/settings/tokens", &fields)
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    made.text_of("#api-token")
+}
+
+/// One API call with `token`: `body` as JSON when given (`Err(raw)` sends raw text as JSON).
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Result<Value, &str>>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    let body = match body {
+        None => Body::empty(),
+        Some(b) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(match b {
+                Ok(v) => v.to_string(),
+                Err(raw) => raw.to_owned(),
+            })
+        }
+    };
+    let res = Browser::new(app).send(req.body(body).unwrap()).await;
+    let json = if res.body.is_empty() {
+        Value::Null
+    } else {
+        res.json()
+    };
+    (res.status, json)
+}
+
+fn orders_request() -> Value {
+    json!({
+        "resources": [
+            { "database": "sales", "table": "orders" },
+            { "database": "sales", "table": "customers", "columns": ["customer_id", "email"] }
+        ],
+        "duration": "1h",
+        "reason": "reconcile the April revenue report"
+    })
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn request_approve_credentials_and_revoke_through_the_api(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = token_of(
+        &app,
+        "alice@example.com",
+        "analysts",
+        &["requests:read", "requests:write", "credentials"],
+    )
+    .await;
+    let bob = token_of(
+        &app,
+        "bob@example.com",
+        "data-owners",
+        &["requests:read", "approvals:write"],
+    )
+    .await;
+
+    let (status, made) = call(
+        &app,
+        "POST",
+        "/api/v1/requests",
+        &alice,
+        Some(Ok(orders_request())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["status"], "pending");
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert!(
+        made["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/requests/{id}"))
+    );
+
+    // Alice sees it as hers; Bob has it to approve; Alice cannot approve it (no scope, and her own).
+    let (_, mine) = call(&app, "GET", "/api/v1/requests", &alice, None).await;
+    assert_eq!(mine["requests"][0]["id"], id.as_str());
+    let (_, queue) = call(
+        &app,
+        "GET",
+        "/api/v1/requests?filter=to_approve",
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(queue["requests"][0]["id"], id.as_str(), "{queue}");
+    assert_eq!(
+        queue["requests"][0]["resources"][1]["columns"],
+        json!(["customer_id", "email"])
+    );
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/approve"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("InsufficientScope"))
+    );
+
+    // Bob approves with a comment; the worker sets it up.
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/approve"),
+        &bob,
+        Some(Ok(json!({ "comment": "ok for April" }))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "approved");
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/approve"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    app.run_worker().await;
+    let (_, shown) = call(&app, "GET", &format!("/api/v1/requests/{id}"), &alice, None).await;
+    assert_eq!(shown["status"], "active");
+    assert_eq!(shown["decisions"][0]["by"], "bob@example.com");
+    assert_eq!(shown["decisions"][0]["comment"], "ok for April");
+    let (_, live) = call(&app, "GET", "/api/v1/requests?filter=live", &bob, None).await;
+    assert_eq!(live["requests"][0]["id"], id.as_str());
+
+    // Credentials: the URL and token the credentials URL honours.
+    let (status, issued) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/credentials"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let url = issued["url"].as_str().unwrap();
+    assert!(url.ends_with(&format!("/credentials/{id}")), "{url}");
+    let path = &url[url.find("/credentials/").unwrap()..];
+    let fetch = |token: String| {
+        Request::get(path)
+            .header(header::AUTHORIZATION, token)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let nobody = Browser::new(&app);
+    let creds = nobody
+        .send(fetch(issued["token"].as_str().unwrap().to_owned()))
+        .await;
+    assert_eq!(creds.status, StatusCode::OK, "{}", creds.body);
+    assert!(creds.json()["AccessKeyId"].is_string());
+
+    // Revoked through the API: the credentials URL refuses at once.
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/revoke"),
+        &alice,
+        Some(Ok(json!({}))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "revoking");
+    let refused = nobody
+        .send(fetch(issued["token"].as_str().unwrap().to_owned()))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // Cancel, on a request still pending.
+    let (_, second) = call(
+        &app,
+        "POST",
+        "/api/v1/requests",
+        &alice,
+        Some(Ok(orders_request())),
+    )
+    .await;
+    let second = second["id"].as_str().unwrap();
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{second}/cancel"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn bad_input_is_a_4xx_that_says_what_is_wrong_and_changes_nothing(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = token_of(
+        &app,
+        "alice@example.com",
+        "analysts",
+        &["requests:read", "requests:write"],
+    )
+    .await;
+    let cases: Vec<(Result<Value, &str>, &str)> = vec![
+        (Err("{not json"), "JSON"),
+        (
+            Ok(json!({ "resources": [], "duration": "1h", "reason": "a good reason here" })),
+            "at least one table",
+        ),
+        (
+            Ok(json!({ "duration": "1h", "reason": "a good reason here" })),
+            "missing field `resources`",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "sales", "table": "orders" }], "duration": "1h",
+                       "reason": "a good reason here", "approve_myself": true }),
+            ),
+            "unknown field `approve_myself`",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "sales", "table": "orders" }], "duration": 60,
+                       "reason": "a good reason here" }),
+            ),
+            "invalid type",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "sales", "table": "orders\nhr.employees" }],
+                       "duration": "1h", "reason": "a good reason here" }),
+            ),
+            "resources[0]: `orders\nhr.employees` is not a valid table name",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "sales", "table": "orders", "columns": [] }],
+                       "duration": "1h", "reason": "a good reason here" }),
+            ),
+            "resources[0]: `columns` is empty",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "sales", "table": "orders" },
+                                     { "database": "SALES", "table": "orders" }],
+                       "duration": "1h", "reason": "a good reason here" }),
+            ),
+            "resources[1]: sales.orders is listed twice",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "finance", "table": "ledger" }],
+                       "duration": "1h", "reason": "a good reason here" }),
+            ),
+            "not found or not requestable",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "sales", "table": "orders" }],
+                       "duration": "9h", "reason": "a good reason here" }),
+            ),
+            "between 15m and 8h",
+        ),
+        (
+            Ok(
+                json!({ "resources": [{ "database": "sales", "table": "orders" }],
+                       "duration": "1h", "reason": "short" }),
+            ),
+            "at least 10 characters",
+        ),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) =
+            call(&app, "POST", "/api/v1/requests", &alice, Some(body.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body:?}: {answer}"
+        );
+        assert_eq!(answer["code"], "InvalidInput", "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(expected),
+            "{body:?}: {answer}"
+        );
+    }
+    // Not JSON at all.
+    let res = Browser::new(&app)
+        .send(
+            Request::post("/api/v1/requests")
+                .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("sales.orders"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("application/json")
+    );
+    let (status, body) = call(
+        &app,
+        "GET",
+        "/api/v1/requests?filter=everything",
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("use mine, to_approve or live")
+    );
+    let (status, body) = call(&app, "GET", "/api/v1/requests?colour=red", &alice, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{}/cancel", uuid::Uuid::new_v4()),
+        &alice,
+        Some(Ok(json!({ "comment": 5 }))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let count: i64 = sqlx::query_scalar("select count(*) from access_request")
+        .fetch_one(&app.services.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "nothing was stored");
+
+    // Somebody's own request is never theirs to approve, whatever their groups and scopes.
+    let owner = token_of(
+        &app,
+        "olga@example.com",
+        "data-owners",
+        &["requests:write", "approvals:write"],
+    )
+    .await;
+    let (_, made) = call(
+        &app,
+        "POST",
+        "/api/v1/requests",
+        &owner,
+        Some(Ok(orders_request())),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap();
+    let (status, body) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/approve"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "Forbidden");
+}
