@@ -473,6 +473,52 @@ pub async fn show(
     })
 }
 
+/// A query of the grant as Athena reports it now, without its rows (see [`rows`]).
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
+pub async fn status(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    query_id: &str,
+) -> Result<QueryPage, AppError> {
+    let (request, session, stored) = stored_query(svc, who, id, query_id).await?;
+    let execution = describe(svc, id, &session, query_id).await?;
+    let price = svc.settings.monitor.price;
+    Ok(QueryPage {
+        billed_bytes: billed_bytes(execution.state, execution.bytes_scanned),
+        cost: estimate_cost(execution.state, execution.bytes_scanned, price),
+        request,
+        execution,
+        from_console: stored.from_console,
+        flags: stored.flags,
+        results: None,
+        more_rows: false,
+    })
+}
+
+/// One page of a succeeded query's rows as Athena pages them, from `cursor` (the `next` of the
+/// page before; `None` for the first), read with the grant's session.
+#[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
+pub async fn rows(
+    svc: &Services,
+    who: &Principal,
+    id: RequestId,
+    query_id: &str,
+    cursor: Option<&str>,
+) -> Result<ResultPage, AppError> {
+    let (_, session, _) = stored_query(svc, who, id, query_id).await?;
+    let execution = describe(svc, id, &session, query_id).await?;
+    if execution.state != QueryState::Succeeded {
+        return Err(AppError::Invalid(lakegate_domain::ValidationError::new(
+            format!(
+                "the query is {}: its rows can be read once it has succeeded",
+                execution.state.as_str().to_lowercase()
+            ),
+        )));
+    }
+    results_page(svc, id, &session, query_id, cursor).await
+}
+
 /// Stops a query of the grant that is still going.
 #[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
 pub async fn stop(

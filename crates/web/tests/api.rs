@@ -395,3 +395,144 @@ async fn bad_input_is_a_4xx_that_says_what_is_wrong_and_changes_nothing(pool: Pg
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "Forbidden");
 }
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn console_queries_and_extensions_through_the_api(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = token_of(
+        &app,
+        "alice@example.com",
+        "analysts",
+        &["requests:read", "requests:write", "console"],
+    )
+    .await;
+    let bob = token_of(
+        &app,
+        "bob@example.com",
+        "data-owners",
+        &["requests:read", "approvals:write"],
+    )
+    .await;
+    let (_, made) = call(
+        &app,
+        "POST",
+        "/api/v1/requests",
+        &alice,
+        Some(Ok(orders_request())),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/approve"),
+        &bob,
+        None,
+    )
+    .await;
+    app.run_worker().await;
+
+    // A statement outside the grant comes back with the guard's reason, and nothing runs.
+    let queries = format!("/api/v1/requests/{id}/queries");
+    let (status, refused) = call(
+        &app,
+        "POST",
+        &queries,
+        &alice,
+        Some(Ok(
+            json!({ "sql": "SELECT salary FROM hr.employees LIMIT 5" }),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["code"], "QueryRefused");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("hr.employees"),
+        "{refused}"
+    );
+    assert!(app.cloud.state().console_runs.is_empty());
+
+    // A statement inside it runs as the grant, and its rows are read page by page.
+    app.cloud.queue_results(
+        &["customer_id", "email"],
+        &[&[Some("7"), Some("ann@example.com")], &[Some("8"), None]],
+    );
+    let body = json!({
+        "sql": "SELECT customer_id, email FROM customers LIMIT 2",
+        "database": "sales",
+        "client_token": "report-run-0001-of-april",
+    });
+    let mut bad_token = body.clone();
+    bad_token["client_token"] = json!("run-1");
+    let (status, answer) = call(&app, "POST", &queries, &alice, Some(Ok(bad_token))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("client_token"));
+    let (status, started) = call(&app, "POST", &queries, &alice, Some(Ok(body.clone()))).await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let query = started["id"].as_str().unwrap().to_owned();
+    let (_, again) = call(&app, "POST", &queries, &alice, Some(Ok(body))).await;
+    assert_eq!(
+        again["id"],
+        query.as_str(),
+        "the same client token starts no second query"
+    );
+    assert_eq!(app.cloud.state().console_runs.len(), 1);
+    let (status, shown) = call(&app, "GET", started["url"].as_str().unwrap(), &alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["state"], "SUCCEEDED");
+    assert_eq!(
+        shown["sql"],
+        "SELECT customer_id, email FROM customers LIMIT 2"
+    );
+    assert_eq!(shown["columns"], json!(["customer_id", "email"]));
+    assert_eq!(
+        shown["rows"],
+        json!([["7", "ann@example.com"], ["8", null]])
+    );
+    assert_eq!(shown["next_cursor"], Value::Null);
+    // Bob approves the grant but is not its holder: the console is not his.
+    let bob_console = token_of(&app, "bob@example.com", "data-owners", &["console"]).await;
+    let (status, _) = call(
+        &app,
+        "GET",
+        started["url"].as_str().unwrap(),
+        &bob_console,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // More time: pending for the approvers, approved by Bob through the API.
+    let (status, asked) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/extensions"),
+        &alice,
+        Some(Ok(
+            json!({ "extra": "30m", "reason": "the report needs a rerun" }),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{asked}");
+    assert_eq!(asked["status"], "pending");
+    let (_, shown) = call(&app, "GET", &format!("/api/v1/requests/{id}"), &bob, None).await;
+    let before = shown["expires_at"].as_str().unwrap().to_owned();
+    let extension = shown["extensions"][0]["id"].as_i64().unwrap();
+    assert_eq!(shown["extensions"][0]["status"], "pending");
+    let (status, decided) = call(
+        &app,
+        "POST",
+        &format!("/api/v1/requests/{id}/extensions/{extension}/approve"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    assert_eq!(decided["status"], "approved");
+    let (_, shown) = call(&app, "GET", &format!("/api/v1/requests/{id}"), &bob, None).await;
+    assert_ne!(shown["expires_at"].as_str().unwrap(), before);
+    assert_eq!(shown["extensions"][0]["status"], "approved");
+}

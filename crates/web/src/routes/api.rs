@@ -9,6 +9,8 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use lakegate_app::console::{self, Outcome};
+use lakegate_app::extensions::{self, Extended};
 use lakegate_app::requests::{self as verbs, Decided, SubmitInput, Submitted};
 use lakegate_app::{AppError, credentials};
 use lakegate_domain::api_token::Scope;
@@ -35,6 +37,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/requests/{id}/cancel", post(cancel))
         .route("/api/v1/requests/{id}/revoke", post(revoke))
         .route("/api/v1/requests/{id}/credentials", post(issue_credentials))
+        .route("/api/v1/requests/{id}/extensions", post(extend))
+        .route(
+            "/api/v1/requests/{id}/extensions/{extension}/approve",
+            post(approve_extension),
+        )
+        .route(
+            "/api/v1/requests/{id}/extensions/{extension}/deny",
+            post(deny_extension),
+        )
+        .route("/api/v1/requests/{id}/queries", post(run_query))
+        .route("/api/v1/requests/{id}/queries/{query}", get(show_query))
 }
 
 /// A JSON body whose every refusal (not JSON, wrong types, unknown or missing fields) is a
@@ -171,6 +184,19 @@ async fn show_request(
                 "decision": x.decision.as_str(),
                 "comment": x.comment,
                 "at": rfc3339(Some(x.at)),
+            })
+        })
+        .collect();
+    body["extensions"] = d
+        .extensions
+        .iter()
+        .map(|x| {
+            json!({
+                "id": x.extension.id,
+                "extra_seconds": x.extension.extra.whole_seconds(),
+                "reason": x.extension.reason,
+                "status": x.extension.status.as_str(),
+                "missing_approvals": x.approval.missing,
             })
         })
         .collect();
@@ -365,6 +391,219 @@ async fn issue_credentials(
         "expires_at": rfc3339(Some(issued.expires_at)),
     }))
     .into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    /// More time, like `30m`.
+    extra: String,
+    reason: String,
+}
+
+/// The requester asks for more time: `201 {"status":"approved","expires_at"}` when the policy
+/// approves it at once, else `201 {"status":"pending"}` for the approvers.
+async fn extend(
+    State(state): State<AppState>,
+    ApiUser(caller): ApiUser,
+    Path(id): Path<String>,
+    Body(body): Body<ExtendBody>,
+) -> Result<Response, WebError> {
+    caller
+        .require(Scope::RequestsWrite)
+        .map_err(WebError::Json)?;
+    let id = parse_id(&id)?;
+    let outcome = extensions::extend(
+        &state.services,
+        &caller.principal,
+        id,
+        &body.extra,
+        &body.reason,
+    )
+    .await
+    .map_err(WebError::Json)?;
+    let answer = match outcome {
+        Extended::Now(expires_at) => {
+            json!({ "id": id, "status": "approved", "expires_at": rfc3339(Some(expires_at)) })
+        }
+        Extended::Pending => json!({ "id": id, "status": "pending" }),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+async fn decide_extension(
+    state: AppState,
+    caller: &lakegate_app::tokens::ApiCaller,
+    (id, extension): (String, String),
+    decision: Decision,
+    comment: Option<String>,
+) -> Result<Json<Value>, WebError> {
+    caller
+        .require(Scope::ApprovalsWrite)
+        .map_err(WebError::Json)?;
+    let id = parse_id(&id)?;
+    let extension: i64 = extension
+        .parse()
+        .map_err(|_| WebError::Json(AppError::NotFound))?;
+    let outcome = extensions::decide_extension(
+        &state.services,
+        &caller.principal,
+        id,
+        extension,
+        decision,
+        comment.as_deref(),
+    )
+    .await
+    .map_err(WebError::Json)?;
+    Ok(Json(match outcome {
+        Decided::Approved => json!({ "id": id, "extension": extension, "status": "approved" }),
+        Decided::Denied => json!({ "id": id, "extension": extension, "status": "denied" }),
+        Decided::NeedsMore(missing) => json!({
+            "id": id, "extension": extension, "status": "pending", "missing_approvals": missing,
+        }),
+    }))
+}
+
+async fn approve_extension(
+    State(state): State<AppState>,
+    ApiUser(caller): ApiUser,
+    Path(ids): Path<(String, String)>,
+    req: Request,
+) -> Result<Json<Value>, WebError> {
+    let comment = optional_comment(req, &state).await?;
+    decide_extension(state, &caller, ids, Decision::Approve, comment).await
+}
+
+async fn deny_extension(
+    State(state): State<AppState>,
+    ApiUser(caller): ApiUser,
+    Path(ids): Path<(String, String)>,
+    req: Request,
+) -> Result<Json<Value>, WebError> {
+    let comment = optional_comment(req, &state).await?;
+    decide_extension(state, &caller, ids, Decision::Deny, comment).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    sql: String,
+    /// One of the grant's databases, for unqualified table names.
+    database: Option<String>,
+    /// 16 to 128 letters, digits, `-` or `_` of the client's choosing (a UUID will do): the
+    /// same one sent again starts no second query.
+    client_token: Option<String>,
+}
+
+/// Runs a statement through the guarded console, as the grant's session:
+/// `201 {"id","state","url"}`, or `422 {"code":"QueryRefused","message":<the guard's reason>}`.
+async fn run_query(
+    State(state): State<AppState>,
+    ApiUser(caller): ApiUser,
+    Path(id): Path<String>,
+    Body(body): Body<QueryBody>,
+) -> Result<Response, WebError> {
+    caller.require(Scope::Console).map_err(WebError::Json)?;
+    let id = parse_id(&id)?;
+    if let Some(t) = &body.client_token
+        && !((16..=128).contains(&t.len())
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(invalid(
+            "client_token must be 16 to 128 letters, digits, - or _ (a UUID will do)",
+        ));
+    }
+    let svc = &state.services;
+    let outcome = console::run(
+        svc,
+        &caller.principal,
+        id,
+        &body.sql,
+        body.database.as_deref(),
+        body.client_token.as_deref(),
+    )
+    .await
+    .map_err(WebError::Json)?;
+    match outcome {
+        Outcome::Refused(reason) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "code": "QueryRefused", "message": reason })),
+        )
+            .into_response()),
+        Outcome::Started(query) => {
+            let state_now = match console::status(svc, &caller.principal, id, &query).await {
+                Ok(q) => Value::String(q.execution.state.as_str().to_owned()),
+                Err(e) => {
+                    tracing::warn!(%query, error = %e, "could not read a console query just started");
+                    Value::Null
+                }
+            };
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({
+                    "id": query,
+                    "state": state_now,
+                    "url": format!("/api/v1/requests/{id}/queries/{query}"),
+                })),
+            )
+                .into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowsQuery {
+    /// `next_cursor` of the answer before.
+    cursor: Option<String>,
+}
+
+/// A console query now: state, bytes, cost, and once it has succeeded a page of its rows
+/// (Athena's pages, up to 1,000 rows) with `next_cursor` for the next, `null` on the last.
+async fn show_query(
+    State(state): State<AppState>,
+    ApiUser(caller): ApiUser,
+    Path((id, query)): Path<(String, String)>,
+    params: Result<Query<RowsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, WebError> {
+    caller.require(Scope::Console).map_err(WebError::Json)?;
+    let Query(params) = params.map_err(|e| invalid(e.body_text()))?;
+    let id = parse_id(&id)?;
+    let svc = &state.services;
+    let q = console::status(svc, &caller.principal, id, &query)
+        .await
+        .map_err(WebError::Json)?;
+    let e = &q.execution;
+    let mut body = json!({
+        "id": e.id,
+        "state": e.state.as_str(),
+        "state_reason": e.state_change_reason,
+        "sql": e.sql,
+        "database": e.database,
+        "bytes_scanned": e.bytes_scanned,
+        "billed_bytes": q.billed_bytes,
+        "cost_usd_micros": q.cost.0,
+        "submitted_at": rfc3339(e.submitted_at),
+        "completed_at": rfc3339(e.completed_at),
+        "columns": Value::Null,
+        "rows": Value::Null,
+        "next_cursor": Value::Null,
+    });
+    if e.state == lakegate_domain::usage::QueryState::Succeeded {
+        let page = console::rows(svc, &caller.principal, id, &query, params.cursor.as_deref())
+            .await
+            .map_err(WebError::Json)?;
+        body["columns"] = json!(page.columns);
+        body["rows"] = json!(page.rows);
+        body["next_cursor"] = json!(page.next);
+    }
+    let mut res = Json(body).into_response();
     res.headers_mut().insert(
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
