@@ -536,3 +536,72 @@ async fn console_queries_and_extensions_through_the_api(pool: PgPool) {
     assert_ne!(shown["expires_at"].as_str().unwrap(), before);
     assert_eq!(shown["extensions"][0]["status"], "approved");
 }
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn admins_read_the_audit_trail_through_the_api(pool: PgPool) {
+    let app = app(pool).await;
+    let alice = token_of(
+        &app,
+        "alice@example.com",
+        "analysts",
+        &["requests:write", "audit:read"],
+    )
+    .await;
+    let (_, made) = call(
+        &app,
+        "POST",
+        "/api/v1/requests",
+        &alice,
+        Some(Ok(orders_request())),
+    )
+    .await;
+    let id = made["id"].as_str().unwrap();
+    let dora = token_of(&app, "dora@example.com", "security", &["audit:read"]).await;
+
+    let (status, page) = call(
+        &app,
+        "GET",
+        "/api/v1/audit?action=request.submitted",
+        &dora,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{page}");
+    assert_eq!(events[0]["request_id"], id);
+    assert_eq!(events[0]["actor"]["email"], "alice@example.com");
+    assert_eq!(events[0]["detail"]["resources"][0], "sales.orders");
+    assert_eq!(events[0]["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(page["older"], Value::Null);
+    let (_, everything) = call(&app, "GET", "/api/v1/audit", &dora, None).await;
+    assert!(
+        everything["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "api_token.created"),
+        "{everything}"
+    );
+
+    // Not an admin, whatever the token's scopes; an admin's token without the scope; a bad filter.
+    let (status, body) = call(&app, "GET", "/api/v1/audit", &alice, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("Forbidden"))
+    );
+    let dora_reads = token_of(&app, "dora@example.com", "security", &["requests:read"]).await;
+    let (status, body) = call(&app, "GET", "/api/v1/audit", &dora_reads, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("InsufficientScope"))
+    );
+    let (status, body) = call(&app, "GET", "/api/v1/audit?action=nope", &dora, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`nope` is not an audit event")
+    );
+}

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/requests/{id}/queries", post(run_query))
         .route("/api/v1/requests/{id}/queries/{query}", get(show_query))
+        .route("/api/v1/audit", get(audit_page))
 }
 
 /// A JSON body whose every refusal (not JSON, wrong types, unknown or missing fields) is a
@@ -609,4 +610,42 @@ async fn show_query(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(res)
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(flatten)]
+    filter: crate::routes::audit::FilterForm,
+    /// `older` of the page before.
+    before: Option<i64>,
+}
+
+/// The audit trail for admins (`audit:read`), newest first, 100 a page, with the pages'
+/// filters: `{"events":[…],"older"}`.
+async fn audit_page(
+    State(state): State<AppState>,
+    ApiUser(caller): ApiUser,
+    params: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, WebError> {
+    caller.require(Scope::AuditRead).map_err(WebError::Json)?;
+    let Query(q) = params.map_err(|e| invalid(e.body_text()))?;
+    let filter = q
+        .filter
+        .parse(q.before)
+        .map_err(|e| WebError::Json(e.into()))?;
+    let page = lakegate_app::audit::page(&state.services, &caller.principal, &filter)
+        .await
+        .map_err(WebError::Json)?;
+    Ok(Json(json!({
+        "events": page.events.iter().map(|(e, hash)| json!({
+            "id": e.id,
+            "at": rfc3339(Some(e.at)),
+            "request_id": e.request,
+            "actor": e.actor.as_ref().map(|a| json!({ "subject": a.subject, "email": a.email })),
+            "action": e.action.as_str(),
+            "detail": e.detail,
+            "hash": lakegate_app::audit::hex(hash),
+        })).collect::<Vec<_>>(),
+        "older": page.older,
+    })))
 }

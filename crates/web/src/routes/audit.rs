@@ -27,9 +27,9 @@ pub fn router() -> Router<AppState> {
         .route("/audit/export", get(export_audit))
 }
 
-/// The filter as typed in the form (and carried in links).
+/// The filter as typed in the form (and carried in links, and the API's query).
 #[derive(Debug, Default, Deserialize, Serialize)]
-struct FilterForm {
+pub(crate) struct FilterForm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     request: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -78,7 +78,7 @@ fn parse_time(
 }
 
 impl FilterForm {
-    fn parse(&self, before: Option<i64>) -> Result<AuditFilter, ValidationError> {
+    pub(crate) fn parse(&self, before: Option<i64>) -> Result<AuditFilter, ValidationError> {
         let request = match self.request.trim() {
             "" => None,
             r => Some(r.parse::<RequestId>()?),
