@@ -605,3 +605,100 @@ async fn admins_read_the_audit_trail_through_the_api(pool: PgPool) {
             .contains("`nope` is not an audit event")
     );
 }
+
+/// Every API route × every role, with a token carrying every scope: what the token's owner may
+/// do through the API is what the pages let them do (anonymous: no token at all).
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn api_authorization_matrix(pool: PgPool) {
+    let app = app(pool).await;
+    let all = [
+        "requests:read",
+        "requests:write",
+        "approvals:write",
+        "credentials",
+        "console",
+        "audit:read",
+    ];
+    let mut tokens = Vec::new();
+    for (_, who) in ROLES {
+        tokens.push(match who {
+            None => None,
+            Some((email, groups)) => Some(token_of(&app, email, groups, &all).await),
+        });
+    }
+    // (method, path with {id}, the request it needs, expected status per role in ROLES order)
+    #[rustfmt::skip]
+    let matrix: &[(&str, &str, Needs, [u16; 6])] = &[
+        //                                                                   anon requester another other-db approver admin
+        ("GET", "/api/v1/me", Needs::Nothing,                                 [401, 200, 200, 200, 200, 200]),
+        ("GET", "/api/v1/requests?filter=to_approve", Needs::Nothing,         [401, 200, 200, 200, 200, 200]),
+        ("POST", "/api/v1/requests", Needs::Nothing,                          [401, 201, 201, 201, 201, 201]),
+        ("GET", "/api/v1/requests/{id}", Needs::Pending,                      [401, 200, 403, 403, 200, 200]),
+        ("POST", "/api/v1/requests/{id}/approve", Needs::Pending,             [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/deny", Needs::Pending,                [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/cancel", Needs::Pending,              [401, 200, 403, 403, 403, 403]),
+        ("POST", "/api/v1/requests/{id}/revoke", Needs::Active,               [401, 200, 403, 403, 200, 200]),
+        ("POST", "/api/v1/requests/{id}/credentials", Needs::Active,          [401, 200, 403, 403, 403, 403]),
+        ("POST", "/api/v1/requests/{id}/extensions", Needs::Active,           [401, 201, 403, 403, 403, 403]),
+        ("POST", "/api/v1/requests/{id}/extensions/{ext}/approve", Needs::Extension, [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/extensions/{ext}/deny", Needs::Extension,    [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/queries", Needs::Active,              [401, 201, 403, 403, 403, 403]),
+        ("GET", "/api/v1/requests/{id}/queries/{q}", Needs::ConsoleQuery,     [401, 200, 403, 403, 403, 403]),
+        ("GET", "/api/v1/audit", Needs::Nothing,                              [401, 403, 403, 403, 403, 200]),
+    ];
+    let mut wrong = Vec::new();
+    for (method, template, needs, expected) in matrix {
+        for (((role, _), token), want) in ROLES.iter().zip(&tokens).zip(expected) {
+            let id = app.request_in(*needs).await;
+            let mut path = match id {
+                Some(id) => template.replace("{id}", &id.to_string()),
+                None => (*template).to_owned(),
+            };
+            if let Some(id) = id
+                && path.contains("{ext}")
+            {
+                path = path.replace("{ext}", &app.pending_extension(id).await.to_string());
+            }
+            path = path.replace("{q}", &app.last_console_query());
+            let body = if *method == "GET" {
+                None
+            } else if path == "/api/v1/requests" {
+                Some(Ok(orders_request()))
+            } else if path.ends_with("/extensions") {
+                Some(Ok(
+                    json!({ "extra": "1h", "reason": "authorization matrix" }),
+                ))
+            } else if path.ends_with("/queries") {
+                Some(Ok(json!({ "sql": "SELECT 1" })))
+            } else {
+                None
+            };
+            let status = match token {
+                Some(t) => call(&app, method, &path, t, body).await.0,
+                None => {
+                    let res = Browser::new(&app)
+                        .send(
+                            Request::builder()
+                                .method(*method)
+                                .uri(&path)
+                                .body(Body::empty())
+                                .unwrap(),
+                        )
+                        .await;
+                    res.status
+                }
+            };
+            if status.as_u16() != *want {
+                wrong.push(format!(
+                    "{method} {template} as {role}: {} (expected {want})",
+                    status.as_u16()
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "API authorization matrix mismatches:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -280,3 +280,125 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// Who is asking, in the order of the matrix's columns.
+pub const ROLES: [(&str, Option<(&str, &str)>); 6] = [
+    ("anonymous", None),
+    ("requester", Some(("alice@example.com", "analysts"))),
+    ("another requester", Some(("carol@example.com", "analysts"))),
+    (
+        "approver of another database",
+        Some(("harriet@example.com", "hr-owners")),
+    ),
+    ("approver", Some(("bob@example.com", "data-owners"))),
+    ("admin", Some(("dora@example.com", "security"))),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Needs {
+    Nothing,
+    Pending,
+    Active,
+    /// Active through break-glass, not reviewed yet.
+    BreakGlass,
+    /// Active, with an extension waiting for approval.
+    Extension,
+    /// Active, with a query run in the console (`{q}` in the path).
+    ConsoleQuery,
+}
+
+impl TestApp {
+    /// A request of alice's in the given state.
+    pub async fn request_in(&self, needs: Needs) -> Option<RequestId> {
+        if needs == Needs::Nothing {
+            return None;
+        }
+        let alice = lakegate_domain::Principal::new(
+            "alice@example.com",
+            "alice@example.com",
+            None,
+            ["analysts".to_owned(), "oncall".to_owned()],
+        )
+        .unwrap();
+        let bob = lakegate_domain::Principal::new(
+            "bob@example.com",
+            "bob@example.com",
+            None,
+            ["data-owners".to_owned()],
+        )
+        .unwrap();
+        let (id, _) = lakegate_app::requests::submit(
+            &self.services,
+            &alice,
+            lakegate_app::requests::SubmitInput {
+                resources: "sales.orders",
+                duration: "1h",
+                reason: "authorization matrix",
+                break_glass: needs == Needs::BreakGlass,
+            },
+        )
+        .await
+        .unwrap();
+        if needs == Needs::BreakGlass {
+            self.run_worker().await;
+        }
+        if matches!(
+            needs,
+            Needs::Active | Needs::Extension | Needs::ConsoleQuery
+        ) {
+            lakegate_app::requests::decide(
+                &self.services,
+                &bob,
+                id,
+                lakegate_store::requests::Decision::Approve,
+                None,
+            )
+            .await
+            .unwrap();
+            self.run_worker().await;
+        }
+        if needs == Needs::Extension {
+            let outcome = lakegate_app::extensions::extend(
+                &self.services,
+                &alice,
+                id,
+                "1h",
+                "the reconciliation takes longer",
+            )
+            .await
+            .unwrap();
+            assert_eq!(outcome, lakegate_app::extensions::Extended::Pending);
+        }
+        if needs == Needs::ConsoleQuery {
+            let outcome =
+                lakegate_app::console::run(&self.services, &alice, id, "SELECT 1", None, None)
+                    .await
+                    .unwrap();
+            assert!(matches!(
+                outcome,
+                lakegate_app::console::Outcome::Started(_)
+            ));
+        }
+        Some(id)
+    }
+
+    /// The latest query the console started.
+    pub fn last_console_query(&self) -> String {
+        self.cloud
+            .state()
+            .console_runs
+            .last()
+            .map(|r| r.query_id.clone())
+            .unwrap_or_default()
+    }
+
+    pub async fn pending_extension(&self, id: RequestId) -> i64 {
+        sqlx::query_scalar(
+            "select extension_id from request_extension where request_id = $1 and status = 'pending'",
+        )
+        .bind(id.0)
+        .fetch_one(&self.services.db)
+        .await
+        .unwrap()
+    }
+}
