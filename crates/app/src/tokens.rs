@@ -189,9 +189,8 @@ pub async fn authenticate(
         return Err(AppError::TokenRefused(why.into()));
     };
     let principal = Principal::new(t.owner.subject, t.owner.email, t.owner.name, t.owner_groups)
-        .map_err(|e| {
-            AppError::TokenRefused(format!("this API token's owner is not usable: {e}"))
-        })?;
+        .map_err(|e| AppError::TokenRefused(format!("this API token's owner is not usable: {e}")))?
+        .through_token(t.name.clone());
     Ok(ApiCaller {
         principal,
         token_id: t.id,

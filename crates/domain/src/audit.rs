@@ -170,6 +170,20 @@ impl AuditAction {
 pub struct Actor {
     pub subject: String,
     pub email: String,
+    /// The personal API token they acted through, by name (`None`: the pages). Kept in the
+    /// event's detail as `via_token`, so the chain hash covers it.
+    pub via_token: Option<String>,
+}
+
+impl Actor {
+    /// A person acting through the pages.
+    pub fn person(subject: impl Into<String>, email: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            email: email.into(),
+            via_token: None,
+        }
+    }
 }
 
 /// What the audit page and export narrow the trail to; empty fields match everything.

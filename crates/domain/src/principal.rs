@@ -11,6 +11,9 @@ pub struct Principal {
     pub email: String,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// Acting through this personal API token (by name), not the pages: the audit says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_token: Option<String>,
 }
 
 impl Principal {
@@ -53,7 +56,15 @@ impl Principal {
             email,
             name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
             groups,
+            via_token: None,
         })
+    }
+
+    /// The same person acting through their personal API token `name`.
+    #[must_use]
+    pub fn through_token(mut self, name: impl Into<String>) -> Self {
+        self.via_token = Some(name.into());
+        self
     }
 
     pub fn in_group(&self, group: &str) -> bool {

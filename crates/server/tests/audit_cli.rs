@@ -58,10 +58,7 @@ async fn seed(pool: &PgPool) {
     )
     .await
     .unwrap();
-    let actor = Actor {
-        subject: "alice".into(),
-        email: "alice@example.com".into(),
-    };
+    let actor = Actor::person("alice", "alice@example.com");
     for action in [
         AuditAction::RequestSubmitted,
         AuditAction::RequestCancelled,

@@ -57,7 +57,15 @@ impl TryFrom<AuditRow> for AuditEvent {
             at: r.occurred_at,
             request: r.request_id.map(RequestId),
             actor: match (r.actor_subject, r.actor_email) {
-                (Some(subject), Some(email)) => Some(Actor { subject, email }),
+                (Some(subject), Some(email)) => Some(Actor {
+                    subject,
+                    email,
+                    via_token: r
+                        .detail
+                        .get("via_token")
+                        .and_then(Value::as_str)
+                        .map(ToOwned::to_owned),
+                }),
                 _ => None,
             },
             action: AuditAction::parse(&r.action)
@@ -68,6 +76,19 @@ impl TryFrom<AuditRow> for AuditEvent {
 }
 
 pub async fn append(conn: &mut PgConnection, e: NewAuditEvent<'_>) -> Result<i64, StoreError> {
+    // Through a personal API token: said in the detail, which the chain hash covers.
+    let mut detail = e.detail;
+    if let Some(token) = e.actor.and_then(|a| a.via_token.as_deref()) {
+        match &mut detail {
+            Value::Object(map) => {
+                map.insert("via_token".to_owned(), Value::String(token.to_owned()));
+            }
+            Value::Null => detail = serde_json::json!({ "via_token": token }),
+            other => {
+                detail = serde_json::json!({ "value": other.take(), "via_token": token });
+            }
+        }
+    }
     let id: i64 = sqlx::query_scalar(
         "insert into audit_event (occurred_at, request_id, actor_subject, actor_email, action, detail)
          values ($1, $2, $3, $4, $5, $6)
@@ -78,7 +99,7 @@ pub async fn append(conn: &mut PgConnection, e: NewAuditEvent<'_>) -> Result<i64
     .bind(e.actor.map(|a| a.subject.as_str()))
     .bind(e.actor.map(|a| a.email.as_str()))
     .bind(e.action.as_str())
-    .bind(&e.detail)
+    .bind(&detail)
     .fetch_one(conn)
     .await?;
     Ok(id)

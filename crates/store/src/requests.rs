@@ -541,7 +541,7 @@ pub async fn list_decisions(
     rows.into_iter()
         .map(|(decision, subject, email, groups, comment, at)| {
             Ok(DecisionRecord {
-                actor: Actor { subject, email },
+                actor: Actor::person(subject, email),
                 groups,
                 decision: match decision.as_str() {
                     "approve" => Decision::Approve,

@@ -146,10 +146,7 @@ fn decision<'a>(
 async fn one_decision_per_person(pool: PgPool) {
     let id = submit(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
-    let bob = Actor {
-        subject: "bob".into(),
-        email: "bob@example.com".into(),
-    };
+    let bob = Actor::person("bob", "bob@example.com");
     requests::record_decision(
         &mut conn,
         NewDecision {
@@ -220,10 +217,7 @@ async fn policy_facts_round_trip(pool: PgPool) {
     assert_eq!(r.scan_budget_bytes, Some(1_000_000_000_000));
     assert!(!r.auto_approved);
 
-    let carol = Actor {
-        subject: "carol".into(),
-        email: "carol@example.com".into(),
-    };
+    let carol = Actor::person("carol", "carol@example.com");
     assert!(
         requests::review(&mut conn, id, &carol, Some("fine"), T0)
             .await
@@ -258,10 +252,7 @@ async fn extensions_move_the_expiry_of_active_grants_only(pool: PgPool) {
     assert_eq!(second, None, "one pending extension at a time");
 
     // The same person decides the request and its extension, each once.
-    let bob = Actor {
-        subject: "bob".into(),
-        email: "bob@example.com".into(),
-    };
+    let bob = Actor::person("bob", "bob@example.com");
     requests::record_decision(
         &mut conn,
         decision(id, None, &bob, requests::Decision::Approve, None),
@@ -666,10 +657,7 @@ async fn work_item_carries_the_stored_grant_plan(pool: PgPool) {
 async fn audit_is_append_only(pool: PgPool) {
     let id = submit(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
-    let actor = Actor {
-        subject: "alice".into(),
-        email: "alice@example.com".into(),
-    };
+    let actor = Actor::person("alice", "alice@example.com");
     audit::append(
         &mut conn,
         NewAuditEvent {
@@ -721,10 +709,7 @@ async fn constraints_refuse_inconsistent_rows(pool: PgPool) {
 async fn append_some(pool: &PgPool, n: usize) -> RequestId {
     let id = submit(pool).await;
     let mut conn = pool.acquire().await.unwrap();
-    let actor = Actor {
-        subject: "alice".into(),
-        email: "alice@example.com".into(),
-    };
+    let actor = Actor::person("alice", "alice@example.com");
     for i in 0..n {
         audit::append(
             &mut conn,

@@ -103,6 +103,15 @@ async fn request_approve_credentials_and_revoke_through_the_api(pool: PgPool) {
             .ends_with(&format!("/requests/{id}"))
     );
 
+    // The trail says it came through her token, by name.
+    let via: Option<String> = sqlx::query_scalar(
+        "select detail->>'via_token' from audit_event where action = 'request.submitted'",
+    )
+    .fetch_one(&app.services.db)
+    .await
+    .unwrap();
+    assert_eq!(via.as_deref(), Some("script"));
+
     // Alice sees it as hers; Bob has it to approve; Alice cannot approve it (no scope, and her own).
     let (_, mine) = call(&app, "GET", "/api/v1/requests", &alice, None).await;
     assert_eq!(mine["requests"][0]["id"], id.as_str());
@@ -157,6 +166,18 @@ async fn request_approve_credentials_and_revoke_through_the_api(pool: PgPool) {
     assert_eq!(shown["status"], "active");
     assert_eq!(shown["decisions"][0]["by"], "bob@example.com");
     assert_eq!(shown["decisions"][0]["comment"], "ok for April");
+    let (_, trail) = call(
+        &app,
+        "GET",
+        &format!("/api/v1/audit?request={id}&action=request.approved"),
+        &token_of(&app, "dora@example.com", "security", &["audit:read"]).await,
+        None,
+    )
+    .await;
+    assert_eq!(
+        trail["events"][0]["detail"]["via_token"], "script",
+        "{trail}"
+    );
     let (_, live) = call(&app, "GET", "/api/v1/requests?filter=live", &bob, None).await;
     assert_eq!(live["requests"][0]["id"], id.as_str());
 
