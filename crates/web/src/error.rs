@@ -27,6 +27,9 @@ pub enum WebError {
     /// The body is larger than lakegate accepts.
     #[error("the form is too large")]
     TooLarge,
+    /// The same, for the JSON API.
+    #[error("the body is too large")]
+    JsonTooLarge,
     /// CSRF token or Origin check failed.
     #[error("{0}")]
     Csrf(&'static str),
@@ -151,6 +154,14 @@ impl IntoResponse for WebError {
                     page(status, e.to_string(), None)
                 }
             }
+            Self::JsonTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({
+                    "code": "TooLarge",
+                    "message": "the body is larger than lakegate accepts (1 MiB)",
+                })),
+            )
+                .into_response(),
             Self::Json(e) => {
                 let (status, code) = status_of(&e);
                 let message = if status.is_server_error() {

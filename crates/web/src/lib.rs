@@ -104,12 +104,15 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
         .merge(routes::assets::router())
         .merge(routes::audit::router())
         .merge(routes::settings::router())
-        .merge(routes::api::router())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     let console = routes::console::router().layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT));
+    // The API reads bodies only through its JSON extractor, which answers a body over the
+    // limit with a JSON 413 (a layer would answer plain text); as large as the console's.
+    let api = routes::api::router().layer(axum::extract::DefaultBodyLimit::max(CONSOLE_BODY_LIMIT));
     Router::new()
         .merge(forms)
         .merge(console)
+        .merge(api)
         .fallback(routes::not_found)
         .layer(session_layer)
         .layer(TimeoutLayer::with_status_code(

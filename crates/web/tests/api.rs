@@ -356,6 +356,11 @@ async fn bad_input_is_a_4xx_that_says_what_is_wrong_and_changes_nothing(pool: Pg
             .unwrap()
             .contains("application/json")
     );
+    // Over the size limit: said, as JSON.
+    let huge = format!(r#"{{"sql": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let (status, body) = call(&app, "POST", "/api/v1/requests", &alice, Some(Err(&huge))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "TooLarge");
     let (status, body) = call(
         &app,
         "GET",

@@ -52,7 +52,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A JSON body whose every refusal (not JSON, wrong types, unknown or missing fields) is a
-/// `422 InvalidInput` saying what is wrong.
+/// `422 InvalidInput` saying what is wrong; one over 1 MiB is a `413 TooLarge`.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
@@ -61,6 +61,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(WebError::JsonTooLarge),
             Err(e) => Err(invalid(match e {
                 JsonRejection::MissingJsonContentType(_) => {
                     "send the body as JSON, with `Content-Type: application/json`".to_owned()
