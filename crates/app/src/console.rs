@@ -166,16 +166,21 @@ fn statement_rejected(e: &CloudError) -> Option<&str> {
     }
 }
 
+/// Whether a client's own idempotency token has the form the console takes: 16 to 128
+/// letters, digits, `-` or `_` (a UUID will do).
+pub fn plausible_client_token(token: &str) -> bool {
+    (16..=128).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Athena's idempotency token for one submission of the console form: the same form sent twice
 /// (a reload) starts one query. Derived from the grant and the form's random token, so it
 /// cannot name another grant's query.
 fn client_token(id: RequestId, run_token: Option<&str>) -> Option<String> {
     let token = run_token?.trim();
-    let plausible = (16..=128).contains(&token.len())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    plausible.then(|| {
+    plausible_client_token(token).then(|| {
         let digest = Sha256::digest(format!("lakegate-console:{id}:{token}").as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
     })

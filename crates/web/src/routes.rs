@@ -14,6 +14,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::WebError;
 
-pub async fn not_found() -> Response {
-    WebError::App(lakegate_app::AppError::NotFound).into_response()
+/// No such page; under `/api/` the JSON API's `404 NotFound`.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    let e = lakegate_app::AppError::NotFound;
+    if uri.path().starts_with("/api/") {
+        WebError::Json(e).into_response()
+    } else {
+        WebError::App(e).into_response()
+    }
 }

@@ -374,7 +374,7 @@ async fn bad_input_is_a_4xx_that_says_what_is_wrong_and_changes_nothing(pool: Pg
         body["message"]
             .as_str()
             .unwrap()
-            .contains("use mine, to_approve or live")
+            .contains("expected one of `mine`, `to_approve`, `live`")
     );
     let (status, body) = call(&app, "GET", "/api/v1/requests?colour=red", &alice, None).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -634,6 +634,28 @@ async fn admins_read_the_audit_trail_through_the_api(pool: PgPool) {
 
 /// Every API route × every role, with a token carrying every scope: what the token's owner may
 /// do through the API is what the pages let them do (anonymous: no token at all).
+/// Every API route: (method, path with `{id}`, the request it needs, the status expected
+/// for each role of `ROLES`, in order).
+#[rustfmt::skip]
+const MATRIX: &[(&str, &str, Needs, [u16; 6])] = &[
+    //                                                                   anon requester another other-db approver admin
+        ("GET", "/api/v1/me", Needs::Nothing,                                 [401, 200, 200, 200, 200, 200]),
+        ("GET", "/api/v1/requests?filter=to_approve", Needs::Nothing,         [401, 200, 200, 200, 200, 200]),
+        ("POST", "/api/v1/requests", Needs::Nothing,                          [401, 201, 201, 201, 201, 201]),
+        ("GET", "/api/v1/requests/{id}", Needs::Pending,                      [401, 200, 403, 403, 200, 200]),
+        ("POST", "/api/v1/requests/{id}/approve", Needs::Pending,             [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/deny", Needs::Pending,                [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/cancel", Needs::Pending,              [401, 200, 403, 403, 403, 403]),
+        ("POST", "/api/v1/requests/{id}/revoke", Needs::Active,               [401, 200, 403, 403, 200, 200]),
+        ("POST", "/api/v1/requests/{id}/credentials", Needs::Active,          [401, 200, 403, 403, 403, 403]),
+        ("POST", "/api/v1/requests/{id}/extensions", Needs::Active,           [401, 201, 403, 403, 403, 403]),
+        ("POST", "/api/v1/requests/{id}/extensions/{ext}/approve", Needs::Extension, [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/extensions/{ext}/deny", Needs::Extension,    [401, 403, 403, 403, 200, 403]),
+        ("POST", "/api/v1/requests/{id}/queries", Needs::Active,              [401, 201, 403, 403, 403, 403]),
+        ("GET", "/api/v1/requests/{id}/queries/{q}", Needs::ConsoleQuery,     [401, 200, 403, 403, 403, 403]),
+        ("GET", "/api/v1/audit", Needs::Nothing,                              [401, 403, 403, 403, 403, 200]),
+    ];
+
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn api_authorization_matrix(pool: PgPool) {
     let app = app(pool).await;
@@ -652,28 +674,8 @@ async fn api_authorization_matrix(pool: PgPool) {
             Some((email, groups)) => Some(token_of(&app, email, groups, &all).await),
         });
     }
-    // (method, path with {id}, the request it needs, expected status per role in ROLES order)
-    #[rustfmt::skip]
-    let matrix: &[(&str, &str, Needs, [u16; 6])] = &[
-        //                                                                   anon requester another other-db approver admin
-        ("GET", "/api/v1/me", Needs::Nothing,                                 [401, 200, 200, 200, 200, 200]),
-        ("GET", "/api/v1/requests?filter=to_approve", Needs::Nothing,         [401, 200, 200, 200, 200, 200]),
-        ("POST", "/api/v1/requests", Needs::Nothing,                          [401, 201, 201, 201, 201, 201]),
-        ("GET", "/api/v1/requests/{id}", Needs::Pending,                      [401, 200, 403, 403, 200, 200]),
-        ("POST", "/api/v1/requests/{id}/approve", Needs::Pending,             [401, 403, 403, 403, 200, 403]),
-        ("POST", "/api/v1/requests/{id}/deny", Needs::Pending,                [401, 403, 403, 403, 200, 403]),
-        ("POST", "/api/v1/requests/{id}/cancel", Needs::Pending,              [401, 200, 403, 403, 403, 403]),
-        ("POST", "/api/v1/requests/{id}/revoke", Needs::Active,               [401, 200, 403, 403, 200, 200]),
-        ("POST", "/api/v1/requests/{id}/credentials", Needs::Active,          [401, 200, 403, 403, 403, 403]),
-        ("POST", "/api/v1/requests/{id}/extensions", Needs::Active,           [401, 201, 403, 403, 403, 403]),
-        ("POST", "/api/v1/requests/{id}/extensions/{ext}/approve", Needs::Extension, [401, 403, 403, 403, 200, 403]),
-        ("POST", "/api/v1/requests/{id}/extensions/{ext}/deny", Needs::Extension,    [401, 403, 403, 403, 200, 403]),
-        ("POST", "/api/v1/requests/{id}/queries", Needs::Active,              [401, 201, 403, 403, 403, 403]),
-        ("GET", "/api/v1/requests/{id}/queries/{q}", Needs::ConsoleQuery,     [401, 200, 403, 403, 403, 403]),
-        ("GET", "/api/v1/audit", Needs::Nothing,                              [401, 403, 403, 403, 403, 200]),
-    ];
     let mut wrong = Vec::new();
-    for (method, template, needs, expected) in matrix {
+    for (method, template, needs, expected) in MATRIX {
         for (((role, _), token), want) in ROLES.iter().zip(&tokens).zip(expected) {
             let id = app.request_in(*needs).await;
             let mut path = match id {
@@ -726,5 +728,66 @@ async fn api_authorization_matrix(pool: PgPool) {
         wrong.is_empty(),
         "API authorization matrix mismatches:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// The OpenAPI document is served to anyone, is OpenAPI 3.1, and lists exactly the routes of
+/// the authorization matrix, each with the scope it needs and its error answers.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn the_openapi_document_describes_every_route(pool: PgPool) {
+    let app = app(pool).await;
+    let res = Browser::new(&app).get("/api/v1/openapi.json").await;
+    assert_eq!(res.status, StatusCode::OK);
+    let doc = res.json();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+            let scopes = &op["security"][0]["token"];
+            assert!(scopes.is_array(), "{method} {path} names no token scope");
+            for code in ["401", "403", "422", "500"] {
+                assert!(
+                    op["responses"][code]["content"]["application/json"].is_object(),
+                    "{method} {path} documents no {code}"
+                );
+            }
+        }
+    }
+    let mut routed: Vec<String> = MATRIX
+        .iter()
+        .map(|(method, template, _, _)| {
+            let path = template.split('?').next().unwrap();
+            let path = path
+                .replace("{ext}", "{extension}")
+                .replace("{q}", "{query}");
+            format!("{method} {path}")
+        })
+        .collect();
+    documented.sort();
+    routed.sort();
+    routed.dedup();
+    assert_eq!(documented, routed);
+    // The schemas the bodies refer to are all there.
+    let text = doc.to_string();
+    for name in [
+        "ApiError",
+        "SubmitBody",
+        "RequestDetail",
+        "QueryView",
+        "AuditPage",
+    ] {
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{name} missing"
+        );
+    }
+    assert!(
+        !text.contains("\"$ref\":\"#/components/schemas/Value\""),
+        "{text}"
     );
 }

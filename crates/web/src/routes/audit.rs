@@ -31,15 +31,15 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub(crate) struct FilterForm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    request: String,
+    pub(crate) request: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    actor: String,
+    pub(crate) actor: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    action: String,
+    pub(crate) action: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    from: String,
+    pub(crate) from: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    until: String,
+    pub(crate) until: String,
 }
 
 #[derive(Debug, Deserialize)]
