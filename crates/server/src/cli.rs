@@ -1,5 +1,8 @@
-//! Command line: `lakegate serve`, `migrate`, `check-config`, `audit verify|export`, `sweep`,
-//! `health` and `credentials`. Every option can also be set through the environment variable named in `--help`.
+//! Command line: the server's commands (`lakegate serve`, `migrate`, `check-config`, `audit
+//! verify|export`, `sweep`, `health`), and the client's, which talk to a lakegate over its JSON
+//! API with a personal token (`login`, `request`, `status`, `approve`, `deny`, `cancel`,
+//! `revoke`, `credentials`, `env`, `query`). Every option can also be set through the
+//! environment variable named in `--help`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -32,17 +35,173 @@ pub enum Command {
     /// Ask the lakegate listening on LAKEGATE_LISTEN whether it is alive (`/healthz`); exit 0 if
     /// it is. For container health checks: the runtime image has no curl.
     Health(HealthArgs),
+    /// The client's commands, which talk to a lakegate server with a personal token.
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The command line as a client of a lakegate server, over its JSON API.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
     /// Print a grant's temporary AWS credentials as `credential_process` JSON, for a profile in
-    /// ~/.aws/config: `credential_process = lakegate credentials --url <credentials URL>`. The
-    /// token is read from a file only you can read (mode 0600), never from the command line.
+    /// ~/.aws/config: `credential_process = lakegate credentials <request id>` (or `--url
+    /// <credentials URL>`). The grant's token is read from a file only you can read (mode
+    /// 0600), never from the command line; `lakegate env <id>` writes it there.
     Credentials(CredentialsArgs),
+    /// Store a personal API token for the commands below: make one at <server>/settings/tokens,
+    /// then paste it here. Saved in ~/.config/lakegate/token (mode 0600).
+    Login(LoginArgs),
+    /// Ask for access: `lakegate request sales.orders:order_id,amount --for 1h --reason "…"`.
+    Request(RequestArgs),
+    /// Your requests and what waits for your approval, or one request in full.
+    Status(StatusArgs),
+    /// Approve a request (or, with --extension, one of its extensions).
+    Approve(DecideArgs),
+    /// Deny a request (or, with --extension, one of its extensions).
+    Deny(DecideArgs),
+    /// Withdraw a pending request of yours.
+    Cancel(IdArgs),
+    /// End a grant now: its sessions stop at once, then everything made for it is removed.
+    Revoke(RevokeArgs),
+    /// Issue a credentials token for your active grant and print the two `AWS_CONTAINER_*`
+    /// exports every AWS SDK and the AWS CLI read: `eval "$(lakegate env <id>)"`. Also saves the
+    /// token for `lakegate credentials <id>`. Ends the sessions of the grant's previous token.
+    Env(IdArgs),
+    /// Run one SELECT through the guarded console, as the grant, and print its rows.
+    Query(QueryArgs),
+}
+
+/// How the client commands reach lakegate, and how they answer.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// lakegate's URL, e.g. https://lakegate.example.com. Default: the one saved by `lakegate
+    /// login`.
+    #[arg(long = "server", env = "LAKEGATE_URL")]
+    pub server: Option<String>,
+
+    /// Print the API's JSON answer instead of text for people.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RequestArgs {
+    /// What to read: `database.table` for every column, or `database.table:col1,col2`; several
+    /// may be given.
+    #[arg(required = true, value_name = "TABLE[:COLUMNS]")]
+    pub resources: Vec<String>,
+
+    /// For how long, like 30m, 1h or 2h30m.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: String,
+
+    /// Why: the approvers read it, and the audit keeps it.
+    #[arg(long)]
+    pub reason: String,
+
+    /// Break the glass: active at once if the policy lets you, reviewed afterwards.
+    #[arg(long)]
+    pub break_glass: bool,
+
+    /// Wait until the grant is active (or the request ends), showing what it waits for.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// With --wait: give up after this long (like 30m); exit 6 then.
+    #[arg(long, default_value = "1h", requires = "wait")]
+    pub timeout: String,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// A request's id; without one, lists yours and those waiting for your approval.
+    pub id: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DecideArgs {
+    /// The request's id.
+    pub id: String,
+
+    /// A comment for the requester and the audit.
+    #[arg(long)]
+    pub comment: Option<String>,
+
+    /// Decide this extension of the request instead (its id, as `status` shows it).
+    #[arg(long)]
+    pub extension: Option<i64>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IdArgs {
+    /// The request's id.
+    pub id: String,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    /// The request's id.
+    pub id: String,
+
+    /// Why, for the audit.
+    #[arg(long)]
+    pub comment: Option<String>,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// The request's id.
+    pub id: String,
+
+    /// One statement the guard allows: a SELECT on what the grant covers.
+    pub sql: String,
+
+    /// The database unqualified table names are in.
+    #[arg(long)]
+    pub database: Option<String>,
+
+    /// Print the rows as CSV (with a header row) instead of a table.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct CredentialsArgs {
+    /// The request's id: the credentials URL is then <server>/credentials/<id>.
+    #[arg(required_unless_present = "url", conflicts_with = "url")]
+    pub id: Option<String>,
+
     /// The grant's credentials URL, as the credentials page shows it.
     #[arg(long)]
-    pub url: String,
+    pub url: Option<String>,
+
+    /// lakegate's URL, when giving a request id. Default: the one saved by `lakegate login`.
+    #[arg(long = "server", env = "LAKEGATE_URL")]
+    pub server: Option<String>,
 
     /// The file holding the grant's token (mode 0600; a leading `~/` is your home directory).
     /// Default: ~/.config/lakegate/<request id>.token.

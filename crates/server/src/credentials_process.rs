@@ -23,11 +23,7 @@ struct ProcessCredentials {
 /// Where the token of request `id` lives unless `--token-file` says otherwise:
 /// `$XDG_CONFIG_HOME/lakegate/<id>.token`, or `~/.config/lakegate/<id>.token`.
 pub fn default_token_file(id: &str) -> anyhow::Result<PathBuf> {
-    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => home()?.join(".config"),
-    };
-    Ok(base.join("lakegate").join(format!("{id}.token")))
+    Ok(config_dir()?.join(format!("{id}.token")))
 }
 
 fn home() -> anyhow::Result<PathBuf> {
@@ -58,14 +54,19 @@ fn request_id_of(url: &reqwest::Url) -> anyhow::Result<String> {
     }
 }
 
-/// The token in `path`, refused unless only its owner can read or write it.
+/// The grant's token in `path`, refused unless only its owner can read or write it.
 pub fn read_token(path: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(path).with_context(|| {
-        format!(
-            "cannot read the token file {}: save the token from the credentials page there first",
-            path.display()
-        )
-    })?;
+    read_secret_file(
+        path,
+        "save the token from the credentials page there first, or run `lakegate env <request id>`",
+    )
+}
+
+/// The one token in `path`, refused unless only its owner can read or write it; `missing`
+/// says what to do when there is no such file.
+pub fn read_secret_file(path: &Path, missing: &str) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the token file {}: {missing}", path.display()))?;
     if !meta.is_file() {
         bail!("{} is not a file", path.display());
     }
@@ -94,6 +95,46 @@ pub fn read_token(path: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(token.to_owned())
+}
+
+/// Writes `secret` to `path` so that only its owner can read it (mode 0600, in a directory of
+/// mode 0700 made if missing), replacing what was there.
+pub fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .with_context(|| format!("cannot make {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode through `open`: narrow it.
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(format!("{secret}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// `$XDG_CONFIG_HOME/lakegate`, or `~/.config/lakegate`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => home()?.join(".config"),
+    };
+    Ok(base.join("lakegate"))
 }
 
 /// Fetches `credential_process` JSON for the grant behind `url` and returns it as received,

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lakegate_server::cli::{AuditCommand, Cli, Command, LogFormat};
+use lakegate_server::client;
 use lakegate_server::config::{ServeConfig, unknown_variables};
-use lakegate_server::{audit, credentials_process, run, telemetry};
+use lakegate_server::{audit, run, telemetry};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -17,6 +18,11 @@ fn main() -> ExitCode {
             eprintln!("lakegate: could not start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // The client's commands have exit codes of their own (README, "The command line client").
+    let cli = match cli.command {
+        Command::Client(command) => return runtime.block_on(client::run(command)),
+        command => Cli { command },
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -77,10 +83,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health(args) => health(&args.listen).await,
-        Command::Credentials(args) => {
-            let json = credentials_process::fetch(&args.url, args.token_file.as_deref()).await?;
-            println!("{json}");
-            Ok(())
+        Command::Client(command) => {
+            // Handled before the runtime runs `dispatch`; kept total for the compiler.
+            let code = client::run(command).await;
+            if code == ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                anyhow::bail!("the command failed")
+            }
         }
         Command::Sweep(args) => {
             let config = ServeConfig::try_from(&*args.serve)?;

@@ -1,5 +1,7 @@
-//! Independent clients against the real binary: schemathesis (PyPI) reads the OpenAPI
-//! document lakegate serves and throws generated requests at every operation.
+//! Clients against the real binary: schemathesis (PyPI) reads the OpenAPI document lakegate
+//! serves and throws generated requests at every operation; the `lakegate` command line, as
+//! two people in two homes, asks, waits, approves, gets credentials the AWS CLI uses, queries
+//! and revokes.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 
 #[path = "support/aws.rs"]
@@ -7,7 +9,13 @@ mod aws_support;
 #[path = "support/binary.rs"]
 mod binary;
 
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
+
+use lakegate_testkit::aws_proxy::AwsProxy;
+use tokio::io::AsyncWriteExt as _;
 
 use lakegate_testkit::peers::free_port;
 use reqwest::StatusCode;
@@ -15,7 +23,11 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::aws_support::seed_catalog;
-use crate::binary::{Browser, Lakegate, base_env, database_url, text_of};
+use crate::binary::{Browser, Lakegate, base_env, command, database_url, text_of};
+
+/// moto keeps one queue of canned query results per account: the tests of this binary that
+/// queue some and run a query take turns.
+static MOTO_RESULTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const ALL_SCOPES: [&str; 6] = [
     "requests:read",
@@ -28,7 +40,7 @@ const ALL_SCOPES: [&str; 6] = [
 
 /// `lakegate serve` with the development sign-in and a policy over the seeded database `db`:
 /// data-owners approve, security are admins.
-async fn start(pool: &PgPool, db: &str, name: &str) -> Lakegate {
+async fn start(pool: &PgPool, db: &str, name: &str, aws: Option<&str>) -> Lakegate {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("lakegate-{name}-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -50,6 +62,9 @@ async fn start(pool: &PgPool, db: &str, name: &str) -> Lakegate {
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
+    if let Some(endpoint) = aws {
+        env.push(("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()));
+    }
     Lakegate::start(&env).await
 }
 
@@ -105,7 +120,7 @@ async fn api(
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document(pool: PgPool) {
     let db = seed_catalog("schemathesis").await;
-    let server = start(&pool, &db, "schemathesis").await;
+    let server = start(&pool, &db, "schemathesis", None).await;
     let base = &server.base;
     let alice = token_for(base, "alice@example.com", "analysts", &ALL_SCOPES).await;
     let bob = token_for(base, "bob@example.com", "data-owners,security", &ALL_SCOPES).await;
@@ -173,4 +188,440 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document(p
         "{}",
         server.output()
     );
+}
+
+/// One person's machine for the command line: a home of their own, and lakegate's URL.
+struct Shell {
+    home: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Shell {
+    fn new(base: &str, name: &str) -> Self {
+        let home = std::env::temp_dir().join(format!("lakegate-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        let env = [
+            ("HOME", home.display().to_string()),
+            (
+                "XDG_CONFIG_HOME",
+                home.join(".config").display().to_string(),
+            ),
+            ("LAKEGATE_URL", base.to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec();
+        Self { home, env }
+    }
+
+    fn cmd(&self, args: &[&str]) -> tokio::process::Command {
+        command(&self.env, args)
+    }
+
+    async fn run_with_input(&self, args: &[&str], input: &str) -> Ran {
+        let mut cmd = self.cmd(args);
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("lakegate {args:?} ended within 2 minutes"))
+            .unwrap();
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Ran {
+        self.run_with_input(args, "").await
+    }
+
+    /// Runs and expects exit 0; the standard output.
+    async fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args).await;
+        assert_eq!(r.code, 0, "lakegate {args:?}:\n{}\n{}", r.stdout, r.stderr);
+        r.stdout
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.ok(&all).await;
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}):\n{out}"))
+    }
+
+    fn config(&self) -> PathBuf {
+        self.home.join(".config/lakegate")
+    }
+}
+
+/// The AWS CLI with only the variables given for credentials (none from the test's own).
+async fn aws(env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let mut cmd = tokio::process::Command::new("aws");
+    cmd.args([
+        "--endpoint-url",
+        &endpoint,
+        "--region",
+        "us-east-1",
+        "--output",
+        "json",
+    ])
+    .args(args);
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .await
+        .expect("the AWS CLI runs (`aws`, from .venv as scripts/test installs it)")
+}
+
+fn arn_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "aws failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["Arn"].as_str().unwrap().to_owned()
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The command line end to end against the real binary: Alice logs in with a token made in
+/// the browser, asks with `--wait`, Bob approves from his own shell, Alice's wait ends, `env`
+/// and `credentials` feed the AWS CLI the grant's role, `query` prints rows or the guard's
+/// refusal, `revoke` ends it; `--json` everywhere, and the documented exit codes.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn the_command_line_asks_waits_approves_gets_credentials_queries_and_revokes(pool: PgPool) {
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
+    let proxy = AwsProxy::start(&moto).await.unwrap();
+    let db = seed_catalog("cli").await;
+    let server = start(&pool, &db, "cli", Some(proxy.url())).await;
+    let base = &server.base;
+    let alice = Shell::new(base, "alice");
+    let bob = Shell::new(base, "bob");
+
+    // Before logging in: exit 3, saying what to do.
+    let r = alice.run(&["status"]).await;
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("lakegate login"), "{}", r.stderr);
+
+    // `login` stores a token made on the settings page, readable by its owner only.
+    let a_token = token_for(
+        base,
+        "alice@example.com",
+        "analysts",
+        &["requests:read", "requests:write", "credentials", "console"],
+    )
+    .await;
+    let b_token = token_for(
+        base,
+        "bob@example.com",
+        "data-owners",
+        &["requests:read", "approvals:write"],
+    )
+    .await;
+    let r = alice.run_with_input(&["login"], "not-a-token\n").await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = alice
+        .run_with_input(&["login"], &format!("{a_token}\n"))
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("alice@example.com"), "{}", r.stdout);
+    assert_eq!(mode_of(&alice.config().join("token")), 0o600);
+    let r = bob
+        .run_with_input(&["login", "--json"], &format!("{b_token}\n"))
+        .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let me: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(me["email"], "bob@example.com");
+    // A token file others can read is refused.
+    let file = alice.config().join("token");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = alice.run(&["status"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Bad input is exit 2 (the command line) or 4 (lakegate refused), and asks for nothing.
+    let r = alice
+        .run(&[
+            "request",
+            "orders",
+            "--for",
+            "1h",
+            "--reason",
+            "reconcile April",
+        ])
+        .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = alice
+        .run(&[
+            "request",
+            &format!("{db}.no_such_table"),
+            "--for",
+            "1h",
+            "--reason",
+            "reconcile April",
+        ])
+        .await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not found or not requestable"),
+        "{}",
+        r.stderr
+    );
+
+    // Alice asks and waits; the progress line says what for.
+    let spec = format!("{db}.orders:order_id,email");
+    let mut waiting = alice
+        .cmd(&[
+            "request",
+            &spec,
+            "--for",
+            "1h",
+            "--reason",
+            "reconcile April",
+            "--wait",
+        ])
+        .spawn()
+        .unwrap();
+    // Bob sees it in his queue, and approves it from his shell.
+    let mut id = String::new();
+    for _ in 0..100 {
+        let queue = bob.json(&["status"]).await;
+        if let Some(r) = queue["to_approve"].as_array().and_then(|a| a.first()) {
+            id = r["id"].as_str().unwrap().to_owned();
+            assert_eq!(
+                r["resources"][0]["columns"],
+                json!(["email", "order_id"]),
+                "sorted"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if id.is_empty() {
+        waiting.start_kill().unwrap();
+        let out = waiting.wait_with_output().await.unwrap();
+        panic!(
+            "Bob never saw the request; Alice's lakegate printed:\n{}\n{}\nBob's queue: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            bob.json(&["status"]).await
+        );
+    }
+    // Alice may not approve it (no scope, and it is hers): refused, exit 4.
+    let r = alice.run(&["approve", &id]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("InsufficientScope"), "{}", r.stderr);
+    let approved = bob.ok(&["approve", &id, "--comment", "ok for April"]).await;
+    assert!(approved.contains("approved"), "{approved}");
+    let out = tokio::time::timeout(Duration::from_secs(60), waiting.wait_with_output())
+        .await
+        .expect("--wait ended once the grant was active")
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{stderr}\n{}",
+        server.output()
+    );
+    assert!(stdout.contains("is active until"), "{stdout}");
+    assert!(
+        stderr.contains("waiting for approval: 1 more approval from data-owners"),
+        "{stderr}"
+    );
+
+    // `status` in text and JSON.
+    let text = alice.ok(&["status", &id]).await;
+    assert!(text.contains("Status    active"), "{text}");
+    assert!(text.contains("approve by bob@example.com"), "{text}");
+    let detail = alice.json(&["status", &id]).await;
+    assert_eq!(detail["status"], "active");
+
+    // `env` prints the two exports the AWS CLI reads, and keeps the token for `credentials`.
+    let exports = alice.ok(&["env", &id]).await;
+    let value = |name: &str| {
+        exports
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {exports}"))
+            .trim_matches('\'')
+            .to_owned()
+    };
+    let url = value("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    let token = value("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    assert_eq!(url, format!("{base}/credentials/{id}"));
+    let arn = arn_of(
+        &aws(
+            &[
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", url.clone()),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN", token.clone()),
+            ],
+            &["sts", "get-caller-identity"],
+        )
+        .await,
+    );
+    assert!(arn.contains("assumed-role/lakegate-"), "{arn}");
+    let saved = alice.config().join(format!("{id}.token"));
+    assert_eq!(mode_of(&saved), 0o600);
+    // A credential_process profile with `lakegate credentials <id>`, run by the AWS CLI.
+    let config = alice.home.join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile lakegate]\nregion = us-east-1\ncredential_process = {} credentials {id}\n",
+            env!("CARGO_BIN_EXE_lakegate")
+        ),
+    )
+    .unwrap();
+    let mut profile_env: Vec<(&str, String)> = alice
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    profile_env.push(("AWS_CONFIG_FILE", config.display().to_string()));
+    let via_process = arn_of(
+        &aws(
+            &profile_env,
+            &["--profile", "lakegate", "sts", "get-caller-identity"],
+        )
+        .await,
+    );
+    assert_eq!(via_process, arn);
+
+    // `query`: the guard's refusal is exit 4 with its reason; a SELECT prints rows.
+    let r = alice
+        .run(&["query", &id, "DROP TABLE orders", "--database", &db])
+        .await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("QueryRefused"), "{}", r.stderr);
+    {
+        let _turn = MOTO_RESULTS.lock().await;
+        queue_rows(&moto, "order_id", &["1001", "1002"]).await;
+        let table = alice
+            .ok(&[
+                "query",
+                &id,
+                "SELECT order_id FROM orders LIMIT 2",
+                "--database",
+                &db,
+            ])
+            .await;
+        assert_eq!(table, "order_id\n1001\n1002\n", "{table}");
+        queue_rows(&moto, "order_id", &["1001", "a,b"]).await;
+        let csv = alice
+            .ok(&[
+                "query",
+                &id,
+                "SELECT order_id FROM orders LIMIT 2",
+                "--database",
+                &db,
+                "--csv",
+            ])
+            .await;
+        assert_eq!(csv, "order_id\r\n1001\r\n\"a,b\"\r\n", "{csv}");
+    }
+
+    // `revoke`: the credentials stop at once.
+    let revoked = alice.json(&["revoke", &id, "--comment", "done"]).await;
+    assert_eq!(revoked["status"], "revoking");
+    let r = alice.run(&["credentials", &id]).await;
+    assert_ne!(r.code, 0, "credentials after a revoke: {}", r.stdout);
+    let after = alice.json(&["status", &id]).await;
+    assert!(
+        ["revoking", "revoked"].contains(&after["status"].as_str().unwrap()),
+        "{after}"
+    );
+    // A request that is not pending cannot be approved again: exit 4.
+    let r = bob.run(&["approve", &id]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+
+    // A denied request ends `--wait` with exit 5, naming who denied it.
+    let waiting = alice
+        .cmd(&[
+            "request",
+            &format!("{db}.orders"),
+            "--for",
+            "30m",
+            "--reason",
+            "a second look at April",
+            "--wait",
+        ])
+        .spawn()
+        .unwrap();
+    let mut second = String::new();
+    for _ in 0..100 {
+        let queue = bob.json(&["status"]).await;
+        if let Some(r) = queue["to_approve"].as_array().and_then(|a| a.first()) {
+            second = r["id"].as_str().unwrap().to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bob.ok(&["deny", &second, "--comment", "not twice"]).await;
+    let out = tokio::time::timeout(Duration::from_secs(30), waiting.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("denied by bob@example.com: not twice"),
+        "{stderr}"
+    );
+}
+
+/// moto answers the next Athena query with one column of `values`.
+async fn queue_rows(moto: &str, column: &str, values: &[&str]) {
+    let mut rows = vec![json!({ "Data": [{ "VarCharValue": column }] })];
+    rows.extend(
+        values
+            .iter()
+            .map(|v| json!({ "Data": [{ "VarCharValue": v }] })),
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{moto}/moto-api/static/athena/query-results"))
+        .json(&json!({
+            "account_id": "123456789012",
+            "region": "us-east-1",
+            "results": [{
+                "rows": rows,
+                "column_info": [{ "Name": column, "Type": "varchar", "Nullable": "UNKNOWN" }],
+            }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
 }

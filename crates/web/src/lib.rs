@@ -23,6 +23,8 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub use error::WebError;
+/// The JSON API's bodies, for its clients (the `lakegate` command line).
+pub use routes::api::model as api;
 pub use session::{PgSessionStore, run_session_sweeper, session_store};
 pub use state::AppState;
 
