@@ -446,29 +446,43 @@ lg_scratch_database() {
 # ---------------------------------------------------------------------------
 # Install tests/oidc/node_modules with `npm ci` when it is missing or
 # package-lock.json changed (sha256 stamp inside node_modules).
-lg_ensure_oidc_provider() {
-  local dir="$LG_ROOT/tests/oidc" log="$LG_STATE/npm-oidc.log" want lock
-  local stamp="$LG_ROOT/tests/oidc/node_modules/.lakegate-lock-sha256"
+# lg_npm_ci DIR WHAT: install DIR's package-lock.json into DIR/node_modules (npm ci), once
+# per lock file; WHAT names it in messages.
+lg_npm_ci() {
+  local dir="$LG_ROOT/$1" what=$2 name log want lock stamp
+  name=$(basename "$dir")
+  log="$LG_STATE/npm-$name.log"
+  stamp="$dir/node_modules/.lakegate-lock-sha256"
   lg_need_cmd node nodejs
   command -v npm >/dev/null || lg_apt_install npm
-  [[ -f $dir/package-lock.json ]] || lg_die "tests/oidc/package-lock.json is missing"
+  [[ -f $dir/package-lock.json ]] || lg_die "$1/package-lock.json is missing"
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
     return 0
   fi
 
   # scripts/dev and scripts/test may start together; install only once.
-  exec {lock}>"$LG_STATE/npm-oidc.lock"
+  exec {lock}>"$LG_STATE/npm-$name.lock"
   flock "$lock"
   if ! [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
-    lg_log "installing the test OpenID Connect provider into tests/oidc/node_modules (npm ci, first run only)"
+    lg_log "installing $what into $1/node_modules (npm ci, first run only)"
     if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
       lg_tail "$log"
-      lg_die "npm ci failed in tests/oidc (full log: $log)"
+      lg_die "npm ci failed in $1 (full log: $log)"
     fi
     printf '%s\n' "$want" >"$stamp"
   fi
   exec {lock}>&-
+}
+
+lg_ensure_oidc_provider() {
+  lg_npm_ci tests/oidc "the test OpenID Connect provider"
+}
+
+# The independent MCP client (npm @modelcontextprotocol/sdk) that crates/server/tests/clients.rs
+# drives lakegate's /mcp with.
+lg_ensure_mcp_client() {
+  lg_npm_ci tests/mcp "the MCP client (@modelcontextprotocol/sdk)"
 }
 
 # lg_start_oidc_provider PORT APP_URL: start tests/oidc/provider.mjs on

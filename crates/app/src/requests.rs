@@ -165,6 +165,14 @@ pub async fn submit_resources(
         .settings
         .policy
         .evaluate(&RequestFacts::new(who, duration, tables));
+    // An agent acting for a person: named by its token, and never breaking the glass.
+    let agent = who.agent.then_some(who.via_token.as_deref()).flatten();
+    if who.agent && input.break_glass {
+        return Err(ValidationError::new(
+            "an agent may not break the glass: only the person it acts for can, themselves",
+        )
+        .into());
+    }
     let outcome = if input.break_glass {
         evaluation.check_break_glass(duration)?;
         Submitted::BreakGlass
@@ -185,6 +193,16 @@ pub async fn submit_resources(
         name: who.name.clone(),
     };
     let approver_groups = evaluation.approver_groups();
+    let mut detail = json!({
+        "resources": resources.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "duration_seconds": duration.whole_seconds(),
+        "reason": reason,
+        "break_glass": outcome == Submitted::BreakGlass,
+        "rules": rules_by_table(&evaluation),
+    });
+    if let Some(agent) = agent {
+        detail["agent"] = json!(agent);
+    }
     let mut tx = svc.db.begin().await?;
     let cap = svc.settings.requests.max_pending_per_person;
     if outcome == Submitted::Pending && cap > 0 {
@@ -207,6 +225,7 @@ pub async fn submit_resources(
             catalog_columns: &catalog,
             approver_groups: &approver_groups,
             break_glass: outcome == Submitted::BreakGlass,
+            agent,
             duration,
             reason: &reason,
             at: now,
@@ -219,13 +238,7 @@ pub async fn submit_resources(
         Some(id),
         Some(&actor(who)),
         AuditAction::RequestSubmitted,
-        json!({
-            "resources": resources.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "duration_seconds": duration.whole_seconds(),
-            "reason": reason,
-            "break_glass": outcome == Submitted::BreakGlass,
-            "rules": rules_by_table(&evaluation),
-        }),
+        detail,
     )
     .await?;
     // The catalog was read just now: an all-columns grant covers exactly what it holds.

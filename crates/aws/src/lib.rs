@@ -20,7 +20,7 @@ use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
     CloudAccess, CloudError, GrantAthena, QueryExecution, QueryRun, ResultPage, RoleSpec,
-    SessionCredentials, SessionSpec, TableLookup, WorkgroupSpec,
+    SessionCredentials, SessionSpec, TableInfo, TableLookup, WorkgroupSpec,
 };
 
 pub use aws_config;
@@ -130,6 +130,14 @@ impl CloudAccess for AwsCloudAccess {
 
     async fn describe_table(&self, database: &str, table: &str) -> Result<TableLookup, CloudError> {
         glue::describe_table(&self.glue, database, table).await
+    }
+
+    async fn list_tables(
+        &self,
+        database: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TableInfo>, bool), CloudError> {
+        glue::list_tables(&self.glue, database, limit).await
     }
 
     async fn create_role(&self, spec: &RoleSpec) -> Result<(), CloudError> {

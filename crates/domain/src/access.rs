@@ -314,6 +314,7 @@ break_glass = { groups = ["oncall"], max_duration = "1h" }
             scan_budget_bytes: None,
             extended: Duration::ZERO,
             approver_groups: Vec::new(),
+            agent: None,
         }
     }
 

@@ -104,6 +104,9 @@ pub struct AutoApproveRule {
     pub requester_groups: Vec<String>,
     /// Longest duration approved automatically; the rule's maximum when the file leaves it out.
     pub max_duration: Duration,
+    /// Also requests an AI agent makes for a person (through the MCP server); off unless the
+    /// file says `agents = true`.
+    pub agents: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,6 +435,11 @@ impl PolicyFile {
                             rule.name,
                             join_or(&auto.requester_groups)
                         ));
+                    } else if req.agent && !auto.agents {
+                        auto_reasons.push(format!(
+                            "rule {} does not auto-approve requests made by agents (`agents = true` would)",
+                            rule.name
+                        ));
                     } else if req.duration > auto.max_duration {
                         auto_reasons.push(format!(
                             "rule {} auto-approves at most {}; this request asks for {}",
@@ -586,6 +594,8 @@ pub struct RequestFacts {
     /// auto-approval limits bound the whole access, not each step.
     pub duration: Duration,
     pub tables: Vec<TableFacts>,
+    /// An AI agent asked, on the requester's behalf: auto-approval needs `agents = true`.
+    pub agent: bool,
 }
 
 impl RequestFacts {
@@ -595,6 +605,7 @@ impl RequestFacts {
             requester_groups: requester.groups.clone(),
             duration,
             tables,
+            agent: requester.agent,
         }
     }
 
@@ -605,6 +616,7 @@ impl RequestFacts {
         Self {
             requester: request.requester.subject.clone(),
             requester_groups: request.requester_groups.clone(),
+            agent: request.agent.is_some(),
             duration: request.granted_total(),
             tables: request
                 .resources

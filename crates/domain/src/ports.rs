@@ -167,6 +167,14 @@ pub trait CloudAccess: Send + Sync + 'static {
     /// The table as the Glue catalog describes it.
     async fn describe_table(&self, database: &str, table: &str) -> Result<TableLookup, CloudError>;
 
+    /// The tables of one Glue database, or of every database when `database` is `None`, with
+    /// their columns; at most `limit` of them (in the catalog's order), and whether more exist.
+    async fn list_tables(
+        &self,
+        database: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TableInfo>, bool), CloudError>;
+
     /// Creates the role, or confirms that the role of that name is lakegate's (tagged with the
     /// same request).
     async fn create_role(&self, spec: &RoleSpec) -> Result<(), CloudError>;

@@ -14,6 +14,10 @@ pub struct Principal {
     /// Acting through this personal API token (by name), not the pages: the audit says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_token: Option<String>,
+    /// An AI agent acts for this person with the token (`via_token`), through the MCP server:
+    /// its requests say so, and auto-approval applies to them only where a rule allows agents.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent: bool,
 }
 
 impl Principal {
@@ -57,6 +61,7 @@ impl Principal {
             name: name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
             groups,
             via_token: None,
+            agent: false,
         })
     }
 
@@ -64,6 +69,13 @@ impl Principal {
     #[must_use]
     pub fn through_token(mut self, name: impl Into<String>) -> Self {
         self.via_token = Some(name.into());
+        self
+    }
+
+    /// The same person, as an AI agent acting for them with their token (the MCP server).
+    #[must_use]
+    pub fn as_agent(mut self) -> Self {
+        self.agent = true;
         self
     }
 

@@ -286,6 +286,9 @@ pub struct AccessRequest {
     /// Whose members may decide it, as the policy said when it was last evaluated (at submit,
     /// and at start-up): what approvers' queues select on.
     pub approver_groups: Vec<String>,
+    /// An AI agent asked, on the requester's behalf, through the MCP server with this
+    /// personal token (by name); `None` when the person asked themselves.
+    pub agent: Option<String>,
 }
 
 /// Who reviewed a break-glass grant, and what they said.

@@ -69,6 +69,7 @@ fn facts(
     RequestFacts {
         requester: requester.to_owned(),
         requester_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        agent: false,
         duration,
         tables: tables
             .iter()
@@ -835,6 +836,7 @@ fn sensitive_columns_are_found_in_explicit_and_all_column_requests() {
         let e = p.evaluate(&RequestFacts {
             requester: "ann".into(),
             requester_groups: vec![],
+            agent: false,
             duration: hours(1),
             tables: vec![TableFacts::from_spec(spec, &catalog)],
         });
@@ -1161,4 +1163,48 @@ fn only_tables_a_rule_or_requestable_names_may_be_asked_for() {
         e,
         "policy.toml:1: requestable pattern \"finance\" must look like database.table, like \"sales.*\" or \"*.customers\""
     );
+}
+
+/// An agent's request (through the MCP server) is auto-approved only where every rule that
+/// applies says `agents = true`; the reason says which rule does not.
+#[test]
+fn agents_are_auto_approved_only_where_a_rule_allows_agents() {
+    let orders = |agent: bool| RequestFacts {
+        agent,
+        ..facts(
+            "ann",
+            &["analysts"],
+            hours(1),
+            &[("sales", "orders", &["order_id", "amount"])],
+        )
+    };
+    let p = policy();
+    assert!(p.evaluate(&orders(false)).auto_approval.allowed);
+    let e = p.evaluate(&orders(true));
+    assert!(!e.auto_approval.allowed);
+    assert!(
+        e.auto_approval
+            .reasons
+            .iter()
+            .any(|r| r.contains("rule sales does not auto-approve requests made by agents")),
+        "{:?}",
+        e.auto_approval.reasons
+    );
+    let allowing = POLICY
+        .replace(
+            "auto_approve = { requester_groups = [\"analysts\"], max_duration = \"2h\" }",
+            "auto_approve = { requester_groups = [\"analysts\"], max_duration = \"2h\", agents = true }",
+        )
+        .replace(
+            "auto_approve = { requester_groups = [\"analysts\", \"finance-analysts\"] }",
+            "auto_approve = { requester_groups = [\"analysts\", \"finance-analysts\"], agents = true }",
+        );
+    let p = PolicyFile::parse(&allowing, "policy.toml").unwrap();
+    assert!(p.evaluate(&orders(true)).auto_approval.allowed);
+    // A mistyped value is refused at start-up, not ignored.
+    let wrong = POLICY.replace(
+        "max_duration = \"2h\" }",
+        "max_duration = \"2h\", agents = \"yes\" }",
+    );
+    assert!(PolicyFile::parse(&wrong, "policy.toml").is_err());
 }

@@ -46,6 +46,7 @@ async fn seed(pool: &PgPool) {
             catalog_columns: &[],
             approver_groups: &[],
             break_glass: false,
+            agent: None,
             resources: &[ResourceSpec {
                 database: "sales".into(),
                 table: "orders".into(),

@@ -41,6 +41,17 @@ const ALL_SCOPES: [&str; 6] = [
 /// `lakegate serve` with the development sign-in and a policy over the seeded database `db`:
 /// data-owners approve, security are admins.
 async fn start(pool: &PgPool, db: &str, name: &str, aws: Option<&str>) -> Lakegate {
+    start_with(pool, db, name, aws, "").await
+}
+
+/// The same, with `rules` added to the policy.
+async fn start_with(
+    pool: &PgPool,
+    db: &str,
+    name: &str,
+    aws: Option<&str>,
+    rules: &str,
+) -> Lakegate {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("lakegate-{name}-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -49,7 +60,7 @@ async fn start(pool: &PgPool, db: &str, name: &str, aws: Option<&str>) -> Lakega
         &policy,
         format!(
             "admin_group = \"security\"\nrequestable = [\"{db}.*\"]\n\n\
-             [defaults]\napprover_groups = [\"data-owners\"]\n"
+             [defaults]\napprover_groups = [\"data-owners\"]\n\n{rules}"
         ),
     )
     .unwrap();
@@ -71,6 +82,17 @@ async fn start(pool: &PgPool, db: &str, name: &str, aws: Option<&str>) -> Lakega
 /// Signs `email` in on the development form and makes a personal token with `scopes` on the
 /// settings page, as a person would.
 async fn token_for(base: &str, email: &str, groups: &str, scopes: &[&str]) -> String {
+    named_token(base, email, groups, "tests", scopes).await.0
+}
+
+/// The same with the token named `name`; and the person's browser, still signed in.
+async fn named_token(
+    base: &str,
+    email: &str,
+    groups: &str,
+    name: &str,
+    scopes: &[&str],
+) -> (String, Browser) {
     let b = Browser::new(base);
     let res = b
         .submit(
@@ -80,13 +102,13 @@ async fn token_for(base: &str, email: &str, groups: &str, scopes: &[&str]) -> St
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
-    let mut fields = vec![("name", "tests")];
+    let mut fields = vec![("name", name)];
     fields.extend(scopes.iter().map(|s| ("scopes", *s)));
     let made = b
         .submit("/settings/tokens", "/settings/tokens", &fields)
         .await;
     assert_eq!(made.status, StatusCode::OK, "{}", made.body);
-    text_of(&made.body, "#api-token")
+    (text_of(&made.body, "#api-token"), b)
 }
 
 async fn api(
@@ -624,4 +646,192 @@ async fn queue_rows(moto: &str, column: &str, values: &[&str]) {
         .await
         .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
+}
+
+/// One JSON-RPC call to `/mcp` by hand: the HTTP status and the body (JSON, or the text).
+async fn mcp_raw(
+    base: &str,
+    token: Option<&str>,
+    body: &str,
+    origin: Option<&str>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .body(body.to_owned());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(o) = origin {
+        req = req.header("Origin", o);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// An AI agent, through the official MCP TypeScript SDK's client over the wire, lists the
+/// tools and the tables, asks for access for Alice (not auto-approved, although Alice's own
+/// request would be: the rule does not say `agents = true`), Bob approves through the API and
+/// sees who asked, the agent runs a guarded query and reads rows; a refused statement is a tool
+/// error with the guard's reason, bad arguments a JSON-RPC error, and the audit names the agent.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn an_agent_asks_through_mcp_a_person_approves_and_the_agent_queries(pool: PgPool) {
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
+    let proxy = AwsProxy::start(&moto).await.unwrap();
+    let db = seed_catalog("mcp").await;
+    let rules = format!(
+        "[[rule]]\nname = \"orders\"\nmatch = [\"{db}.orders\"]\nsensitive_columns = [\"email\"]\n\
+         auto_approve = {{ requester_groups = [\"analysts\"], max_duration = \"2h\" }}\n"
+    );
+    let server = start_with(&pool, &db, "mcp", Some(proxy.url()), &rules).await;
+    let base = &server.base;
+    let (agent, _) = named_token(
+        base,
+        "alice@example.com",
+        "analysts",
+        "notebook-agent",
+        &["requests:read", "requests:write", "console"],
+    )
+    .await;
+    let (approver, bob) = named_token(
+        base,
+        "bob@example.com",
+        "data-owners",
+        "bob-cli",
+        &["requests:read", "approvals:write"],
+    )
+    .await;
+
+    let _turn = MOTO_RESULTS.lock().await;
+    queue_rows(&moto, "order_id", &["7", "8"]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/mcp/agent.mjs");
+    let run = tokio::process::Command::new("node")
+        .arg(script)
+        .env("LAKEGATE_URL", base)
+        .env("AGENT_TOKEN", &agent)
+        .env("APPROVER_TOKEN", &approver)
+        .env("TABLE_DB", &db)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the MCP client ended within 2 minutes")
+        .expect("node runs tests/mcp/agent.mjs (scripts/test installs its node_modules)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the MCP client failed:\n{stdout}\n{}\nlakegate's output:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.output()
+    );
+    let facts: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(facts["server"]["name"], "lakegate");
+    assert_eq!(
+        facts["tools"],
+        json!([
+            "list_tables",
+            "query_result",
+            "request_access",
+            "request_status",
+            "run_query"
+        ])
+    );
+    assert_eq!(facts["tables"], json!([format!("{db}.orders")]), "{facts}");
+    let columns = facts["order_columns"].to_string();
+    assert!(columns.contains("email:string:sensitive"), "{columns}");
+    assert!(columns.contains("\"order_id:"), "{columns}");
+    assert!(!columns.contains("order_id:bigint:sensitive"), "{columns}");
+    // The rule auto-approves analysts, but not an agent acting for one.
+    assert_eq!(facts["requested"]["status"], "pending", "{facts}");
+    assert_eq!(facts["status"], "active", "{facts}");
+    assert_eq!(facts["agent"], "notebook-agent");
+    let refused = facts["refused"].as_str().unwrap();
+    assert!(
+        refused.starts_with("QueryRefused: the SQL guard refused"),
+        "{refused}"
+    );
+    assert_eq!(facts["ran"]["state"], "SUCCEEDED", "{facts}");
+    assert_eq!(facts["ran"]["rows"], json!([["7"], ["8"]]));
+    assert_eq!(facts["result_rows"], json!([["7"], ["8"]]));
+    for e in facts["protocol_errors"].as_array().unwrap() {
+        assert_eq!(e["code"], -32602, "{e}");
+    }
+    let unknown = facts["protocol_errors"][2]["message"].as_str().unwrap();
+    assert!(unknown.contains("unknown tool `no_such_tool`"), "{unknown}");
+
+    // Bob, the approver, sees who asked; the audit names the agent's token.
+    let url = facts["requested"]["url"].as_str().unwrap();
+    let page = bob.get(url).await;
+    assert_eq!(
+        text_of(&page.body, "#requester"),
+        "agent notebook-agent on behalf of alice@example.com"
+    );
+    let agent_in_audit: Option<String> = sqlx::query_scalar(
+        "select detail->>'agent' from audit_event where action = 'request.submitted'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(agent_in_audit.as_deref(), Some("notebook-agent"));
+
+    // By hand: no token, a foreign origin, a batch, a missing scope, a bad method.
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let (status, body) = mcp_raw(base, None, call, None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = mcp_raw(base, Some(&agent), call, Some("https://evil.example")).await;
+    assert_eq!(status, 403);
+    let (status, body) = mcp_raw(base, Some(&agent), &format!("[{call}]"), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!(-32600)),
+        "{body}"
+    );
+    let (status, body) = mcp_raw(base, Some(&agent), "{not json", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!(-32700)),
+        "{body}"
+    );
+    let (status, body) = mcp_raw(
+        base,
+        Some(&agent),
+        r#"{"jsonrpc":"2.0","id":2,"method":"resources/list"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (200, json!(-32601)),
+        "{body}"
+    );
+    let query = json!({
+        "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": { "name": "run_query", "arguments": { "request_id": facts["requested"]["url"].as_str().unwrap().rsplit('/').next().unwrap(), "sql": "SELECT 1" } },
+    });
+    let (status, body) = mcp_raw(base, Some(&approver), &query.to_string(), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    let text = body["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("InsufficientScope"), "{text}");
+    let (status, _) = mcp_raw(
+        base,
+        Some(&agent),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let get = reqwest::Client::new()
+        .get(format!("{base}/mcp"))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 405);
 }

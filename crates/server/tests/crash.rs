@@ -21,7 +21,7 @@ use lakegate_domain::lake_formation::LfGrant;
 use lakegate_domain::naming::CloudIdentity;
 use lakegate_domain::ports::{
     CloudAccess, CloudError, GrantAthena, QueryExecution, RoleSpec, SessionCredentials,
-    SessionSpec, TableLookup, WorkgroupSpec,
+    SessionSpec, TableInfo, TableLookup, WorkgroupSpec,
 };
 use lakegate_domain::{EndState, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::Decision;
@@ -59,6 +59,13 @@ impl CloudAccess for DiesAfter {
     }
     async fn describe_table(&self, d: &str, t: &str) -> Result<TableLookup, CloudError> {
         self.inner.describe_table(d, t).await
+    }
+    async fn list_tables(
+        &self,
+        d: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TableInfo>, bool), CloudError> {
+        self.inner.list_tables(d, limit).await
     }
     async fn create_role(&self, s: &RoleSpec) -> Result<(), CloudError> {
         let r = self.inner.create_role(s).await;

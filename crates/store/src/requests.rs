@@ -22,6 +22,8 @@ pub struct NewRequest<'a> {
     /// Whose members may decide it, from the policy: what the approvers' queues select on.
     pub approver_groups: &'a [String],
     pub break_glass: bool,
+    /// An AI agent asked on the requester's behalf, with this personal token (by name).
+    pub agent: Option<&'a str>,
     pub duration: Duration,
     pub reason: &'a str,
     pub at: OffsetDateTime,
@@ -59,7 +61,7 @@ const REQUEST_COLUMNS: &str =
     duration_seconds, status, end_state, end_reason, created_at, decided_at, activated_at,
     expires_at, ended_at, last_error, credentials_token_hash is not null as has_token,
     requester_groups, break_glass, auto_approved, reviewed_at, reviewed_by_email, review_comment,
-    scan_cutoff_bytes, scan_budget_bytes, extended_seconds, approver_groups";
+    scan_cutoff_bytes, scan_budget_bytes, extended_seconds, approver_groups, agent_token_name";
 
 #[derive(sqlx::FromRow)]
 struct RequestRow {
@@ -89,6 +91,7 @@ struct RequestRow {
     scan_budget_bytes: Option<i64>,
     extended_seconds: i32,
     approver_groups: Vec<String>,
+    agent_token_name: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -154,6 +157,7 @@ impl RequestRow {
             scan_budget_bytes: self.scan_budget_bytes,
             extended: Duration::seconds(i64::from(self.extended_seconds)),
             approver_groups: self.approver_groups,
+            agent: self.agent_token_name,
         })
     }
 }
@@ -164,8 +168,8 @@ pub async fn insert(conn: &mut PgConnection, r: NewRequest<'_>) -> Result<(), St
     sqlx::query(
         "insert into access_request
             (request_id, requester_subject, requester_email, requester_name, reason, duration_seconds,
-             status, created_at, requester_groups, break_glass, approver_groups)
-         values ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10)",
+             status, created_at, requester_groups, break_glass, approver_groups, agent_token_name)
+         values ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11)",
     )
     .bind(r.id.0)
     .bind(&r.requester.subject)
@@ -177,6 +181,7 @@ pub async fn insert(conn: &mut PgConnection, r: NewRequest<'_>) -> Result<(), St
     .bind(r.requester_groups)
     .bind(r.break_glass)
     .bind(r.approver_groups)
+    .bind(r.agent)
     .execute(&mut *conn)
     .await?;
     for (position, res) in r.resources.iter().enumerate() {

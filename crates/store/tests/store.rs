@@ -52,6 +52,7 @@ async fn submit(pool: &PgPool) -> RequestId {
             catalog_columns: &[],
             approver_groups: &[],
             break_glass: false,
+            agent: None,
             resources: &resources(),
             duration: Duration::hours(1),
             reason: "quarterly revenue reconciliation",
@@ -193,6 +194,7 @@ async fn policy_facts_round_trip(pool: PgPool) {
             ],
             approver_groups: &["sales-owners".to_owned()],
             break_glass: true,
+            agent: Some("notebook-agent"),
             resources: &resources(),
             duration: Duration::hours(1),
             reason: "incident 42: orders are missing",
@@ -205,6 +207,11 @@ async fn policy_facts_round_trip(pool: PgPool) {
     assert_eq!(r.requester_groups, ["analysts", "oncall"]);
     assert_eq!(r.catalog_columns[1], ["customer_id", "email", "phone"]);
     assert!(r.break_glass && r.needs_review());
+    assert_eq!(
+        r.agent.as_deref(),
+        Some("notebook-agent"),
+        "the agent's token is kept"
+    );
     assert_eq!(r.scan_cutoff_bytes, None);
 
     assert!(

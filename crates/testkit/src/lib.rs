@@ -423,6 +423,24 @@ impl CloudAccess for FakeCloud {
         }
     }
 
+    async fn list_tables(
+        &self,
+        database: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TableInfo>, bool), CloudError> {
+        self.enter("list_tables")?;
+        let tables = self.tables.lock().unwrap();
+        let mut all: Vec<TableInfo> = tables
+            .values()
+            .filter(|t| database.is_none_or(|d| t.database == d))
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| (&a.database, &a.name).cmp(&(&b.database, &b.name)));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        Ok((all, more))
+    }
+
     async fn create_role(&self, spec: &RoleSpec) -> Result<(), CloudError> {
         self.enter("create_role")?;
         self.state

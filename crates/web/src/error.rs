@@ -163,13 +163,7 @@ impl IntoResponse for WebError {
             )
                 .into_response(),
             Self::Json(e) => {
-                let (status, code) = status_of(&e);
-                let message = if status.is_server_error() {
-                    let reference = log_internal(&e);
-                    format!("lakegate could not complete this (reference {reference})")
-                } else {
-                    e.to_string()
-                };
+                let (status, code, message) = api_error(&e);
                 let mut res =
                     (status, Json(json!({ "code": code, "message": message }))).into_response();
                 if status == StatusCode::UNAUTHORIZED {
@@ -195,6 +189,19 @@ impl IntoResponse for WebError {
             }
         }
     }
+}
+
+/// What a JSON client is told of `e`: status, stable code, and a message (for a server-side
+/// failure, only a reference to the log line that holds the cause).
+pub(crate) fn api_error(e: &AppError) -> (StatusCode, &'static str, String) {
+    let (status, code) = status_of(e);
+    let message = if status.is_server_error() {
+        let reference = log_internal(e);
+        format!("lakegate could not complete this (reference {reference})")
+    } else {
+        e.to_string()
+    };
+    (status, code, message)
 }
 
 /// Percent-encodes a local path for a query parameter.

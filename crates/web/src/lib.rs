@@ -110,7 +110,10 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
     let console = routes::console::router().layer(RequestBodyLimitLayer::new(CONSOLE_BODY_LIMIT));
     // The API reads bodies only through its JSON extractor, which answers a body over the
     // limit with a JSON 413 (a layer would answer plain text); as large as the console's.
-    let api = routes::api::router().layer(axum::extract::DefaultBodyLimit::max(CONSOLE_BODY_LIMIT));
+    // The MCP server's bodies carry SQL too.
+    let api = routes::api::router()
+        .merge(routes::mcp::router())
+        .layer(axum::extract::DefaultBodyLimit::max(CONSOLE_BODY_LIMIT));
     Router::new()
         .merge(forms)
         .merge(console)

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod console;
 pub mod credentials;
 pub mod health;
+pub mod mcp;
 pub mod requests;
 pub mod settings;
 

@@ -78,6 +78,15 @@ pub struct RequestRow {
     pub needs_review: bool,
 }
 
+/// Who asked: the person, or `agent <token> on behalf of <person>` when an AI agent asked for
+/// them through the MCP server.
+pub fn requested_by(r: &AccessRequest, person: String) -> String {
+    match &r.agent {
+        Some(agent) => format!("agent {agent} on behalf of {person}"),
+        None => person,
+    }
+}
+
 impl RequestRow {
     pub fn from(r: &AccessRequest) -> Self {
         let tables: Vec<String> = r.resources.iter().map(|s| s.qualified_table()).collect();
@@ -85,7 +94,7 @@ impl RequestRow {
             id: r.id.to_string(),
             status: r.status.as_str(),
             tables: tables.join(", "),
-            requester: r.requester.display_name().to_owned(),
+            requester: requested_by(r, r.requester.display_name().to_owned()),
             duration: format_duration(r.granted_total()),
             created_at: fmt_time(r.created_at),
             expires_at: fmt_opt_time(r.expires_at),

@@ -147,6 +147,8 @@ struct RawRule {
 struct RawAutoApprove {
     requester_groups: RawList,
     max_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    agents: bool,
 }
 
 #[derive(Deserialize)]
@@ -851,6 +853,7 @@ fn resolve_rule(
                     false,
                 )?,
                 max_duration: limited("auto_approve.max_duration", a.max_duration)?,
+                agents: a.agents,
             })
         }
     };

@@ -231,10 +231,13 @@ impl ShowRequestPage {
             status: r.status.as_str(),
             status_note: status_note(d),
             in_progress: matches!(r.status, RequestStatus::Approved | RequestStatus::Revoking),
-            requester: match &r.requester.name {
-                Some(name) => format!("{name} <{}>", r.requester.email),
-                None => r.requester.email.clone(),
-            },
+            requester: crate::views::requested_by(
+                r,
+                match &r.requester.name {
+                    Some(name) => format!("{name} <{}>", r.requester.email),
+                    None => r.requester.email.clone(),
+                },
+            ),
             reason: r.reason.clone(),
             duration: format_duration(r.duration),
             created_at: fmt_time(r.created_at),

@@ -132,6 +132,21 @@ async fn show_query(
     let q = console::status(svc, &caller.principal, id, &query)
         .await
         .map_err(WebError::Json)?;
+    let view = query_view(svc, &caller.principal, id, &q, params.cursor.as_deref())
+        .await
+        .map_err(WebError::Json)?;
+    Ok(no_store(Json(view)))
+}
+
+/// A console query as the API shows it: once it has succeeded, with the page of rows at
+/// `cursor` (the first when `None`).
+pub(crate) async fn query_view(
+    svc: &lakegate_app::Services,
+    who: &lakegate_domain::Principal,
+    id: lakegate_domain::RequestId,
+    q: &console::QueryPage,
+    cursor: Option<&str>,
+) -> Result<QueryView, lakegate_app::AppError> {
     let e = &q.execution;
     let mut view = QueryView {
         id: e.id.clone(),
@@ -149,12 +164,10 @@ async fn show_query(
         next_cursor: None,
     };
     if e.state == QueryState::Succeeded {
-        let page = console::rows(svc, &caller.principal, id, &query, params.cursor.as_deref())
-            .await
-            .map_err(WebError::Json)?;
+        let page = console::rows(svc, who, id, &e.id, cursor).await?;
         view.columns = Some(page.columns);
         view.rows = Some(page.rows);
         view.next_cursor = page.next;
     }
-    Ok(no_store(Json(view)))
+    Ok(view)
 }

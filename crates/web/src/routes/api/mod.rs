@@ -6,9 +6,9 @@
 //! list a route the other lacks.
 
 mod audit;
-mod console;
+pub(crate) mod console;
 pub mod model;
-mod requests;
+pub(crate) mod requests;
 
 use std::sync::{Arc, LazyLock};
 

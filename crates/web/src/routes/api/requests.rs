@@ -43,7 +43,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A request as lists show it.
-pub(super) fn summary(r: &AccessRequest) -> RequestSummary {
+pub(crate) fn summary(r: &AccessRequest) -> RequestSummary {
     RequestSummary {
         id: r.id.0,
         status: r.status.as_str().to_owned(),
@@ -51,7 +51,7 @@ pub(super) fn summary(r: &AccessRequest) -> RequestSummary {
             email: r.requester.email.clone(),
             name: r.requester.name.clone(),
         },
-        agent: None,
+        agent: r.agent.clone(),
         resources: r
             .resources
             .iter()
@@ -142,8 +142,13 @@ async fn show_request(
     let d = verbs::view(&state.services, &caller.principal, id)
         .await
         .map_err(WebError::Json)?;
+    Ok(Json(detail(&d)))
+}
+
+/// A request in full, as `GET /api/v1/requests/{id}` shows it.
+pub(crate) fn detail(d: &verbs::RequestDetail) -> RequestDetail {
     let r = &d.request;
-    Ok(Json(RequestDetail {
+    RequestDetail {
         summary: summary(r),
         activated_at: r.activated_at,
         ended_at: r.ended_at,
@@ -174,7 +179,7 @@ async fn show_request(
             bytes_scanned: d.usage.bytes_scanned,
             cost_usd_micros: d.usage.cost.0,
         },
-    }))
+    }
 }
 
 /// Asks for access, exactly as the form does.
