@@ -162,7 +162,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document(p
     assert_eq!(status, 201, "{made}");
 
     let report = std::env::temp_dir().join(format!("lakegate-schemathesis-{}", std::process::id()));
+    // Its report and its cache (`.schemathesis/`, in the working directory) go to a scratch
+    // directory, not the source tree.
+    std::fs::create_dir_all(&report).unwrap();
     let run = tokio::process::Command::new("schemathesis")
+        .current_dir(&report)
         .args([
             "run",
             &format!("{base}/api/v1/openapi.json"),
