@@ -4,7 +4,7 @@
 //! console once a person has approved. Each call is authorised like the JSON API (the token,
 //! its scopes, the owner's rights) and marked as an agent's: its requests say "requested by
 //! agent <token> on behalf of <person>", and auto-approval applies only where a rule says
-//! `agents = true` (docs/decisions/0017-mcp-server.md).
+//! `agents = true` (docs/decisions/0018-mcp-server.md).
 
 use std::time::Duration;
 
