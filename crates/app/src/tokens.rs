@@ -198,3 +198,44 @@ pub async fn authenticate(
         scopes: t.scopes,
     })
 }
+
+/// The identity provider's tokens from the owner's latest sign-in, and when their groups were
+/// last confirmed with them.
+#[derive(Debug, Clone)]
+pub struct ProviderLink {
+    /// Opaque to lakegate-app: the web layer's OpenID Connect client reads them.
+    pub tokens: serde_json::Value,
+    pub checked_at: OffsetDateTime,
+}
+
+pub async fn provider_link(
+    svc: &Services,
+    subject: &str,
+) -> Result<Option<ProviderLink>, AppError> {
+    let mut conn = svc.db.acquire().await?;
+    Ok(lakegate_store::provider_tokens::find(&mut conn, subject)
+        .await?
+        .map(|(tokens, checked_at)| ProviderLink { tokens, checked_at }))
+}
+
+/// The provider confirmed the owner's `groups` just now (with `tokens`, perhaps refreshed):
+/// every token of theirs acts with them from now on.
+pub async fn groups_confirmed(
+    svc: &Services,
+    subject: &str,
+    groups: &[String],
+    tokens: &serde_json::Value,
+) -> Result<(), AppError> {
+    let mut conn = svc.db.acquire().await?;
+    api_tokens::refresh_owner_groups(&mut conn, subject, groups).await?;
+    lakegate_store::provider_tokens::save(&mut conn, subject, tokens, svc.clock.now()).await?;
+    Ok(())
+}
+
+/// The provider no longer vouches for the owner: their tokens are refused until they sign in
+/// again.
+pub async fn provider_refused(svc: &Services, subject: &str) -> Result<(), AppError> {
+    let mut conn = svc.db.acquire().await?;
+    lakegate_store::provider_tokens::forget(&mut conn, subject).await?;
+    Ok(())
+}

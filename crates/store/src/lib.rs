@@ -7,6 +7,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod error;
 pub mod extensions;
+pub mod provider_tokens;
 pub mod requests;
 pub mod sessions;
 pub mod usage;

@@ -87,14 +87,101 @@ impl FromRequestParts<AppState> for ApiUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or_default());
-        lakegate_app::tokens::authenticate(&state.services, header)
-            .await
-            .map(Self)
-            .map_err(WebError::Json)
+        api_caller(parts, state, false).await.map(Self)
+    }
+}
+
+/// The same, with the owner's groups confirmed by the identity provider just now: for
+/// requests, decisions, revokes and the audit trail, as [`Fresh`] is for the pages.
+pub struct FreshApiUser(pub lakegate_app::tokens::ApiCaller);
+
+impl FromRequestParts<AppState> for FreshApiUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        api_caller(parts, state, true).await.map(Self)
+    }
+}
+
+/// The token's caller. With OpenID Connect, the owner's groups are re-read from the provider
+/// (with the tokens of their latest sign-in) when `LAKEGATE_GROUPS_REFRESH` has passed since
+/// the last read, or at once when `force`: a token acts only on groups the provider confirms,
+/// exactly as a session does, and one the provider stops vouching for is refused until its
+/// owner signs in again.
+async fn api_caller(
+    parts: &Parts,
+    state: &AppState,
+    force: bool,
+) -> Result<lakegate_app::tokens::ApiCaller, WebError> {
+    use lakegate_app::AppError;
+    use lakegate_app::tokens;
+
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or_default());
+    let svc = &state.services;
+    let mut caller = tokens::authenticate(svc, header)
+        .await
+        .map_err(WebError::Json)?;
+    let Some(oidc) = state.config.oidc() else {
+        return Ok(caller);
+    };
+    let refused = |why: &str| {
+        WebError::Json(AppError::TokenRefused(format!(
+            "{why}; sign in to lakegate again and your tokens work again"
+        )))
+    };
+    let p = &caller.principal;
+    let Some(link) = tokens::provider_link(svc, &p.subject)
+        .await
+        .map_err(WebError::Json)?
+    else {
+        return Err(refused(
+            "your identity provider has not confirmed your groups since your last sign-in",
+        ));
+    };
+    if !force && svc.clock.now() - link.checked_at < state.config.groups_refresh {
+        return Ok(caller);
+    }
+    let Ok(mut provider) = serde_json::from_value::<crate::oidc::ProviderTokens>(link.tokens)
+    else {
+        return Err(refused(
+            "the identity provider's tokens kept for you are not readable",
+        ));
+    };
+    let confirmed = match oidc.current_groups(&p.subject, &mut provider).await {
+        Ok(groups) => Principal::new(p.subject.clone(), p.email.clone(), p.name.clone(), groups)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match confirmed {
+        Ok(now) => {
+            let kept = serde_json::to_value(&provider)
+                .map_err(|e| WebError::Internal(format!("provider tokens: {e}")))?;
+            tokens::groups_confirmed(svc, &now.subject, &now.groups, &kept)
+                .await
+                .map_err(WebError::Json)?;
+            if now.groups != p.groups {
+                tracing::info!(email = %p.email, before = ?p.groups, after = ?now.groups,
+                    "groups changed at the identity provider");
+            }
+            caller.principal = now.through_token(caller.token_name.clone());
+            Ok(caller)
+        }
+        Err(e) => {
+            tracing::warn!(email = %p.email, error = %e,
+                "API token refused: the identity provider did not confirm its owner's groups");
+            tokens::provider_refused(svc, &p.subject)
+                .await
+                .map_err(WebError::Json)?;
+            Err(refused(
+                "your identity provider no longer confirms your sign-in",
+            ))
+        }
     }
 }
 

@@ -511,3 +511,90 @@ async fn a_group_removed_at_the_provider_stops_counting(pool: PgPool) {
         "the queue is gone once the groups were re-read"
     );
 }
+
+/// A personal API token acts only on groups the provider confirms, as a session does: the
+/// owner's groups are re-read (with the tokens of their latest sign-in) before a decision, a
+/// group removed at the provider stops counting for the token too, and a token whose owner the
+/// provider has not confirmed since is refused until they sign in again.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn api_tokens_act_only_on_groups_the_provider_confirms(pool: PgPool) {
+    let router = app_with(pool.clone(), true, Duration::minutes(15)).await;
+    let owner = format!("owner-{}", uuid::Uuid::new_v4().simple());
+    set_groups_at_provider(&owner, &["data-owners"]).await;
+
+    let mut alice = Browser::new(router.clone());
+    let callback = alice.sign_in_at_provider("alice").await;
+    alice.callback(&callback).await;
+    let res = alice
+        .lakegate_form(
+            "/requests/new",
+            "/requests",
+            &[
+                ("resources", "sales.orders"),
+                ("duration", "1h"),
+                ("reason", "reconcile the April revenue report"),
+            ],
+        )
+        .await;
+    let page = res.location.unwrap();
+    let id = page.rsplit('/').next().unwrap().to_owned();
+
+    let mut approver = Browser::new(router.clone());
+    let callback = approver.sign_in_at_provider(&owner).await;
+    approver.callback(&callback).await;
+    let made = approver
+        .lakegate_form(
+            "/settings/tokens",
+            "/settings/tokens",
+            &[("name", "approvals"), ("scopes", "approvals:write")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let doc = scraper::Html::parse_document(&made.body);
+    let token = doc
+        .select(&scraper::Selector::parse("#api-token").unwrap())
+        .next()
+        .unwrap()
+        .text()
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    let approve = |router: Router, token: String, id: String| async move {
+        let res = router
+            .oneshot(
+                Request::post(format!("/api/v1/requests/{id}/approve"))
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+
+    // Removed from the group at the provider: the token's decision re-reads the groups first.
+    set_groups_at_provider(&owner, &[]).await;
+    let (status, body) = approve(router.clone(), token.clone(), id.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(alice.lakegate(&page).await.body.contains("pending"));
+
+    // Back in the group: it approves.
+    set_groups_at_provider(&owner, &["data-owners"]).await;
+    let (status, body) = approve(router.clone(), token.clone(), id.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("approved"), "{body}");
+
+    // Nothing confirmed from the provider (as for a token made before its owner's latest
+    // sign-in was kept): refused, saying what to do.
+    sqlx::query("delete from provider_tokens")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = approve(router.clone(), token.clone(), id.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("sign in to lakegate again"), "{body}");
+}

@@ -143,7 +143,10 @@ async fn callback(
     )
     .map_err(|e| sign_in_refused(format!("the identity provider's answer is not usable: {e}")))?;
     session::start(&session, &principal, Some(&identity_tokens)).await?;
-    lakegate_app::sessions::record_sign_in(&state.services, &principal, "oidc").await?;
+    let kept = serde_json::to_value(&identity_tokens)
+        .map_err(|e| WebError::Internal(format!("provider tokens: {e}")))?;
+    lakegate_app::sessions::record_sign_in(&state.services, &principal, "oidc", Some(&kept))
+        .await?;
     set_flash(
         &session,
         FlashKind::Success,
@@ -240,7 +243,8 @@ async fn dev_sign_in(
         }
     };
     session::start(&session, &principal, None).await?;
-    lakegate_app::sessions::record_sign_in(&state.services, &principal, "development").await?;
+    lakegate_app::sessions::record_sign_in(&state.services, &principal, "development", None)
+        .await?;
     set_flash(
         &session,
         FlashKind::Success,

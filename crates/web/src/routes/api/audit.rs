@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::Params;
 use super::model::{AuditActor, AuditEventView, AuditPage};
 use crate::error::WebError;
-use crate::extract::ApiUser;
+use crate::extract::FreshApiUser;
 use crate::routes::audit::FilterForm;
 use crate::state::AppState;
 
@@ -47,7 +47,7 @@ struct AuditQuery {
 )]
 async fn audit_page(
     State(state): State<AppState>,
-    ApiUser(caller): ApiUser,
+    FreshApiUser(caller): FreshApiUser,
     Params(q): Params<AuditQuery>,
 ) -> Result<Json<AuditPage>, WebError> {
     caller.require(Scope::AuditRead).map_err(WebError::Json)?;

@@ -25,7 +25,7 @@ use super::model::{
 };
 use super::{Body, OptionalBody, Params, no_store, parse_id};
 use crate::error::WebError;
-use crate::extract::ApiUser;
+use crate::extract::{ApiUser, FreshApiUser};
 use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -195,7 +195,7 @@ pub(crate) fn detail(d: &verbs::RequestDetail) -> RequestDetail {
 )]
 async fn submit(
     State(state): State<AppState>,
-    ApiUser(caller): ApiUser,
+    FreshApiUser(caller): FreshApiUser,
     Body(body): Body<SubmitBody>,
 ) -> Result<Response, WebError> {
     caller
@@ -291,7 +291,7 @@ async fn decide(
 )]
 async fn approve(
     State(state): State<AppState>,
-    ApiUser(caller): ApiUser,
+    FreshApiUser(caller): FreshApiUser,
     Path(id): Path<String>,
     OptionalBody(body): OptionalBody<CommentBody>,
 ) -> Result<Json<StatusChange>, WebError> {
@@ -312,7 +312,7 @@ async fn approve(
 )]
 async fn deny(
     State(state): State<AppState>,
-    ApiUser(caller): ApiUser,
+    FreshApiUser(caller): FreshApiUser,
     Path(id): Path<String>,
     OptionalBody(body): OptionalBody<CommentBody>,
 ) -> Result<Json<StatusChange>, WebError> {
@@ -367,7 +367,7 @@ async fn cancel(
 )]
 async fn revoke(
     State(state): State<AppState>,
-    ApiUser(caller): ApiUser,
+    FreshApiUser(caller): FreshApiUser,
     Path(id): Path<String>,
     OptionalBody(body): OptionalBody<CommentBody>,
 ) -> Result<Json<StatusChange>, WebError> {
@@ -511,7 +511,7 @@ async fn decide_extension(
 )]
 async fn approve_extension(
     State(state): State<AppState>,
-    ApiUser(caller): ApiUser,
+    FreshApiUser(caller): FreshApiUser,
     Path(ids): Path<(String, String)>,
     OptionalBody(body): OptionalBody<CommentBody>,
 ) -> Result<Json<StatusChange>, WebError> {
@@ -535,7 +535,7 @@ async fn approve_extension(
 )]
 async fn deny_extension(
     State(state): State<AppState>,
-    ApiUser(caller): ApiUser,
+    FreshApiUser(caller): FreshApiUser,
     Path(ids): Path<(String, String)>,
     OptionalBody(body): OptionalBody<CommentBody>,
 ) -> Result<Json<StatusChange>, WebError> {
