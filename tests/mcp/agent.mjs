@@ -61,6 +61,7 @@ for (let i = 0; i < 100; i++) {
 }
 facts.status = status.status;
 facts.agent = status.agent;
+facts.on_behalf_of = status.on_behalf_of;
 
 // The guard's refusal is a tool error with its reason.
 const refused = await client.callTool({

@@ -202,6 +202,7 @@ pub async fn submit_resources(
     });
     if let Some(agent) = agent {
         detail["agent"] = json!(agent);
+        detail["on_behalf_of"] = json!(who.email);
     }
     let mut tx = svc.db.begin().await?;
     let cap = svc.settings.requests.max_pending_per_person;

@@ -758,6 +758,7 @@ async fn an_agent_asks_through_mcp_a_person_approves_and_the_agent_queries(pool:
     assert_eq!(facts["requested"]["status"], "pending", "{facts}");
     assert_eq!(facts["status"], "active", "{facts}");
     assert_eq!(facts["agent"], "notebook-agent");
+    assert_eq!(facts["on_behalf_of"], "alice@example.com");
     let refused = facts["refused"].as_str().unwrap();
     assert!(
         refused.starts_with("QueryRefused: the SQL guard refused"),

@@ -448,14 +448,16 @@ async fn console_queries_and_extensions_through_the_api(pool: PgPool) {
     )
     .await;
     let id = made["id"].as_str().unwrap().to_owned();
-    call(
+    // A `null` body is no body, as the OpenAPI document says.
+    let (status, body) = call(
         &app,
         "POST",
         &format!("/api/v1/requests/{id}/approve"),
         &bob,
-        None,
+        Some(Err("null")),
     )
     .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     app.run_worker().await;
 
     // A statement outside the grant comes back with the guard's reason, and nothing runs.

@@ -200,7 +200,7 @@ async fn wait_active(api: &Api, id: &str, limit: Duration) -> Result<RequestDeta
                 return Ok(d);
             }
             "pending" => progress.show(&format!(
-                "waiting for approval: {} ({waited})",
+                "waiting for approval: {} · {waited}",
                 if d.missing_approvals.is_empty() {
                     "deciding".to_owned()
                 } else {
@@ -208,7 +208,7 @@ async fn wait_active(api: &Api, id: &str, limit: Duration) -> Result<RequestDeta
                 }
             )),
             "approved" => progress.show(&format!(
-                "approved; setting up the role, workgroup and Lake Formation grants ({waited})"
+                "approved; setting up the role, workgroup and Lake Formation grants · {waited}"
             )),
             other => {
                 progress.done();
@@ -405,7 +405,7 @@ async fn query(a: &QueryArgs) -> Result<(), F> {
         let (v, _): (QueryView, Value) = api.get(&path).await?;
         match v.state.as_str() {
             "SUCCEEDED" | "FAILED" | "CANCELLED" => break v,
-            s => progress.show(&format!("{s} ({})", text::elapsed(begun.elapsed()))),
+            s => progress.show(&format!("{s} · {}", text::elapsed(begun.elapsed()))),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };

@@ -25,6 +25,11 @@ pub fn elapsed(d: Duration) -> String {
     }
 }
 
+/// A duration as the policy writes them: `1h 30m`.
+fn span(seconds: i64) -> String {
+    lakegate_domain::duration::format_duration(time::Duration::seconds(seconds))
+}
+
 pub fn bytes(n: i64) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"];
     let mut v = n.max(0) as f64;
@@ -104,11 +109,7 @@ pub fn detail(d: &RequestDetail, base: &str) -> String {
             .unwrap_or_default()
     );
     let _ = writeln!(out, "Tables    {}", resources(&r.resources));
-    let _ = writeln!(
-        out,
-        "Duration  {}",
-        elapsed(Duration::from_secs(r.duration_seconds.max(0) as u64))
-    );
+    let _ = writeln!(out, "Duration  {}", span(r.duration_seconds));
     let _ = writeln!(out, "Reason    {}", clip(&r.reason, 200));
     if r.break_glass {
         let _ = writeln!(out, "Break-glass");
@@ -143,15 +144,16 @@ pub fn detail(d: &RequestDetail, base: &str) -> String {
             out,
             "Extension {} +{} {}: {}",
             x.id,
-            elapsed(Duration::from_secs(x.extra_seconds.max(0) as u64)),
+            span(x.extra_seconds),
             x.status,
             clip(&x.reason, 80)
         );
     }
     let _ = writeln!(
         out,
-        "Usage     {} queries, {} scanned, about ${:.4}",
+        "Usage     {} quer{}, {} scanned, about ${:.4}",
         d.usage.queries,
+        if d.usage.queries == 1 { "y" } else { "ies" },
         bytes(d.usage.bytes_scanned),
         d.usage.cost_usd_micros as f64 / 1e6
     );
@@ -236,8 +238,8 @@ impl Progress {
             let _ = write!(err, "\r\x1b[K{line}");
             let _ = err.flush();
         } else {
-            // Without the seconds: one line per change of what is waited for.
-            let what = line.rsplit_once(" (").map_or(line, |(w, _)| w);
+            // Without the time: one line per change of what is waited for.
+            let what = line.rsplit_once(" · ").map_or(line, |(w, _)| w);
             if what != self.last {
                 let _ = writeln!(err, "{line}");
                 what.clone_into(&mut self.last);

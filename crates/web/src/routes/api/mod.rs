@@ -186,7 +186,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     }
 }
 
-/// An optional JSON body: none at all (no `Content-Type`, or an empty one) is `T::default()`.
+/// An optional JSON body: none at all (no `Content-Type`, or an empty one) or `null` is
+/// `T::default()`.
 pub struct OptionalBody<T>(pub T);
 
 impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalBody<T> {
@@ -201,9 +202,10 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalBody<T> {
         if empty {
             return Ok(Self(T::default()));
         }
-        Body::<T>::from_request(req, state)
+        // `null` is no body too, as the document says.
+        Body::<Option<T>>::from_request(req, state)
             .await
-            .map(|Body(v)| Self(v))
+            .map(|Body(v)| Self(v.unwrap_or_default()))
     }
 }
 

@@ -69,8 +69,10 @@ pub struct RequestSummary {
     pub status: String,
     /// The person the access is for (an agent's requests are on behalf of its token's owner).
     pub requester: Person,
-    /// Set when an agent asked, through the MCP server: the name of the token it used.
+    /// Set when an AI agent asked, through the MCP server: the name of the token it used.
     pub agent: Option<String>,
+    /// Set when an AI agent asked: the email of the person it asked for (the requester).
+    pub on_behalf_of: Option<String>,
     pub resources: Vec<Resource>,
     pub duration_seconds: i64,
     pub reason: String,

@@ -52,6 +52,7 @@ pub(crate) fn summary(r: &AccessRequest) -> RequestSummary {
             name: r.requester.name.clone(),
         },
         agent: r.agent.clone(),
+        on_behalf_of: r.agent.as_ref().map(|_| r.requester.email.clone()),
         resources: r
             .resources
             .iter()
