@@ -842,4 +842,15 @@ async fn an_agent_asks_through_mcp_a_person_approves_and_the_agent_queries(pool:
         .await
         .unwrap();
     assert_eq!(get.status().as_u16(), 405);
+    // A body over 1 MiB: 413 with the API's JSON error, and nothing run.
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{{"name":"run_query","arguments":{{"request_id":"x","sql":"{}"}}}}}}"#,
+        "x".repeat(1_100_000)
+    );
+    let (status, body) = mcp_raw(base, Some(&agent), &huge, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("TooLarge")),
+        "{body}"
+    );
 }

@@ -95,7 +95,7 @@ async fn handle(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Result<ApiUser, WebError>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     // Browsers send Origin; a page elsewhere must not drive a local agent's session
     // (DNS rebinding).
@@ -132,6 +132,9 @@ async fn handle(
             )),
         );
     }
+    let Ok(body) = body else {
+        return WebError::JsonTooLarge.into_response();
+    };
     let message: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
