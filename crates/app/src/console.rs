@@ -465,8 +465,22 @@ pub async fn show(
     } else {
         (None, false)
     };
+    Ok(query_page(
+        svc, request, execution, stored, results, more_rows,
+    ))
+}
+
+/// The page of a query: what Athena reports, what it costs, what the monitor recorded.
+fn query_page(
+    svc: &Services,
+    request: AccessRequest,
+    execution: QueryExecution,
+    stored: StoredQuery,
+    results: Option<ResultPage>,
+    more_rows: bool,
+) -> QueryPage {
     let price = svc.settings.monitor.price;
-    Ok(QueryPage {
+    QueryPage {
         billed_bytes: billed_bytes(execution.state, execution.bytes_scanned),
         cost: estimate_cost(execution.state, execution.bytes_scanned, price),
         request,
@@ -475,10 +489,10 @@ pub async fn show(
         flags: stored.flags,
         results,
         more_rows,
-    })
+    }
 }
 
-/// A query of the grant as Athena reports it now, without its rows (see [`rows`]).
+/// A query of the grant as Athena reports it now, without its rows.
 #[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
 pub async fn status(
     svc: &Services,
@@ -488,40 +502,31 @@ pub async fn status(
 ) -> Result<QueryPage, AppError> {
     let (request, session, stored) = stored_query(svc, who, id, query_id).await?;
     let execution = describe(svc, id, &session, query_id).await?;
-    let price = svc.settings.monitor.price;
-    Ok(QueryPage {
-        billed_bytes: billed_bytes(execution.state, execution.bytes_scanned),
-        cost: estimate_cost(execution.state, execution.bytes_scanned, price),
-        request,
-        execution,
-        from_console: stored.from_console,
-        flags: stored.flags,
-        results: None,
-        more_rows: false,
-    })
+    Ok(query_page(svc, request, execution, stored, None, false))
 }
 
-/// One page of a succeeded query's rows as Athena pages them, from `cursor` (the `next` of the
-/// page before; `None` for the first), read with the grant's session.
+/// A query of the grant as Athena reports it now and, once it has succeeded, one page of its
+/// rows as Athena pages them (up to 1,000), from `cursor` (the `next` of the page before;
+/// `None` for the first), read with the grant's session. Athena is asked about the query once.
 #[tracing::instrument(skip_all, fields(request_id = %id, query_id = %query_id))]
-pub async fn rows(
+pub async fn status_with_rows(
     svc: &Services,
     who: &Principal,
     id: RequestId,
     query_id: &str,
     cursor: Option<&str>,
-) -> Result<ResultPage, AppError> {
-    let (_, session, _) = stored_query(svc, who, id, query_id).await?;
+) -> Result<QueryPage, AppError> {
+    let (request, session, stored) = stored_query(svc, who, id, query_id).await?;
     let execution = describe(svc, id, &session, query_id).await?;
-    if execution.state != QueryState::Succeeded {
-        return Err(AppError::Invalid(lakegate_domain::ValidationError::new(
-            format!(
-                "the query is {}: its rows can be read once it has succeeded",
-                execution.state.as_str().to_lowercase()
-            ),
-        )));
-    }
-    results_page(svc, id, &session, query_id, cursor).await
+    let results = if execution.state == QueryState::Succeeded {
+        Some(results_page(svc, id, &session, query_id, cursor).await?)
+    } else {
+        None
+    };
+    let more_rows = results.as_ref().is_some_and(|p| p.next.is_some());
+    Ok(query_page(
+        svc, request, execution, stored, results, more_rows,
+    ))
 }
 
 /// Stops a query of the grant that is still going.

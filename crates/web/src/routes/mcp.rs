@@ -537,11 +537,12 @@ async fn run_query(
     };
     let deadline = tokio::time::Instant::now() + QUERY_WAIT;
     loop {
-        let q = console::status(svc, &caller.principal, id, &query).await?;
+        let q = console::status_with_rows(svc, &caller.principal, id, &query, None).await?;
         let finished = !matches!(q.execution.state, QueryState::Queued | QueryState::Running);
         if finished || tokio::time::Instant::now() >= deadline {
-            let view = query_view(svc, &caller.principal, id, &q, None).await?;
-            return Ok(Done::Value(serde_json::to_value(view).unwrap_or_default()));
+            return Ok(Done::Value(
+                serde_json::to_value(query_view(q)).unwrap_or_default(),
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -555,7 +556,9 @@ async fn query_result(
     caller.require(Scope::Console)?;
     let id = request_id(&a.request_id)?;
     let svc = &state.services;
-    let q = console::status(svc, &caller.principal, id, &a.query_id).await?;
-    let view = query_view(svc, &caller.principal, id, &q, a.cursor.as_deref()).await?;
-    Ok(Done::Value(serde_json::to_value(view).unwrap_or_default()))
+    let q = console::status_with_rows(svc, &caller.principal, id, &a.query_id, a.cursor.as_deref())
+        .await?;
+    Ok(Done::Value(
+        serde_json::to_value(query_view(q)).unwrap_or_default(),
+    ))
 }

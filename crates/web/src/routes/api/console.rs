@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lakegate_app::console::{self, Outcome};
 use lakegate_domain::api_token::Scope;
-use lakegate_domain::usage::QueryState;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -129,45 +128,34 @@ async fn show_query(
     caller.require(Scope::Console).map_err(WebError::Json)?;
     let id = parse_id(&id)?;
     let svc = &state.services;
-    let q = console::status(svc, &caller.principal, id, &query)
+    let q = console::status_with_rows(svc, &caller.principal, id, &query, params.cursor.as_deref())
         .await
         .map_err(WebError::Json)?;
-    let view = query_view(svc, &caller.principal, id, &q, params.cursor.as_deref())
-        .await
-        .map_err(WebError::Json)?;
+    let view = query_view(q);
     Ok(no_store(Json(view)))
 }
 
-/// A console query as the API shows it: once it has succeeded, with the page of rows at
-/// `cursor` (the first when `None`).
-pub(crate) async fn query_view(
-    svc: &lakegate_app::Services,
-    who: &lakegate_domain::Principal,
-    id: lakegate_domain::RequestId,
-    q: &console::QueryPage,
-    cursor: Option<&str>,
-) -> Result<QueryView, lakegate_app::AppError> {
-    let e = &q.execution;
-    let mut view = QueryView {
-        id: e.id.clone(),
+/// A console query as the API shows it, with the page of rows `q` holds (once it has
+/// succeeded).
+pub(crate) fn query_view(q: console::QueryPage) -> QueryView {
+    let e = q.execution;
+    let (columns, rows, next_cursor) = match q.results {
+        Some(page) => (Some(page.columns), Some(page.rows), page.next),
+        None => (None, None, None),
+    };
+    QueryView {
+        id: e.id,
         state: e.state.as_str().to_owned(),
-        state_reason: e.state_change_reason.clone(),
-        sql: e.sql.clone(),
-        database: e.database.clone(),
+        state_reason: e.state_change_reason,
+        sql: e.sql,
+        database: e.database,
         bytes_scanned: e.bytes_scanned,
         billed_bytes: q.billed_bytes,
         cost_usd_micros: q.cost.0,
         submitted_at: e.submitted_at,
         completed_at: e.completed_at,
-        columns: None,
-        rows: None,
-        next_cursor: None,
-    };
-    if e.state == QueryState::Succeeded {
-        let page = console::rows(svc, who, id, &e.id, cursor).await?;
-        view.columns = Some(page.columns);
-        view.rows = Some(page.rows);
-        view.next_cursor = page.next;
+        columns,
+        rows,
+        next_cursor,
     }
-    Ok(view)
 }
