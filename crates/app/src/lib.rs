@@ -21,6 +21,7 @@ pub mod sweep;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod tokens;
+pub mod upkeep;
 pub mod worker;
 
 use std::sync::Arc;

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use lakegate_app::extensions::{self, Extended};
 use lakegate_app::notify::{Notification, Notifier};
-use lakegate_app::requests::Lapsed;
 use lakegate_app::requests::{self, Decided, SubmitInput, Submitted};
+use lakegate_app::upkeep::{self, Lapsed};
 use lakegate_app::worker::work_once;
 use lakegate_app::{AppError, RequestSettings, Services, Settings};
 use lakegate_domain::audit::AuditAction;
@@ -621,21 +621,15 @@ async fn undecided_requests_and_extensions_lapse(pool: PgPool) {
         .submit(&analyst(), "sales.customers", "1h", false)
         .await
         .unwrap();
-    assert_eq!(
-        requests::lapse_due(&h.svc).await.unwrap(),
-        Lapsed::default()
-    );
+    assert_eq!(upkeep::lapse_due(&h.svc).await.unwrap(), Lapsed::default());
 
     h.clock.advance(Duration::days(1));
-    let lapsed = requests::lapse_due(&h.svc).await.unwrap();
+    let lapsed = upkeep::lapse_due(&h.svc).await.unwrap();
     assert_eq!(lapsed.requests, [pending]);
     assert_eq!(h.get(pending).await.status, RequestStatus::Lapsed);
     assert_eq!(h.get(younger).await.status, RequestStatus::Pending);
     assert_eq!(h.audit_count(pending, AuditAction::RequestLapsed).await, 1);
-    assert_eq!(
-        requests::lapse_due(&h.svc).await.unwrap(),
-        Lapsed::default()
-    );
+    assert_eq!(upkeep::lapse_due(&h.svc).await.unwrap(), Lapsed::default());
     // Nobody decides a lapsed request any more.
     let late = h.approve(&person("sam", &["sales-owners"]), pending).await;
     assert!(matches!(late, Err(AppError::Conflict(_))), "{late:?}");
@@ -653,7 +647,7 @@ async fn undecided_requests_and_extensions_lapse(pool: PgPool) {
     .unwrap();
     assert_eq!(out, Extended::Pending);
     assert!(
-        requests::lapse_due(&h.svc)
+        upkeep::lapse_due(&h.svc)
             .await
             .unwrap()
             .extensions
@@ -662,7 +656,7 @@ async fn undecided_requests_and_extensions_lapse(pool: PgPool) {
     requests::revoke(&h.svc, &analyst(), grant, None)
         .await
         .unwrap();
-    let lapsed = requests::lapse_due(&h.svc).await.unwrap();
+    let lapsed = upkeep::lapse_due(&h.svc).await.unwrap();
     assert_eq!(lapsed.extensions.len(), 1);
     assert_eq!(lapsed.extensions[0].0, grant);
     assert_eq!(h.audit_count(grant, AuditAction::ExtensionLapsed).await, 1);
@@ -836,7 +830,7 @@ async fn queues_follow_a_changed_policy_after_a_restart(pool: PgPool) {
         ))
     });
     assert_eq!(
-        requests::refresh_approver_groups(&after.svc).await.unwrap(),
+        upkeep::refresh_approver_groups(&after.svc).await.unwrap(),
         1
     );
     let queued: Vec<RequestId> = requests::dashboard(&after.svc, &newcomer)
@@ -857,7 +851,7 @@ async fn queues_follow_a_changed_policy_after_a_restart(pool: PgPool) {
     );
     // Nothing more to bring up to date.
     assert_eq!(
-        requests::refresh_approver_groups(&after.svc).await.unwrap(),
+        upkeep::refresh_approver_groups(&after.svc).await.unwrap(),
         0
     );
 }

@@ -254,7 +254,7 @@ impl App {
             shutdown.clone(),
         ));
         // Approver groups brought up to date with the policy, and undecided requests lapsed.
-        tracker.spawn(lakegate_app::requests::run_upkeep(
+        tracker.spawn(lakegate_app::upkeep::run_upkeep(
             self.services.clone(),
             std::time::Duration::from_secs(60),
             shutdown.clone(),
