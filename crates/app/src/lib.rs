@@ -96,7 +96,9 @@ impl Default for MonitorSettings {
 /// How the background worker paces itself.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// How long a claimed request is reserved for one worker.
+    /// How long a claimed request is reserved for one worker without a sign of life: the
+    /// worker renews it every quarter of this while it works, so a replica that dies lets go
+    /// of its work within one lease (docs/decisions/0020-short-leases-with-a-heartbeat.md).
     pub lease: Duration,
     /// Longest sleep between two looks at the database, even when nothing seems due.
     pub max_idle: Duration,
@@ -111,7 +113,7 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            lease: Duration::minutes(5),
+            lease: Duration::seconds(4),
             max_idle: Duration::seconds(30),
             retry_base: Duration::seconds(2),
             retry_cap: Duration::minutes(5),

@@ -60,6 +60,46 @@ fn backoff(svc: &Services, attempts: i32) -> Duration {
     Duration::milliseconds(millis).min(w.retry_cap)
 }
 
+/// Renews a claimed batch's leases every quarter lease while the worker goes through it, so
+/// leases can be short: a worker that dies stops renewing, and its work is due again within
+/// one lease. Stops when dropped (a pass that is abandoned renews nothing).
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(svc: &Services, owner: &str, ids: Vec<RequestId>) -> Self {
+        let svc = svc.clone();
+        let owner = owner.to_owned();
+        let lease = svc.settings.worker.lease;
+        let every = std::time::Duration::try_from(lease / 4)
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .max(std::time::Duration::from_millis(50));
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let until = svc.clock.now() + lease;
+                let renewed = match svc.db.acquire().await {
+                    Ok(mut conn) => work::renew(&mut conn, &ids, &owner, until)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = renewed {
+                    tracing::warn!(error = %e, "could not renew the leases of the work in hand");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One pass: claims what is due now and works on it.
 pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppError> {
     let mut report = WorkReport::default();
@@ -74,6 +114,8 @@ pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppErr
         if claimed.is_empty() {
             return Ok(report);
         }
+        // Until the batch is done (or this pass is dropped), its leases stay alive.
+        let _alive = Heartbeat::start(svc, owner, claimed.iter().map(|(id, _)| *id).collect());
         for (id, status) in claimed {
             if let Err(e) = work_on(svc, owner, id, status, &mut report).await {
                 // Database trouble: leave the lease to run out and carry on with the rest.

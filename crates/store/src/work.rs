@@ -223,6 +223,27 @@ pub async fn record_failure(
     .await?)
 }
 
+/// Extends `owner`'s leases on `ids` to `until` (those it still holds): the heartbeat of a
+/// worker busy with them.
+pub async fn renew(
+    conn: &mut PgConnection,
+    ids: &[RequestId],
+    owner: &str,
+    until: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    Ok(sqlx::query(
+        "update access_request set lease_until = $3
+         where request_id = any($1) and lease_owner = $2",
+    )
+    .bind(&ids)
+    .bind(owner)
+    .bind(until)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// Lets go of `owner`'s lease so that any worker may pick the request up at once.
 pub async fn release(
     conn: &mut PgConnection,

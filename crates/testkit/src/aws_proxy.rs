@@ -7,7 +7,8 @@
 //! - `AmazonAthena.UpdateWorkGroup` (moto: HTTP 500) is kept here for the cutoff and state, and
 //!   `GetWorkGroup` answers show them;
 //! - faults: the next N calls of an operation answer an error of the test's choosing, or (for
-//!   Lake Formation's batch calls) go through and report every entry as failed.
+//!   Lake Formation's batch calls) go through and report every entry as failed, or are held
+//!   for a while first.
 //!
 //! Everything else goes to moto unchanged. The operation is read the way each protocol names
 //! it: `X-Amz-Target` (JSON services: Athena, Glue), `Action=` in the form body (IAM, STS),
@@ -34,6 +35,9 @@ pub enum Fault {
     /// Forward the call, then report every entry of the batch as failed with this error, as
     /// Lake Formation's `BatchGrantPermissions`/`BatchRevokePermissions` do (HTTP 200).
     BatchEntriesFailed { code: String, message: String },
+    /// Hold the call this long, then handle it as usual: a call in flight, for tests that kill
+    /// the caller meanwhile.
+    Delay(std::time::Duration),
 }
 
 impl Fault {
@@ -369,6 +373,9 @@ async fn handle(
     }) = &fault
     {
         return error_response(protocol, *status, code, message);
+    }
+    if let Some(Fault::Delay(d)) = &fault {
+        tokio::time::sleep(*d).await;
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     match (protocol, op.as_str()) {

@@ -159,6 +159,12 @@ impl Lakegate {
         self.child.id().unwrap()
     }
 
+    /// Sends SIGKILL and waits for the process to be gone: a crash, nothing drained.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let status = std::process::Command::new("kill")
