@@ -11,7 +11,8 @@ pub const HTTP_DURATION: &str = "lakegate_http_request_duration_seconds";
 pub const CREDENTIALS_SERVED: &str = "lakegate_credentials_served_total";
 /// Calls to AWS, by service, operation and outcome.
 pub const AWS_CALLS: &str = "lakegate_aws_calls_total";
-/// From a grant's expiry to its teardown done (histogram, seconds).
+/// From a grant's expiry to its sessions denied (`step` = `deny_sessions`) and to its
+/// teardown done (`step` = `done`) (histogram, seconds).
 pub const REAPER_LAG: &str = "lakegate_reaper_lag_seconds";
 /// How long provisioning a grant took in the worker (histogram, seconds).
 pub const PROVISION_DURATION: &str = "lakegate_provision_duration_seconds";

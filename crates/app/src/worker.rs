@@ -5,6 +5,7 @@
 //! replica.
 
 use crate::record;
+use futures_util::StreamExt as _;
 use lakegate_domain::audit::AuditAction;
 use lakegate_domain::iam_policy::{access_policy, session_policy, trust_policy};
 use lakegate_domain::naming::{
@@ -26,6 +27,8 @@ use crate::{AppError, Services};
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WorkReport {
     pub activated: Vec<RequestId>,
+    /// Grants whose sessions were denied this pass, their cleanup still to come.
+    pub denied: Vec<RequestId>,
     pub ended: Vec<(RequestId, EndState)>,
     /// Requests whose step failed this pass and will be retried.
     pub retrying: Vec<RequestId>,
@@ -33,7 +36,10 @@ pub struct WorkReport {
 
 impl WorkReport {
     pub fn is_empty(&self) -> bool {
-        self.activated.is_empty() && self.ended.is_empty() && self.retrying.is_empty()
+        self.activated.is_empty()
+            && self.denied.is_empty()
+            && self.ended.is_empty()
+            && self.retrying.is_empty()
     }
 }
 
@@ -100,6 +106,11 @@ impl Drop for Heartbeat {
     }
 }
 
+/// Requests claimed at a time.
+const CLAIM_BATCH: i64 = 16;
+/// Requests worked on at once (each one step at a time, in order).
+const CONCURRENCY: usize = 8;
+
 /// One pass: claims what is due now and works on it.
 pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppError> {
     let mut report = WorkReport::default();
@@ -107,7 +118,8 @@ pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppErr
         let now = svc.clock.now();
         let claimed = {
             let mut tx = svc.db.begin().await?;
-            let c = work::claim_due(&mut tx, now, owner, svc.settings.worker.lease, 10).await?;
+            let c = work::claim_due(&mut tx, now, owner, svc.settings.worker.lease, CLAIM_BATCH)
+                .await?;
             tx.commit().await?;
             c
         };
@@ -116,11 +128,23 @@ pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppErr
         }
         // Until the batch is done (or this pass is dropped), its leases stay alive.
         let _alive = Heartbeat::start(svc, owner, claimed.iter().map(|(id, _)| *id).collect());
-        for (id, status) in claimed {
-            if let Err(e) = work_on(svc, owner, id, status, &mut report).await {
-                // Database trouble: leave the lease to run out and carry on with the rest.
-                tracing::error!(request_id = %id, error = %e, "work on request failed");
-            }
+        // Different grants' steps run side by side, a bounded number at a time: one slow AWS
+        // call holds up only its own grant.
+        let mut passes = futures_util::stream::iter(claimed)
+            .map(|(id, status)| async move {
+                let mut mine = WorkReport::default();
+                if let Err(e) = work_on(svc, owner, id, status, &mut mine).await {
+                    // Database trouble: leave the lease to run out and carry on with the rest.
+                    tracing::error!(request_id = %id, error = %e, "work on request failed");
+                }
+                mine
+            })
+            .buffer_unordered(CONCURRENCY);
+        while let Some(mine) = passes.next().await {
+            report.activated.extend(mine.activated);
+            report.denied.extend(mine.denied);
+            report.ended.extend(mine.ended);
+            report.retrying.extend(mine.retrying);
         }
     }
 }
@@ -136,9 +160,9 @@ async fn work_on(
         RequestStatus::Approved => provision(svc, owner, id, report).await,
         RequestStatus::Active => {
             expire(svc, id).await?;
-            teardown(svc, owner, id, report).await
+            teardown(svc, owner, id, report, true).await
         }
-        RequestStatus::Revoking => teardown(svc, owner, id, report).await,
+        RequestStatus::Revoking => teardown(svc, owner, id, report, true).await,
         other => {
             tracing::warn!(request_id = %id, status = %other, "claimed a request with nothing to do");
             release(svc, owner, id).await
@@ -425,11 +449,17 @@ async fn provision_step(
     }
 }
 
+/// The teardown, step after step from where it stands. With `deny_first`, a teardown that
+/// has its sessions still to deny stops after that step and lets go of the request, which is
+/// due again at once but claimed after every other grant's deny step (`work::claim_due`):
+/// under a burst of expiries, every grant's sessions are denied before any grant's slower
+/// cleanup runs.
 async fn teardown(
     svc: &Services,
     owner: &str,
     id: RequestId,
     report: &mut WorkReport,
+    deny_first: bool,
 ) -> Result<(), AppError> {
     let Some(item) = load(svc, id).await? else {
         return Ok(());
@@ -465,6 +495,21 @@ async fn teardown(
             tracing::warn!(request_id = %id, step = s.as_str(), %error, "revoke step failed; will retry");
             report.retrying.push(id);
             return Ok(());
+        }
+        if s == RevokeStep::DenySessions {
+            if let Some(expires_at) = item.expires_at
+                && item.end_state == Some(EndState::Expired)
+            {
+                let lag = (svc.clock.now() - expires_at).as_seconds_f64().max(0.0);
+                metrics::histogram!(crate::metrics::REAPER_LAG, "step" => "deny_sessions")
+                    .record(lag);
+            }
+            if deny_first && let Some(next) = s.next() {
+                if record_step(svc, owner, id, RequestStatus::Revoking, next.as_str()).await? {
+                    report.denied.push(id);
+                }
+                return release(svc, owner, id).await;
+            }
         }
         if s == RevokeStep::StopQueries {
             // The last look at the grant's queries, now that they are stopped and before the
@@ -505,7 +550,7 @@ async fn teardown(
         if end == EndState::Expired
             && let Some(expires_at) = item.expires_at
         {
-            metrics::histogram!(crate::metrics::REAPER_LAG)
+            metrics::histogram!(crate::metrics::REAPER_LAG, "step" => "done")
                 .record((now - expires_at).as_seconds_f64().max(0.0));
         }
         tracing::info!(request_id = %id, end_state = end.as_str(), "grant torn down");

@@ -483,6 +483,42 @@ async fn expired_grant_is_revoked_once_and_nothing_is_left(pool: PgPool) {
     ));
 }
 
+/// Under a burst of expiries (more grants than one claim takes), every grant's sessions are
+/// denied before any grant's slower cleanup starts, and every grant is still torn down once.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_burst_of_expiries_denies_every_grants_sessions_before_any_cleanup(pool: PgPool) {
+    const GRANTS: usize = 40;
+    let h = harness(pool);
+    let mut ids = Vec::new();
+    for _ in 0..GRANTS {
+        ids.push(h.active().await);
+    }
+    h.clock.advance(Duration::hours(1));
+    let before = h.cloud.state().calls.len();
+    let report = work_once(&h.svc, "test").await.unwrap();
+    assert_eq!(report.ended.len(), GRANTS, "{report:?}");
+    let calls: Vec<String> = h.cloud.state().calls[before..].to_vec();
+    let denies: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| *c == "deny_all_sessions")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(denies.len(), GRANTS, "one deny per grant: {calls:?}");
+    let first_cleanup = calls
+        .iter()
+        .position(|c| c == "stop_running_queries")
+        .unwrap();
+    assert!(
+        denies.iter().all(|i| *i < first_cleanup),
+        "a cleanup step ran before every session was denied: {calls:?}"
+    );
+    for id in ids {
+        assert_eq!(h.status(id).await, RequestStatus::Expired);
+        assert_eq!(h.leftovers(id), Vec::<String>::new());
+    }
+}
+
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn early_revoke_stops_credentials_at_once_then_tears_down(pool: PgPool) {
     let h = harness(pool);

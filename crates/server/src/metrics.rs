@@ -105,7 +105,7 @@ fn describe() {
     metrics::describe_histogram!(
         names::REAPER_LAG,
         metrics::Unit::Seconds,
-        "From a grant's expiry to its teardown done."
+        "From a grant's expiry to its sessions denied (step=deny_sessions) and to its teardown done (step=done)."
     );
     metrics::describe_histogram!(
         names::PROVISION_DURATION,

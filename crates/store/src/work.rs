@@ -52,7 +52,12 @@ pub async fn claim_due(
              where (lease_until is null or lease_until <= $1)
                and ((status in ('approved', 'revoking') and (next_attempt_at is null or next_attempt_at <= $1))
                     or (status = 'active' and expires_at <= $1))
-             order by coalesce(next_attempt_at, expires_at, updated_at)
+             -- Sessions first: every due grant's deny step before any grant's slower cleanup.
+             order by case when status = 'active'
+                            or (status = 'revoking'
+                                and coalesce(step, 'deny_sessions') = 'deny_sessions')
+                           then 0 else 1 end,
+                      coalesce(next_attempt_at, expires_at, updated_at)
              limit $4
              for update skip locked
          )
