@@ -99,6 +99,14 @@ test('request, approve, credentials, query console and revoke in a browser', asy
   const credentialsUrl = (await alice.textContent('#credentials-url')).trim();
   const token = (await alice.textContent('#credentials-token')).trim();
   assert.equal(credentialsUrl, `${BASE}/credentials/${url.split('/').pop()}`);
+  // The copy buttons put exactly the token and the profile on the clipboard.
+  await alice.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+  await alice.click('button[aria-label="Copy the token"]');
+  assert.equal(await alice.textContent('button[aria-label="Copy the token"]'), 'Copied');
+  assert.equal(await alice.evaluate(() => navigator.clipboard.readText()), token);
+  await alice.click('button[aria-label="Copy the profile"]');
+  assert.match(await alice.evaluate(() => navigator.clipboard.readText()),
+    new RegExp(`^\\[profile lakegate-[0-9a-f]+\\]\nregion = .+\ncredential_process = lakegate credentials --url ${credentialsUrl}$`));
 
   const ok = await fetch(credentialsUrl, { headers: { Authorization: token } });
   assert.equal(ok.status, 200);

@@ -386,9 +386,41 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
         "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=\"$HOME/.config/lakegate/{id}.token\""
     )));
     let profile = creds.text_of("#snippet-profile");
-    assert!(profile.contains(&format!(
-        "credential_process = lakegate credentials --url {url} --token-file ~/.config/lakegate/{id}.token"
-    )));
+    // `lakegate credentials --url` reads ~/.config/lakegate/<id>.token unless told otherwise.
+    assert!(
+        profile.ends_with(&format!(
+            "credential_process = lakegate credentials --url {url}"
+        )),
+        "{profile}"
+    );
+    // Copy buttons come from a script of lakegate's own (the page's CSP allows no other).
+    assert!(
+        creds
+            .body
+            .contains(r#"<script src="/static/copy.js" defer></script>"#)
+    );
+    for id in [
+        "credentials-url",
+        "credentials-token",
+        "snippet-token-file",
+        "snippet-profile",
+        "snippet-env",
+    ] {
+        assert!(
+            creds
+                .html()
+                .select(&scraper::Selector::parse(&format!("#{id}[data-copy]")).unwrap())
+                .next()
+                .is_some(),
+            "#{id} has no copy button"
+        );
+    }
+    let script = Browser::new(&app).get("/static/copy.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert_eq!(
+        script.headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
     assert!(!env.contains(&token) && !profile.contains(&token));
 
     let anon = Browser::new(&app);

@@ -9,9 +9,22 @@ use axum::routing::get;
 use crate::state::AppState;
 
 const APP_CSS: &str = include_str!("../../../../static/app.css");
+const COPY_JS: &str = include_str!("../../../../static/copy.js");
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/app.css", get(app_css))
+    Router::new()
+        .route("/static/app.css", get(app_css))
+        .route("/static/copy.js", get(copy_js))
+}
+
+async fn copy_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        COPY_JS,
+    )
 }
 
 async fn app_css() -> impl IntoResponse {
