@@ -25,6 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
     /// A request's id.
+    #[param(value_type = Option<uuid::Uuid>)]
     request: Option<String>,
     /// The actor's email, or part of it.
     actor: Option<String>,

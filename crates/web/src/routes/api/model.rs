@@ -33,7 +33,9 @@ pub struct Person {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
+    #[schema(min_length = 1, max_length = 255)]
     pub database: String,
+    #[schema(min_length = 1, max_length = 255)]
     pub table: String,
     #[serde(default)]
     pub columns: Option<Vec<String>>,
@@ -145,8 +147,15 @@ pub struct Usage {
 pub struct SubmitBody {
     #[schema(min_items = 1)]
     pub resources: Vec<Resource>,
-    /// How long, like `30m`, `1h` or `2h30m`, within the policy's bounds.
+    /// How long, like `30m`, `1h` or `2h30m` (units `d`, `h`, `m`, `s`, largest first), within
+    /// the policy's bounds.
+    #[schema(
+        pattern = r"^\s*[1-9][0-9]{0,5}[dhmsDHMS]([0-9]{1,6}[hmsHMS])?([0-9]{1,6}[msMS])?([0-9]{1,6}[sS])?\s*$",
+        example = "1h"
+    )]
     pub duration: String,
+    /// Why, for the approvers and the audit.
+    #[schema(min_length = 10, max_length = 2000)]
     pub reason: String,
     /// Active at once for those the policy lets break the glass; reviewed afterwards.
     #[serde(default)]
@@ -170,6 +179,7 @@ pub struct Submitted {
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -203,7 +213,12 @@ pub struct IssuedCredentials {
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
     /// More time, like `30m`.
+    #[schema(
+        pattern = r"^\s*[1-9][0-9]{0,5}[dhmsDHMS]([0-9]{1,6}[hmsHMS])?([0-9]{1,6}[msMS])?([0-9]{1,6}[sS])?\s*$",
+        example = "30m"
+    )]
     pub extra: String,
+    #[schema(min_length = 10, max_length = 2000)]
     pub reason: String,
 }
 
@@ -223,6 +238,7 @@ pub struct Extended {
 #[serde(deny_unknown_fields)]
 pub struct QueryBody {
     /// One statement the guard allows: a `SELECT` on what the grant covers.
+    #[schema(min_length = 1)]
     pub sql: String,
     /// One of the grant's databases, for unqualified table names.
     #[serde(default)]
@@ -230,6 +246,7 @@ pub struct QueryBody {
     /// 16 to 128 letters, digits, `-` or `_` of the client's choosing (a UUID will do): the
     /// same one sent again starts no second query.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{16,128}$")]
     pub client_token: Option<String>,
 }
 
