@@ -225,3 +225,76 @@ test('two approvals, the reasons shown, and break-glass with its review', async 
   await olga.click('#revoke');
   await waitForStatus(olga, bgUrl, 'revoked');
 });
+
+/** Pages open in a context that lets the test inject axe-core (lakegate's CSP would refuse it). */
+async function signInAudited(email, groups, viewport) {
+  const context = await browser.newContext({ bypassCSP: true, ...(viewport ? { viewport } : {}) });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/auth/dev`);
+  await page.fill('input[name=email]', email);
+  await page.fill('input[name=groups]', groups);
+  await page.click('form.stack button[type=submit]');
+  await page.waitForURL(`${BASE}/`);
+  return page;
+}
+
+const AXE = await readFile(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+const SCREENSHOTS = new URL('../../target/browser-screenshots/', import.meta.url);
+
+/** axe-core's serious and critical findings on the page as it is now. */
+async function seriousViolations(page) {
+  await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  return result;
+}
+
+test('the main pages have no serious accessibility violation, and the header works 360 px wide', async () => {
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(SCREENSHOTS, { recursive: true });
+  const admin = await signInAudited('sam@example.com', 'security,data-owners');
+  const alice = await signInAudited('alice@example.com', 'analysts');
+  await alice.goto(`${BASE}/requests/new`);
+  await alice.fill('#resources', TABLE);
+  await alice.fill('#duration', '30m');
+  await alice.fill('#reason', 'Accessibility check of the request page');
+  await alice.click('form.stack button[type=submit]');
+  await alice.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  const requestPage = alice.url();
+
+  const pages = [
+    [alice, `${BASE}/`, 'dashboard'],
+    [alice, `${BASE}/requests/new`, 'new-request'],
+    [alice, requestPage, 'request'],
+    [alice, `${BASE}/settings/tokens`, 'tokens'],
+    [admin, `${BASE}/`, 'approver-dashboard'],
+    [admin, `${BASE}/audit`, 'audit'],
+  ];
+  const found = [];
+  for (const [page, url, name] of pages) {
+    await page.goto(url);
+    for (const v of await seriousViolations(page)) found.push(`${name}: ${v}`);
+  }
+  assert.deepEqual(found, [], `axe-core found:\n${found.join('\n')}`);
+  // Leave no pending request behind for the approvers' queues of other tests.
+  await alice.goto(requestPage);
+  await alice.click('#cancel');
+  await alice.waitForURL(requestPage);
+
+  // 360 px wide (a small phone): the header wraps, and Sign out stays on screen and usable.
+  const phone = await signInAudited('alice@example.com', 'analysts', { width: 360, height: 740 });
+  await phone.goto(`${BASE}/`);
+  await phone.screenshot({ path: new URL('dashboard-360px.png', SCREENSHOTS).pathname, fullPage: true });
+  const signOut = phone.locator('header button:has-text("Sign out")');
+  const box = await signOut.boundingBox();
+  assert.ok(box && box.x >= 0 && box.x + box.width <= 360, `Sign out is off screen: ${JSON.stringify(box)}`);
+  const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 360, `the page scrolls sideways at 360 px (${width} px wide)`);
+  await signOut.click();
+  await phone.waitForURL(/\/auth\/(dev|login)/);
+});
