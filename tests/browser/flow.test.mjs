@@ -85,6 +85,8 @@ test('request, approve, credentials, query console and revoke in a browser', asy
   const url = alice.url();
   assert.equal((await alice.textContent('#status')).trim(), 'pending');
   assert.equal(await alice.locator('#approve').count(), 0, 'the requester cannot approve');
+  // Alice keeps the page open: it must turn active by itself, in this same document.
+  await alice.evaluate(() => { window.sameDocument = true; });
 
   const bob = await signIn('bob@example.com', 'data-owners');
   await bob.click('#pending-requests >> text=Review');
@@ -94,7 +96,12 @@ test('request, approve, credentials, query console and revoke in a browser', asy
   await bob.waitForURL(url);
   assert.match(await bob.textContent('.flash'), /Approved/);
 
-  await waitForStatus(alice, url, 'active');
+  await alice.waitForFunction(() => document.getElementById('status').textContent.trim() === 'active',
+    null, { timeout: 30000 });
+  assert.equal(await alice.evaluate(() => window.sameDocument), true, 'the page turned active without a reload');
+  // Times in the viewer's zone, UTC on hover, and a countdown to the expiry.
+  assert.match(await alice.getAttribute('#expires-at time', 'title'), / UTC$/);
+  await alice.waitForFunction(() => /left\)$/.test(document.getElementById('countdown').textContent));
   await alice.click('#get-credentials');
   const credentialsUrl = (await alice.textContent('#credentials-url')).trim();
   const token = (await alice.textContent('#credentials-token')).trim();

@@ -61,6 +61,16 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// RFC 3339, for `<time datetime=…>` (which the page's script shows in the viewer's zone).
+pub fn fmt_iso(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.to_offset(time::UtcOffset::UTC)
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_default()
+}
+
 pub fn fmt_opt_time(t: Option<OffsetDateTime>) -> String {
     t.map(fmt_time).unwrap_or_default()
 }

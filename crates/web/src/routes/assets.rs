@@ -10,21 +10,31 @@ use crate::state::AppState;
 
 const APP_CSS: &str = include_str!("../../../../static/app.css");
 const COPY_JS: &str = include_str!("../../../../static/copy.js");
+const LIVE_JS: &str = include_str!("../../../../static/live.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(app_css))
         .route("/static/copy.js", get(copy_js))
+        .route("/static/live.js", get(live_js))
 }
 
-async fn copy_js() -> impl IntoResponse {
+async fn live_js() -> impl IntoResponse {
+    script(LIVE_JS)
+}
+
+fn script(body: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        COPY_JS,
+        body,
     )
+}
+
+async fn copy_js() -> impl IntoResponse {
+    script(COPY_JS)
 }
 
 async fn app_css() -> impl IntoResponse {
