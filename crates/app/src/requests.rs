@@ -864,8 +864,9 @@ pub struct Dashboard {
     /// In some approver group of the policy.
     pub is_approver: bool,
     pub is_admin: bool,
-    /// Pending requests of other people that this approver can decide.
-    pub pending: Vec<AccessRequest>,
+    /// Pending requests of other people that this approver can decide, with what each still
+    /// needs and the sensitive columns it would expose.
+    pub pending: Vec<Queued>,
     /// Pending extensions of other people's grants this approver can decide.
     pub extensions: Vec<(AccessRequest, Extension)>,
     /// Break-glass grants this approver should review.
@@ -873,6 +874,16 @@ pub struct Dashboard {
     /// Grants being provisioned, live, or being torn down, that this person approves (all of
     /// them for an admin).
     pub live: Vec<AccessRequest>,
+}
+
+/// A request in an approver's queue.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub request: AccessRequest,
+    /// `1 more approval from data-owners (defaults)`, one line per unfilled requirement.
+    pub missing: Vec<String>,
+    /// `database.table.column` for each sensitive column the request touches.
+    pub sensitive: Vec<String>,
 }
 
 /// The most of each queue one page shows.
@@ -903,7 +914,7 @@ pub async fn dashboard(svc: &Services, who: &Principal) -> Result<Dashboard, App
         RequestStatus::Revoking,
     ];
     if is_approver {
-        board.pending = requests::list_for_approver(
+        let pending: Vec<AccessRequest> = requests::list_for_approver(
             &mut conn,
             &[RequestStatus::Pending],
             &who.groups,
@@ -914,6 +925,24 @@ pub async fn dashboard(svc: &Services, who: &Principal) -> Result<Dashboard, App
         .into_iter()
         .filter(|r| approves(r))
         .collect();
+        let ids: Vec<RequestId> = pending.iter().map(|r| r.id).collect();
+        let mut decisions = requests::list_decisions_of(&mut conn, &ids).await?;
+        board.pending = pending
+            .into_iter()
+            .map(|request| {
+                let evaluation = evaluate(policy, &request);
+                let done = decisions.remove(&request.id).unwrap_or_default();
+                Queued {
+                    missing: evaluation.approval_status(&approvals(&done)).missing,
+                    sensitive: evaluation
+                        .sensitive_columns
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    request,
+                }
+            })
+            .collect();
         board.needs_review = requests::list_needing_review(&mut conn, QUEUE_LIMIT)
             .await?
             .into_iter()

@@ -730,7 +730,11 @@ async fn dashboard_shows_my_requests_and_the_approvers_queue(pool: PgPool) {
     let approver = requests::dashboard(&h.svc, &bob()).await.unwrap();
     assert!(approver.is_approver);
     assert_eq!(
-        approver.pending.iter().map(|r| r.id).collect::<Vec<_>>(),
+        approver
+            .pending
+            .iter()
+            .map(|q| q.request.id)
+            .collect::<Vec<_>>(),
         [id]
     );
     // Strangers cannot see it.

@@ -257,6 +257,14 @@ async fn distinct_approvals_and_sensitive_columns(pool: PgPool) {
     );
 
     let h1 = person("h1", &["hr-owners"]);
+    // The approvers' queue says the same, for every request in it at once.
+    let board = requests::dashboard(&h.svc, &h1).await.unwrap();
+    let q = board.pending.iter().find(|q| q.request.id == id).unwrap();
+    assert_eq!(
+        q.sensitive,
+        ["hr.employees.salary", "hr.employees.national_id"]
+    );
+    assert_eq!(q.missing, detail.approval.missing);
     let h2 = person("h2", &["hr-owners"]);
     let privacy = person("pat", &["privacy"]);
     let sales_owner = person("sam", &["sales-owners"]);
@@ -318,17 +326,17 @@ async fn each_approver_sees_only_their_tables(pool: PgPool) {
         .submit(&analyst(), "hr.employees: name", "1h", false)
         .await
         .unwrap();
-    let ids = |rs: &[lakegate_domain::AccessRequest]| rs.iter().map(|r| r.id).collect::<Vec<_>>();
 
+    let queued = |qs: &[requests::Queued]| qs.iter().map(|q| q.request.id).collect::<Vec<_>>();
     let board = requests::dashboard(&h.svc, &person("sam", &["sales-owners"]))
         .await
         .unwrap();
     assert!(board.is_approver);
-    assert_eq!(ids(&board.pending), [sales]);
+    assert_eq!(queued(&board.pending), [sales]);
     let board = requests::dashboard(&h.svc, &person("h1", &["hr-owners"]))
         .await
         .unwrap();
-    assert_eq!(ids(&board.pending), [hr]);
+    assert_eq!(queued(&board.pending), [hr]);
     // Admins see every live grant, but queue nothing they cannot approve.
     let board = requests::dashboard(&h.svc, &person("dora", &["security"]))
         .await
@@ -562,7 +570,7 @@ async fn requests_nobody_else_can_decide_never_crowd_an_approvers_queue(pool: Pg
     let board = requests::dashboard(&h.svc, &person("h1", &["hr-owners"]))
         .await
         .unwrap();
-    let ids: Vec<RequestId> = board.pending.iter().map(|r| r.id).collect();
+    let ids: Vec<RequestId> = board.pending.iter().map(|q| q.request.id).collect();
     assert_eq!(ids, [hr], "the hr approver's queue holds the hr request");
     // Nobody is queued their own request, even when in the approver group.
     let board = requests::dashboard(&h.svc, &person("mallory", &["sales-owners"]))
@@ -838,7 +846,7 @@ async fn queues_follow_a_changed_policy_after_a_restart(pool: PgPool) {
         .unwrap()
         .pending
         .iter()
-        .map(|r| r.id)
+        .map(|q| q.request.id)
         .collect();
     assert_eq!(queued, [id]);
     let sam = person("sam", &["sales-owners"]);

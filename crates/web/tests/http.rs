@@ -291,16 +291,23 @@ async fn request_approve_credentials_and_revoke_over_http(pool: PgPool) {
         page.text_of("#approvals-missing")
             .contains("1 more approval from data-owners (rule sales)")
     );
+    // The queue shows what is asked, why, and what is missing, and decides in place.
     let queue = bob.get("/").await;
-    assert!(
-        queue
-            .text_of("#pending-requests")
-            .contains("sales.orders, sales.customers")
-    );
-
+    let row = queue.text_of(&format!("#queued-{id}"));
+    for shown in [
+        "sales.orders: all columns",
+        "sales.customers: customer_id, email",
+        "reconcile",
+        "1 more approval from data-owners (rule sales)",
+    ] {
+        assert!(row.contains(shown), "{shown} not in the queue: {row}");
+    }
+    assert!(queue.has(&format!(
+        r#"#queued-{id} form[action="/requests/{id}/approve"] button"#
+    )));
     let res = bob
         .submit(
-            &format!("/requests/{id}"),
+            "/",
             &format!("/requests/{id}/approve"),
             &[("comment", "ok")],
         )

@@ -19,6 +19,7 @@ use crate::error::WebError;
 use crate::extract::{CsrfForm, CurrentUser, Fresh};
 use crate::session::{FlashKind, set_flash};
 use crate::state::AppState;
+use crate::views::requests::QueueRow;
 use crate::views::requests::{
     CredentialsPage, DashboardPage, ExtensionRow, NewRequestPage, ShowRequestPage,
 };
@@ -69,7 +70,7 @@ async fn dashboard(
             .map(|g| format!("`{g}`"))
             .collect::<Vec<_>>()
             .join(", "),
-        pending: d.pending.iter().map(RequestRow::from).collect(),
+        pending: d.pending.iter().map(QueueRow::from).collect(),
         extensions: d
             .extensions
             .iter()

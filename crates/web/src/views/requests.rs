@@ -28,10 +28,46 @@ pub struct DashboardPage {
     pub is_admin: bool,
     /// The viewer's groups that approve something, for the hint under the lists.
     pub approver_groups: String,
-    pub pending: Vec<RequestRow>,
+    pub pending: Vec<QueueRow>,
     pub extensions: Vec<ExtensionRow>,
     pub needs_review: Vec<RequestRow>,
     pub live: Vec<RequestRow>,
+}
+
+/// A pending request in the approver's queue: enough to decide from the queue itself.
+pub struct QueueRow {
+    pub request: RequestRow,
+    pub reason: String,
+    /// One line per table: `sales.customers: customer_id, email` (or `all columns`).
+    pub exposure: Vec<String>,
+    /// `database.table.column` of each sensitive column it touches.
+    pub sensitive: Vec<String>,
+    /// What is still needed before it is approved.
+    pub missing: String,
+}
+
+impl QueueRow {
+    pub fn from(q: &lakegate_app::requests::Queued) -> Self {
+        let r = &q.request;
+        let reason = match r.reason.char_indices().nth(200) {
+            Some((at, _)) => format!("{}…", &r.reason[..at]),
+            None => r.reason.clone(),
+        };
+        Self {
+            request: RequestRow::from(r),
+            reason,
+            exposure: r
+                .resources
+                .iter()
+                .map(|s| match &s.columns {
+                    Some(c) => format!("{}: {}", s.qualified_table(), c.join(", ")),
+                    None => format!("{}: all columns", s.qualified_table()),
+                })
+                .collect(),
+            sensitive: q.sensitive.clone(),
+            missing: q.missing.join("; "),
+        }
+    }
 }
 
 /// A pending extension in the approvers' queue.

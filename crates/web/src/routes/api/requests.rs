@@ -112,7 +112,10 @@ async fn list_requests(
         .map_err(WebError::Json)?;
     let (name, requests) = match filter {
         Filter::Mine => ("mine", board.mine),
-        Filter::ToApprove => ("to_approve", board.pending),
+        Filter::ToApprove => (
+            "to_approve",
+            board.pending.into_iter().map(|q| q.request).collect(),
+        ),
         Filter::Live => ("live", board.live),
     };
     Ok(Json(RequestList {
