@@ -305,3 +305,51 @@ test('the main pages have no serious accessibility violation, and the header wor
   await signOut.click();
   await phone.waitForURL(/\/auth\/(dev|login)/);
 });
+
+test('the same flow with JavaScript off, through the plain forms', async () => {
+  const noScript = async (email, groups) => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${BASE}/auth/dev`);
+    await page.fill('input[name=email]', email);
+    await page.fill('input[name=groups]', groups);
+    await page.click('form.stack button[type=submit]');
+    await page.waitForURL(`${BASE}/`);
+    return page;
+  };
+  const alice = await noScript('alice@example.com', 'analysts');
+  await alice.goto(`${BASE}/requests/new`);
+  await alice.fill('#resources', TABLE);
+  await alice.fill('#duration', '30m');
+  await alice.fill('#reason', 'The same request with JavaScript turned off');
+  await alice.click('form.stack button[type=submit]');
+  await alice.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  const url = alice.url();
+  const id = url.split('/').pop();
+  assert.equal((await alice.textContent('#status')).trim(), 'pending');
+
+  // Bob approves right from his queue's button.
+  const bob = await noScript('bob@example.com', 'data-owners');
+  await bob.goto(`${BASE}/`);
+  await bob.click(`#queued-${id} form[action$="/approve"] button`);
+  await bob.waitForURL(url);
+  assert.match(await bob.textContent('.flash'), /Approved/);
+
+  // Without the script the page refreshes itself (<noscript> meta refresh) until it is active.
+  await alice.goto(url);
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    // The page reloads under us now and then: a read that meets a reload is tried again.
+    const status = await alice.textContent('#status').then((t) => t.trim(), () => '');
+    if (status === 'active') break;
+    assert.ok(Date.now() < deadline, `the page never showed the grant active (still ${status})`);
+    await alice.waitForTimeout(500);
+  }
+  assert.equal(alice.url(), url);
+  await alice.click('#get-credentials');
+  assert.match((await alice.textContent('#credentials-token')).trim(), /^lgt_/);
+  assert.equal(await alice.locator('button.copy').count(), 0, 'no copy buttons without the script');
+  await alice.goto(url);
+  await alice.click('#revoke');
+  await alice.waitForURL(url);
+});
