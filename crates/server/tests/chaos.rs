@@ -33,19 +33,6 @@ async fn replica(db_url: &str, aws: &str) -> Lakegate {
     Lakegate::start(&env).await
 }
 
-async fn person(base: &str, email: &str, groups: &str) -> Browser {
-    let b = Browser::new(base);
-    let res = b
-        .submit(
-            "/auth/dev",
-            "/auth/dev",
-            &[("email", email), ("groups", groups), ("next", "/")],
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
-    b
-}
-
 async fn status_of(pool: &PgPool, id: &str) -> String {
     sqlx::query_scalar("select status from access_request where request_id = $1::uuid")
         .bind(id)
@@ -98,8 +85,8 @@ async fn a_replica_killed_mid_step_hands_its_work_over_within_a_lease(pool: PgPo
     // Provisioning: the first CreateWorkGroup is held, and the replica making it is killed.
     proxy.fail("CreateWorkGroup", 1, Fault::Delay(Duration::from_secs(120)));
     let mut first = replica(&db_url, proxy.url()).await;
-    let alice = person(&first.base, "alice@example.com", "analysts").await;
-    let bob = person(&first.base, "bob@example.com", "data-owners").await;
+    let alice = Browser::signed_in_dev(&first.base, "alice@example.com", "analysts").await;
+    let bob = Browser::signed_in_dev(&first.base, "bob@example.com", "data-owners").await;
     let res = alice
         .submit(
             "/requests/new",
@@ -129,7 +116,7 @@ async fn a_replica_killed_mid_step_hands_its_work_over_within_a_lease(pool: PgPo
 
     // Teardown: the revoke's DeleteRole is held, and the replica making it is killed.
     proxy.fail("DeleteRole", 1, Fault::Delay(Duration::from_secs(120)));
-    let alice = person(&second.base, "alice@example.com", "analysts").await;
+    let alice = Browser::signed_in_dev(&second.base, "alice@example.com", "analysts").await;
     let res = alice.submit(&path, &format!("{path}/revoke"), &[]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     in_flight(&proxy, "DeleteRole").await;

@@ -93,15 +93,7 @@ async fn named_token(
     name: &str,
     scopes: &[&str],
 ) -> (String, Browser) {
-    let b = Browser::new(base);
-    let res = b
-        .submit(
-            "/auth/dev",
-            "/auth/dev",
-            &[("email", email), ("groups", groups), ("next", "/")],
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let b = Browser::signed_in_dev(base, email, groups).await;
     let mut fields = vec![("name", name)];
     fields.extend(scopes.iter().map(|s| ("scopes", *s)));
     let made = b
@@ -109,6 +101,17 @@ async fn named_token(
         .await;
     assert_eq!(made.status, StatusCode::OK, "{}", made.body);
     (text_of(&made.body, "#api-token"), b)
+}
+
+/// Sends `req`: the status and the body as JSON (or, if it is not JSON, as a string).
+async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn api(
@@ -128,13 +131,7 @@ async fn api(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    answer(req).await
 }
 
 /// schemathesis, from the OpenAPI document alone, finds no 5xx and no answer that breaks the
@@ -673,13 +670,7 @@ async fn mcp_raw(
     if let Some(o) = origin {
         req = req.header("Origin", o);
     }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    answer(req).await
 }
 
 /// An AI agent, through the official MCP TypeScript SDK's client over the wire, lists the

@@ -48,16 +48,7 @@ async fn two_replicas_provision_and_tear_down_each_grant_once(pool: PgPool) {
         async move {
             let mut browsers = Vec::new();
             for r in replicas {
-                let b = Browser::new(&r.base);
-                let res = b
-                    .submit(
-                        "/auth/dev",
-                        "/auth/dev",
-                        &[("email", &email), ("groups", &groups), ("next", "/")],
-                    )
-                    .await;
-                assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
-                browsers.push(b);
+                browsers.push(Browser::signed_in_dev(&r.base, &email, &groups).await);
             }
             browsers
         }

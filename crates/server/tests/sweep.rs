@@ -35,18 +35,8 @@ async fn the_sweep_removes_orphans_and_nothing_else(pool: PgPool) {
     let server = Lakegate::start(&env).await;
 
     // An active grant, made the ordinary way.
-    let sign_in = async |email: &str, groups: &str| {
-        let b = Browser::new(&server.base);
-        let res = b
-            .submit(
-                "/auth/dev",
-                "/auth/dev",
-                &[("email", email), ("groups", groups), ("next", "/")],
-            )
-            .await;
-        assert_eq!(res.status, StatusCode::SEE_OTHER);
-        b
-    };
+    let sign_in =
+        async |email: &str, groups: &str| Browser::signed_in_dev(&server.base, email, groups).await;
     let alice = sign_in("alice@example.com", "analysts").await;
     let bob = sign_in("bob@example.com", "data-owners").await;
     let res = alice

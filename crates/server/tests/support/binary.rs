@@ -243,6 +243,21 @@ impl Browser {
         Self::page(self.http.post(url).form(form).send().await.unwrap()).await
     }
 
+    /// A person signed in on lakegate's development form (the server runs with
+    /// `LAKEGATE_DEV_LOGIN`), with `groups` comma-separated.
+    pub async fn signed_in_dev(base: &str, email: &str, groups: &str) -> Self {
+        let b = Self::new(base);
+        let res = b
+            .submit(
+                "/auth/dev",
+                "/auth/dev",
+                &[("email", email), ("groups", groups), ("next", "/")],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        b
+    }
+
     /// Posts a form of lakegate's with the CSRF token of the page at `page`.
     pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let token = csrf(&self.get(page).await.body);
