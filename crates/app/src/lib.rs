@@ -15,6 +15,7 @@ pub mod health;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
+pub mod people;
 pub mod requests;
 pub mod sessions;
 pub mod sweep;
@@ -48,6 +49,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub monitor: MonitorSettings,
     pub requests: RequestSettings,
+    /// Where notifications go.
+    pub notify: notify::NotifySettings,
 }
 
 /// Limits on undecided requests, so nobody can bury the approvers' queues.
@@ -132,8 +135,8 @@ pub struct Services {
     /// Wakes the worker when new work appears (an approval, a revoke).
     pub wake: Arc<Notify>,
     pub sessions: credentials::SessionCache,
-    /// Told about break-glass access and other events people must hear of at once.
-    pub notifier: Arc<dyn notify::Notifier>,
+    /// Sends notifications from the outbox to webhooks and Slack.
+    pub sender: Arc<dyn notify::Sender>,
 }
 
 impl Services {
@@ -150,20 +153,15 @@ impl Services {
             settings: Arc::new(settings),
             wake: Arc::new(Notify::new()),
             sessions: credentials::SessionCache::default(),
-            notifier: Arc::new(notify::LogNotifier),
+            sender: Arc::new(notify::NoSender),
         }
     }
 
-    /// Replaces the notifier (the default writes to the log only).
-    pub fn with_notifier(mut self, notifier: Arc<dyn notify::Notifier>) -> Self {
-        self.notifier = notifier;
+    /// Replaces the sender of notifications (the default sends nothing: with no targets
+    /// configured, there is nothing to send).
+    pub fn with_sender(mut self, sender: Arc<dyn notify::Sender>) -> Self {
+        self.sender = sender;
         self
-    }
-
-    /// Sends a notification in the background: the verb that caused it does not wait.
-    pub(crate) fn notify(&self, n: notify::Notification) {
-        let notifier = Arc::clone(&self.notifier);
-        tokio::spawn(async move { notifier.notify(&n).await });
     }
 }
 
@@ -189,7 +187,8 @@ pub(crate) async fn in_tx<T>(
     }
 }
 
-/// Appends an audit event in the caller's transaction, next to the change it records.
+/// Appends an audit event in the caller's transaction, next to the change it records, and
+/// the notification it causes, if any (so neither is ever committed without the other).
 /// `actor: None` is lakegate itself (the worker, the credentials URL).
 pub(crate) async fn record(
     conn: &mut PgConnection,
@@ -199,16 +198,16 @@ pub(crate) async fn record(
     action: AuditAction,
     detail: serde_json::Value,
 ) -> Result<(), AppError> {
-    lakegate_store::audit::append(
-        conn,
+    let event = lakegate_store::audit::append(
+        &mut *conn,
         NewAuditEvent {
             at,
             request,
             actor,
             action,
-            detail,
+            detail: detail.clone(),
         },
     )
     .await?;
-    Ok(())
+    notify::enqueue(conn, event, action, &detail, request, at).await
 }

@@ -16,5 +16,7 @@ pub const AWS_CALLS: &str = "lakegate_aws_calls_total";
 pub const REAPER_LAG: &str = "lakegate_reaper_lag_seconds";
 /// How long provisioning a grant took in the worker (histogram, seconds).
 pub const PROVISION_DURATION: &str = "lakegate_provision_duration_seconds";
+/// Notification deliveries, by `outcome`: `delivered`, `retrying`, `given_up`.
+pub const NOTIFICATIONS: &str = "lakegate_notifications_total";
 /// Provisioning and teardown steps that failed (and will be retried), by step.
 pub const STEP_FAILURES: &str = "lakegate_worker_step_failures_total";

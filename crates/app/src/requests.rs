@@ -8,7 +8,7 @@
 
 use lakegate_domain::access::{AllowedActions, RequestAccess};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::duration::{format_duration, parse_duration};
+use lakegate_domain::duration::parse_duration;
 use lakegate_domain::lake_formation::{approved_all_columns, plan_grants};
 use lakegate_domain::naming::GrantResources;
 use lakegate_domain::policy_file::{
@@ -30,7 +30,6 @@ use lakegate_store::requests::{
 use lakegate_store::usage::{self, QueryPoint, StoredQuery};
 use serde_json::json;
 
-use crate::notify::{Notification, quote_text};
 use crate::{AppError, Services, in_tx, record};
 
 /// The new-request form, as typed.
@@ -279,31 +278,8 @@ pub async fn submit_resources(
     tracing::info!(request_id = %id, ?outcome, "request submitted");
     match outcome {
         Submitted::Pending => {}
-        Submitted::AutoApproved => svc.wake.notify_one(),
-        Submitted::BreakGlass => {
-            svc.wake.notify_one();
-            svc.notify(Notification {
-                event: "break_glass.activated",
-                request: id,
-                summary: format!(
-                    "BREAK-GLASS: {} activated access to {} for {} without approval: {}",
-                    who.email,
-                    resources
-                        .iter()
-                        .map(ResourceSpec::qualified_table)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    format_duration(duration),
-                    quote_text(&reason)
-                ),
-                detail: json!({
-                    "requester": who.email,
-                    "resources": resources.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "duration_seconds": duration.whole_seconds(),
-                    "reason": reason,
-                }),
-            });
-        }
+        // Break-glass is told through the outbox, enqueued with its audit event.
+        Submitted::AutoApproved | Submitted::BreakGlass => svc.wake.notify_one(),
     }
     Ok((id, outcome))
 }

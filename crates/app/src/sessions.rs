@@ -19,6 +19,17 @@ pub async fn record_sign_in(
 ) -> Result<(), AppError> {
     let mut conn = svc.db.acquire().await?;
     lakegate_store::api_tokens::refresh_owner_groups(&mut conn, &who.subject, &who.groups).await?;
+    lakegate_store::people::seen(
+        &mut conn,
+        &lakegate_store::people::Person {
+            subject: who.subject.clone(),
+            email: who.email.clone(),
+            name: who.name.clone(),
+            groups: who.groups.clone(),
+            seen_at: svc.clock.now(),
+        },
+    )
+    .await?;
     match provider_tokens {
         Some(tokens) => {
             lakegate_store::provider_tokens::save(&mut conn, &who.subject, tokens, svc.clock.now())

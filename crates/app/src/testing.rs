@@ -6,6 +6,7 @@ use lakegate_domain::policy::Policy;
 use lakegate_domain::policy_file::PolicyFile;
 use time::Duration;
 
+use crate::notify::NotifySettings;
 use crate::{MonitorSettings, RequestSettings, Settings, WorkerSettings};
 
 /// The results bucket the sample catalog's emulator seeding creates.
@@ -35,6 +36,7 @@ impl Settings {
             worker: WorkerSettings::default(),
             monitor: MonitorSettings::default(),
             requests: RequestSettings::default(),
+            notify: NotifySettings::default(),
         }
     }
 
@@ -63,6 +65,12 @@ impl Settings {
     #[must_use]
     pub fn with_requests(mut self, requests: RequestSettings) -> Self {
         self.requests = requests;
+        self
+    }
+
+    #[must_use]
+    pub fn with_notify(mut self, notify: NotifySettings) -> Self {
+        self.notify = notify;
         self
     }
 

@@ -228,6 +228,7 @@ pub async fn groups_confirmed(
 ) -> Result<(), AppError> {
     let mut conn = svc.db.acquire().await?;
     api_tokens::refresh_owner_groups(&mut conn, subject, groups).await?;
+    lakegate_store::people::groups_seen(&mut conn, subject, groups, svc.clock.now()).await?;
     lakegate_store::provider_tokens::save(&mut conn, subject, tokens, svc.clock.now()).await?;
     Ok(())
 }

@@ -5,6 +5,8 @@ use lakegate_domain::RequestId;
 use lakegate_domain::audit::AuditAction;
 use lakegate_store::{extensions, requests};
 use serde_json::json;
+use time::Duration;
+use time::format_description::well_known::Rfc3339;
 
 use crate::requests::evaluate;
 use crate::{AppError, Services, in_tx, record};
@@ -84,8 +86,45 @@ pub async fn lapse_due(svc: &Services) -> Result<Lapsed, AppError> {
     }
 }
 
-/// Runs until cancelled: brings approver groups up to date once, then lapses what is due
-/// every `every`.
+/// How long before a grant ends its requester is told.
+pub const EXPIRY_NOTICE: Duration = Duration::minutes(10);
+
+/// Grants ending within [`EXPIRY_NOTICE`] that have not been told so: each gets a
+/// `grant.expiring_soon` audit event (and so a notification). Returns how many.
+pub async fn notice_expiring(svc: &Services) -> Result<usize, AppError> {
+    const BATCH: i64 = 200;
+    let mut told = 0;
+    loop {
+        let now = svc.clock.now();
+        let n = in_tx(svc, async |tx: &mut sqlx::PgConnection| {
+            let due =
+                requests::mark_expiry_notices(&mut *tx, now, now + EXPIRY_NOTICE, BATCH).await?;
+            for (id, expires_at) in &due {
+                record(
+                    &mut *tx,
+                    now,
+                    Some(*id),
+                    None,
+                    AuditAction::GrantExpiringSoon,
+                    json!({
+                        "expires_at": expires_at.format(&Rfc3339).unwrap_or_default(),
+                        "seconds_left": (*expires_at - now).whole_seconds(),
+                    }),
+                )
+                .await?;
+            }
+            Ok(due.len())
+        })
+        .await?;
+        told += n;
+        if i64::try_from(n).unwrap_or(0) < BATCH {
+            return Ok(told);
+        }
+    }
+}
+
+/// Runs until cancelled: brings approver groups up to date once, then every `every` lapses
+/// what is due and tells grants that end soon.
 pub async fn run_upkeep(
     svc: Services,
     every: std::time::Duration,
@@ -118,6 +157,9 @@ pub async fn run_upkeep(
             Err(e) => {
                 tracing::warn!(error = %e, "could not lapse undecided requests; will try again")
             }
+        }
+        if let Err(e) = notice_expiring(&svc).await {
+            tracing::warn!(error = %e, "could not tell grants that end soon; will try again");
         }
     }
 }

@@ -38,10 +38,11 @@ pub enum AuditAction {
     GrantColumnsChanged,
     ApiTokenCreated,
     ApiTokenRevoked,
+    GrantExpiringSoon,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 34] = [
         Self::SignedIn,
         Self::RequestSubmitted,
         Self::RequestApproved,
@@ -75,6 +76,7 @@ impl AuditAction {
         Self::GrantColumnsChanged,
         Self::ApiTokenCreated,
         Self::ApiTokenRevoked,
+        Self::GrantExpiringSoon,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +114,7 @@ impl AuditAction {
             Self::GrantColumnsChanged => "grant.columns_changed",
             Self::ApiTokenCreated => "api_token.created",
             Self::ApiTokenRevoked => "api_token.revoked",
+            Self::GrantExpiringSoon => "grant.expiring_soon",
         }
     }
 
@@ -158,6 +161,7 @@ impl AuditAction {
             }
             Self::ApiTokenCreated => "created a personal API token",
             Self::ApiTokenRevoked => "revoked a personal API token",
+            Self::GrantExpiringSoon => "the grant ends in 10 minutes or less",
             Self::BudgetCutoffLowered => {
                 "lowered the per-query scan cutoff to what is left of the budget"
             }

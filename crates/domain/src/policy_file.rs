@@ -95,8 +95,20 @@ pub struct Rule {
     pub sensitive_approver_groups: Vec<String>,
     pub auto_approve: Option<AutoApproveRule>,
     pub break_glass: Option<BreakGlassRule>,
+    /// Where the rule's requests are told about, besides the deployment's own targets.
+    pub notify: NotifyRule,
     /// 1-based line of the rule's header, for messages about the rule.
     pub line: usize,
+}
+
+/// A rule's own notification targets (`notify = { slack_channel = "...", webhooks = [...] }`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NotifyRule {
+    /// The Slack channel its requests are posted to, instead of `LAKEGATE_SLACK_CHANNEL`.
+    pub slack_channel: Option<String>,
+    /// Webhooks that receive every notification of its requests, besides
+    /// `LAKEGATE_WEBHOOK_URLS`.
+    pub webhooks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +126,16 @@ pub struct BreakGlassRule {
     pub groups: Vec<String>,
     /// Longest break-glass access; the rule's maximum when the file leaves it out.
     pub max_duration: Duration,
+}
+
+/// Webhook URLs may carry a secret in their path: only how many there are is shown.
+impl std::fmt::Debug for NotifyRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyRule")
+            .field("slack_channel", &self.slack_channel)
+            .field("webhooks", &self.webhooks.len())
+            .finish()
+    }
 }
 
 /// Why the policy file was refused: `policy.toml:14: rule "hr": max_duration 10d is longer than
@@ -260,6 +282,7 @@ impl PolicyFile {
             sensitive_approver_groups: Vec::new(),
             auto_approve: None,
             break_glass: None,
+            notify: NotifyRule::default(),
             line: 0,
         };
 

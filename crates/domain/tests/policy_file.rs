@@ -370,7 +370,7 @@ fn refuses_bad_files_with_messages_that_say_where_and_why() {
         ),
         (
             rule("owners = [\"x\"]"),
-            "policy.toml:7: rule \"hr\": unknown key \"owners\" (the keys here are name, match, approver_groups, approvals, default_duration, min_duration, max_duration, query_scan_cutoff, scan_budget, require_limit, sensitive_columns, sensitive_approver_groups, auto_approve, break_glass)",
+            "policy.toml:7: rule \"hr\": unknown key \"owners\" (the keys here are name, match, approver_groups, approvals, default_duration, min_duration, max_duration, query_scan_cutoff, scan_budget, require_limit, sensitive_columns, sensitive_approver_groups, auto_approve, break_glass, notify)",
         ),
         (
             format!(
@@ -435,6 +435,18 @@ fn refuses_bad_files_with_messages_that_say_where_and_why() {
         (
             rule("break_glass = { max_duration = \"1h\" }"),
             "policy.toml:7: rule \"hr\": missing key \"groups\" (the groups that may use break-glass)",
+        ),
+        (
+            rule("notify = { slack_channel = \"sales access\" }"),
+            "policy.toml:7: rule \"hr\": notify.slack_channel must be a channel name or id, like \"#data-access\" or \"C0123456789\"",
+        ),
+        (
+            rule("notify = { webhooks = [\"ftp://hooks.example.com/x\"] }"),
+            "policy.toml:7: rule \"hr\": notify.webhooks: each must be an http:// or https:// URL",
+        ),
+        (
+            rule("notify = { slack = \"#x\" }"),
+            "policy.toml:7: rule \"hr\": unknown key \"slack\" (did you mean slack_channel?)",
         ),
         (
             rule("[rule.break_glass]\ngroups = [\"oncall\"]\nmax_duration = \"5m\""),

@@ -332,10 +332,41 @@ pub struct ServeArgs {
     #[arg(long, env = "LAKEGATE_POLICY")]
     pub policy: Option<std::path::PathBuf>,
 
-    /// Webhook (http or https URL) that receives a JSON POST for break-glass access. Notifications
-    /// are always written to the log as well.
+    /// Webhook (http or https URL) that receives break-glass notifications only, signed as
+    /// every webhook is. Notifications are always written to the log as well.
     #[arg(long, env = "LAKEGATE_NOTIFY_WEBHOOK_URL", hide_env_values = true)]
     pub notify_webhook_url: Option<String>,
+
+    /// Webhooks (comma-separated http or https URLs) that receive every notification as signed
+    /// JSON (docs/notifications.md). Needs LAKEGATE_WEBHOOK_SECRET.
+    #[arg(long, env = "LAKEGATE_WEBHOOK_URLS", hide_env_values = true)]
+    pub webhook_urls: Option<String>,
+
+    /// The secret every webhook body is signed with (HMAC-SHA256, `X-Lakegate-Signature`).
+    #[arg(long, env = "LAKEGATE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// A notification still failing this long after it happened is given up (and stays in the
+    /// audit trail and the admins' notifications page).
+    #[arg(long, env = "LAKEGATE_NOTIFY_MAX_AGE", default_value = "24h")]
+    pub notify_max_age: String,
+
+    /// Slack bot token (`xoxb-…`): requests are posted with Approve / Deny buttons
+    /// (docs/slack.md). Needs LAKEGATE_SLACK_SIGNING_SECRET and LAKEGATE_SLACK_CHANNEL.
+    #[arg(long, env = "LAKEGATE_SLACK_BOT_TOKEN", hide_env_values = true)]
+    pub slack_bot_token: Option<String>,
+
+    /// The Slack app's signing secret, with which its button clicks are checked.
+    #[arg(long, env = "LAKEGATE_SLACK_SIGNING_SECRET", hide_env_values = true)]
+    pub slack_signing_secret: Option<String>,
+
+    /// The Slack channel (name or id) requests are posted to, unless a rule names its own.
+    #[arg(long, env = "LAKEGATE_SLACK_CHANNEL")]
+    pub slack_channel: Option<String>,
+
+    /// Slack's Web API base URL (a Slack-compatible server of your own, in tests).
+    #[arg(long, env = "LAKEGATE_SLACK_API_URL", default_value = crate::config::SLACK_API_URL)]
+    pub slack_api_url: String,
 
     /// Members of this group approve requests (never their own). Ignored with LAKEGATE_POLICY.
     #[arg(long, env = "LAKEGATE_APPROVER_GROUP", default_value = "data-owners")]

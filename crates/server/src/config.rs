@@ -17,6 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::cli::{LogFormat, ServeArgs};
 
+mod notify;
+pub use notify::{NotifyConfig, SLACK_API_URL, SlackConfig};
+
 /// Every setting `lakegate serve` needs, validated.
 #[derive(Clone)]
 pub struct ServeConfig {
@@ -27,8 +30,8 @@ pub struct ServeConfig {
     pub sign_in: SignInConfig,
     pub settings: Settings,
     pub broker_principal_arn: Option<String>,
-    /// Where break-glass notifications are POSTed, besides the log.
-    pub notify_webhook_url: Option<String>,
+    /// The notification senders' secrets (their targets are in `settings.notify`).
+    pub notify: NotifyConfig,
     pub log_format: LogFormat,
     /// `/metrics` on a listener of its own instead of the main one.
     pub metrics_listen: Option<SocketAddr>,
@@ -61,7 +64,11 @@ pub enum SignInConfig {
 
 impl ServeConfig {
     /// The web layer's settings, once sign-in is ready.
-    pub fn web_config(&self, sign_in: SignIn) -> WebConfig {
+    pub fn web_config(
+        &self,
+        sign_in: SignIn,
+        slack: Option<std::sync::Arc<lakegate_web::slack::Slack>>,
+    ) -> WebConfig {
         WebConfig {
             public_url: self.http.public_url.clone(),
             sign_in,
@@ -69,7 +76,35 @@ impl ServeConfig {
             session_idle: self.http.session_idle,
             session_max: self.http.session_max,
             groups_refresh: self.http.groups_refresh,
+            slack,
         }
+    }
+
+    /// "log, 2 webhooks, break-glass webhook https://hooks.example.com/***, Slack #data-access".
+    fn notify_summary(&self) -> String {
+        let n = &self.settings.notify;
+        let mut parts = vec!["log".to_owned()];
+        if !n.webhooks.is_empty() {
+            parts.push(format!(
+                "webhooks {}",
+                n.webhooks
+                    .iter()
+                    .map(|u| redact_webhook(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(u) = &n.break_glass_webhook {
+            parts.push(format!("break-glass webhook {}", redact_webhook(u)));
+        }
+        if let (true, Some(c)) = (n.slack, &n.slack_channel) {
+            parts.push(format!("Slack {c}"));
+        }
+        format!(
+            "{}; given up after {}",
+            parts.join(", "),
+            format_duration(n.max_age)
+        )
     }
 
     pub fn dev_login(&self) -> bool {
@@ -114,10 +149,7 @@ impl fmt::Debug for ServeConfig {
             .field("sign_in", &self.sign_in)
             .field("settings", &self.settings)
             .field("broker_principal_arn", &self.broker_principal_arn)
-            .field(
-                "notify_webhook_url",
-                &self.notify_webhook_url.as_deref().map(redact_webhook),
-            )
+            .field("notify", &self.notify_summary())
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
             .field("startup_wait", &self.startup_wait)
@@ -202,21 +234,7 @@ impl TryFrom<&ServeArgs> for ServeConfig {
             None => PolicyFile::from_policy(&simple),
             Some(path) => load_policy(path, a.admin_group.as_deref())?,
         };
-        let notify_webhook_url = a
-            .notify_webhook_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(|u| {
-                if u.starts_with("https://") || u.starts_with("http://") {
-                    Ok(u.to_owned())
-                } else {
-                    Err(anyhow::anyhow!(
-                        "LAKEGATE_NOTIFY_WEBHOOK_URL must be an http:// or https:// URL"
-                    ))
-                }
-            })
-            .transpose()?;
+        let (notify_settings, notify) = notify::notify_config(a, &policy)?;
         let results =
             ResultsLocation::parse(&a.results_location).context("LAKEGATE_RESULTS_LOCATION")?;
         if !a.permissions_boundary_arn.starts_with("arn:aws")
@@ -340,9 +358,10 @@ impl TryFrom<&ServeArgs> for ServeConfig {
                     flood_per_minute: parse_flood(&a.query_flood_per_minute)?,
                 },
                 requests: request_settings(a)?,
+                notify: notify_settings,
             },
             broker_principal_arn: a.broker_principal_arn.clone(),
-            notify_webhook_url,
+            notify,
             log_format: a.log_format,
             metrics_listen,
             startup_wait,
@@ -600,10 +619,7 @@ impl ServeConfig {
             format_duration(self.http.session_idle),
             format_duration(self.http.session_max),
             format_duration(self.http.groups_refresh),
-            self.notify_webhook_url.as_deref().map_or_else(
-                || "log only".to_owned(),
-                |u| format!("log and webhook {}", redact_webhook(u))
-            ),
+            self.notify_summary(),
             match self.settings.requests.max_pending_per_person {
                 0 => "no limit".to_owned(),
                 n => n.to_string(),
@@ -649,6 +665,13 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LAKEGATE_DEV_LOGIN",
     "LAKEGATE_POLICY",
     "LAKEGATE_NOTIFY_WEBHOOK_URL",
+    "LAKEGATE_WEBHOOK_URLS",
+    "LAKEGATE_WEBHOOK_SECRET",
+    "LAKEGATE_NOTIFY_MAX_AGE",
+    "LAKEGATE_SLACK_BOT_TOKEN",
+    "LAKEGATE_SLACK_SIGNING_SECRET",
+    "LAKEGATE_SLACK_CHANNEL",
+    "LAKEGATE_SLACK_API_URL",
     "LAKEGATE_APPROVER_GROUP",
     "LAKEGATE_ADMIN_GROUP",
     "LAKEGATE_MIN_DURATION",
@@ -1012,10 +1035,35 @@ mod tests {
         assert!(!c.summary().contains("s3cret"));
         assert!(
             c.summary()
-                .contains("log and webhook https://hooks.example.com/***")
+                .contains("break-glass webhook https://hooks.example.com/***"),
+            "{}",
+            c.summary()
         );
         assert!(
             ServeConfig::try_from(&args(&["--notify-webhook-url", "hooks.example.com/x"])).is_err()
+        );
+        let c = ServeConfig::try_from(&args(&[
+            "--webhook-urls",
+            "https://a.example.com/in/s3cret, http://127.0.0.1:9/hook",
+            "--webhook-secret",
+            "0123456789abcdef-s3cret",
+        ]))
+        .unwrap();
+        assert_eq!(c.settings.notify.webhooks.len(), 2);
+        assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
+        let err = ServeConfig::try_from(&args(&["--webhook-urls", "https://a.example.com/x"]))
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("LAKEGATE_WEBHOOK_SECRET is required"),
+            "{err:#}"
+        );
+        let err = ServeConfig::try_from(&args(&["--slack-bot-token", "xoxb-1"]))
+            .err()
+            .unwrap();
+        assert!(
+            format!("{err:#}").contains("LAKEGATE_SLACK_SIGNING_SECRET, LAKEGATE_SLACK_CHANNEL"),
+            "{err:#}"
         );
     }
 

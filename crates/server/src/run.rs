@@ -16,6 +16,7 @@ use lakegate_aws::AwsCloudAccess;
 use lakegate_domain::ports::SystemClock;
 use lakegate_store::MIGRATOR;
 use lakegate_web::oidc::Oidc;
+use lakegate_web::slack::Slack;
 use lakegate_web::{AppState, PgSessionStore, SignIn};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
@@ -89,28 +90,51 @@ async fn cloud(config: &ServeConfig) -> anyhow::Result<AwsCloudAccess> {
         .context("could not reach AWS STS to find out who lakegate runs as")
 }
 
-/// The verbs' services over `pool` and the real AWS adapter.
-async fn services(config: &ServeConfig, pool: PgPool) -> anyhow::Result<Services> {
-    let mut services = Services::new(
+/// The Slack client, when Slack is configured.
+fn slack(config: &ServeConfig) -> anyhow::Result<Option<Arc<Slack>>> {
+    config
+        .notify
+        .slack
+        .as_ref()
+        .map(|s| {
+            Slack::new(
+                &s.api_url,
+                s.bot_token.expose_secret().to_owned(),
+                s.signing_secret.expose_secret().to_owned(),
+            )
+            .map(Arc::new)
+            .context("could not set up the Slack client")
+        })
+        .transpose()
+}
+
+/// The verbs' services over `pool` and the real AWS adapter, sending notifications through
+/// webhooks and `slack`.
+async fn services(
+    config: &ServeConfig,
+    pool: PgPool,
+    slack: Option<Arc<Slack>>,
+) -> anyhow::Result<Services> {
+    let sender = crate::notify::HttpSender::new(
+        config.http.public_url.clone(),
+        config.notify.webhook_secret.clone(),
+        slack,
+    )
+    .context("could not set up the notification client")?;
+    Ok(Services::new(
         pool,
         Arc::new(cloud(config).await?),
         Arc::new(SystemClock),
         config.settings.clone(),
-    );
-    if let Some(url) = &config.notify_webhook_url {
-        services = services.with_notifier(Arc::new(
-            crate::notify::WebhookNotifier::new(url.clone(), config.http.public_url.clone())
-                .context("could not set up the notification webhook client")?,
-        ));
-    }
-    Ok(services)
+    )
+    .with_sender(Arc::new(sender)))
 }
 
 /// What `lakegate sweep` works with: the database (migrated) and AWS, no HTTP, no worker.
 pub async fn services_for_command(config: &ServeConfig) -> anyhow::Result<Services> {
     let pool = connect(config.database_url.expose_secret(), 2).await?;
     migrate(&pool).await?;
-    services(config, pool).await
+    services(config, pool, slack(config)?).await
 }
 
 /// A name for this replica's worker, seen in leases.
@@ -195,10 +219,11 @@ pub async fn build(config: ServeConfig, listener: TcpListener) -> anyhow::Result
         }
     };
 
-    let services = services(&config, pool.clone()).await?;
+    let slack = slack(&config)?;
+    let services = services(&config, pool.clone(), slack.clone()).await?;
 
     let sessions = lakegate_web::session_store(pool);
-    let web = config.web_config(sign_in);
+    let web = config.web_config(sign_in, slack);
     let public_url = web.public_url.clone();
     let state = AppState::new(services.clone(), web);
     let metrics_router = metrics.router(services.clone());
@@ -253,10 +278,15 @@ impl App {
             self.services.clone(),
             shutdown.clone(),
         ));
+        // Notifications from the outbox to webhooks and Slack.
+        tracker.spawn(lakegate_app::notify::run(
+            self.services.clone(),
+            shutdown.clone(),
+        ));
         // Approver groups brought up to date with the policy, and undecided requests lapsed.
         tracker.spawn(lakegate_app::upkeep::run_upkeep(
             self.services.clone(),
-            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(15),
             shutdown.clone(),
         ));
         tracker.spawn(lakegate_web::run_session_sweeper(

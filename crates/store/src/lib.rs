@@ -7,6 +7,8 @@ pub mod api_tokens;
 pub mod audit;
 pub mod error;
 pub mod extensions;
+pub mod outbox;
+pub mod people;
 pub mod provider_tokens;
 pub mod requests;
 pub mod sessions;

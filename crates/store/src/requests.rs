@@ -417,6 +417,35 @@ pub async fn lapse_pending(
     Ok(ids.into_iter().map(RequestId).collect())
 }
 
+/// Active grants that end after `now` and by `by` and have not been told about this expiry
+/// yet, `limit` at a time: marked as told, returned with their expiry. An extension moves the
+/// expiry, so the grant is told again about the new one.
+pub async fn mark_expiry_notices(
+    conn: &mut PgConnection,
+    now: OffsetDateTime,
+    by: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<(RequestId, OffsetDateTime)>, StoreError> {
+    let rows: Vec<(Uuid, OffsetDateTime)> = sqlx::query_as(
+        "update access_request set expiry_notice_for = expires_at
+         where request_id in (
+             select request_id from access_request
+             where status = 'active' and expires_at > $1 and expires_at <= $2
+               and expiry_notice_for is distinct from expires_at
+             order by expires_at limit $3 for update skip locked)
+         returning request_id, expires_at",
+    )
+    .bind(now)
+    .bind(by)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, at)| (RequestId(id), at))
+        .collect())
+}
+
 /// pending → approved, recording what will be created in AWS (write-ahead for provisioning).
 /// `auto`: by the policy's auto-approval, without anyone.
 pub async fn approve(

@@ -116,26 +116,41 @@ async fn api_caller(
     state: &AppState,
     force: bool,
 ) -> Result<lakegate_app::tokens::ApiCaller, WebError> {
-    use lakegate_app::AppError;
     use lakegate_app::tokens;
 
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default());
-    let svc = &state.services;
-    let mut caller = tokens::authenticate(svc, header)
+    let mut caller = tokens::authenticate(&state.services, header)
         .await
         .map_err(WebError::Json)?;
+    let confirmed = confirm_groups(state, &caller.principal, force).await?;
+    caller.principal = confirmed.through_token(caller.token_name.clone());
+    Ok(caller)
+}
+
+/// `p` with the groups their identity provider confirms (with the tokens of their latest
+/// sign-in): re-read when `LAKEGATE_GROUPS_REFRESH` has passed since the last read, or at once
+/// when `force`. Someone the provider stops vouching for is refused until they sign in again.
+/// Without OpenID Connect (the development sign-in), `p` as it is.
+pub(crate) async fn confirm_groups(
+    state: &AppState,
+    p: &Principal,
+    force: bool,
+) -> Result<Principal, WebError> {
+    use lakegate_app::AppError;
+    use lakegate_app::tokens;
+
+    let svc = &state.services;
     let Some(oidc) = state.config.oidc() else {
-        return Ok(caller);
+        return Ok(p.clone());
     };
     let refused = |why: &str| {
         WebError::Json(AppError::TokenRefused(format!(
             "{why}; sign in to lakegate again and your tokens work again"
         )))
     };
-    let p = &caller.principal;
     let Some(link) = tokens::provider_link(svc, &p.subject)
         .await
         .map_err(WebError::Json)?
@@ -145,7 +160,7 @@ async fn api_caller(
         ));
     };
     if !force && svc.clock.now() - link.checked_at < state.config.groups_refresh {
-        return Ok(caller);
+        return Ok(p.clone());
     }
     let Ok(mut provider) = serde_json::from_value::<crate::oidc::ProviderTokens>(link.tokens)
     else {
@@ -169,12 +184,11 @@ async fn api_caller(
                 tracing::info!(email = %p.email, before = ?p.groups, after = ?now.groups,
                     "groups changed at the identity provider");
             }
-            caller.principal = now.through_token(caller.token_name.clone());
-            Ok(caller)
+            Ok(now)
         }
         Err(e) => {
             tracing::warn!(email = %p.email, error = %e,
-                "API token refused: the identity provider did not confirm its owner's groups");
+                "refused: the identity provider did not confirm the person's groups");
             tokens::provider_refused(svc, &p.subject)
                 .await
                 .map_err(WebError::Json)?;

@@ -10,6 +10,7 @@ mod middleware;
 pub mod oidc;
 mod routes;
 mod session;
+pub mod slack;
 mod state;
 mod views;
 
@@ -51,6 +52,8 @@ pub struct WebConfig {
     /// With OpenID Connect: groups are re-read from the provider at least this often (and
     /// always before decisions and admin actions).
     pub groups_refresh: time::Duration,
+    /// Slack's Web API and the signing secret of its interactions, when Slack is configured.
+    pub slack: Option<std::sync::Arc<slack::Slack>>,
 }
 
 /// The one way people sign in on this server.
@@ -113,6 +116,7 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
     // The MCP server's bodies carry SQL too.
     let api = routes::api::router()
         .merge(routes::mcp::router())
+        .merge(routes::slack::router())
         .layer(axum::extract::DefaultBodyLimit::max(CONSOLE_BODY_LIMIT));
     Router::new()
         .merge(forms)

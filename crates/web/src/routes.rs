@@ -10,6 +10,7 @@ pub mod health;
 pub mod mcp;
 pub mod requests;
 pub mod settings;
+pub mod slack;
 
 use axum::response::{IntoResponse, Response};
 

@@ -60,6 +60,7 @@ async fn app_with(pool: PgPool, require_verified_email: bool, groups_refresh: Du
         session_idle: Duration::hours(1),
         session_max: Duration::hours(12),
         groups_refresh,
+        slack: None,
     };
     let sessions = lakegate_web::session_store(pool);
     lakegate_web::router(AppState::new(services, config), sessions)

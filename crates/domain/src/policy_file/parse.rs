@@ -140,6 +140,14 @@ struct RawRule {
     sensitive_approver_groups: Option<RawList>,
     auto_approve: Option<Spanned<RawAutoApprove>>,
     break_glass: Option<Spanned<RawBreakGlass>>,
+    notify: Option<Spanned<RawNotify>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    slack_channel: Option<Spanned<String>>,
+    webhooks: Option<RawList>,
 }
 
 #[derive(Deserialize)]
@@ -301,6 +309,7 @@ fn reword(message: &str, key: Option<&str>, section: Option<&str>) -> String {
             "sensitive_approver_groups",
             "auto_approve",
             "break_glass",
+            "notify",
         ];
         if section == Some("[defaults]") && rule_only.contains(&field) {
             return format!("unknown key \"{field}\" ({field} can only be set in a [[rule]])");
@@ -868,6 +877,45 @@ fn resolve_rule(
         }
     };
 
+    let notify = match raw.notify {
+        None => NotifyRule::default(),
+        Some(n) => {
+            let n = n.into_inner();
+            let slack_channel = match n.slack_channel {
+                None => None,
+                Some(c) => {
+                    let channel = c.get_ref().trim();
+                    if channel.is_empty() || channel.chars().any(char::is_whitespace) {
+                        return Err(ck.fail(
+                            Some(c.span()),
+                            "notify.slack_channel must be a channel name or id, like \"#data-access\" or \"C0123456789\"",
+                        ));
+                    }
+                    Some(channel.to_owned())
+                }
+            };
+            let mut webhooks = Vec::new();
+            for url in n.webhooks.map(Spanned::into_inner).unwrap_or_default() {
+                let text = url.get_ref().trim();
+                if !(text.starts_with("https://") || text.starts_with("http://"))
+                    || text.chars().any(char::is_whitespace)
+                {
+                    return Err(ck.fail(
+                        Some(url.span()),
+                        "notify.webhooks: each must be an http:// or https:// URL",
+                    ));
+                }
+                if !webhooks.iter().any(|w: &String| w == text) {
+                    webhooks.push(text.to_owned());
+                }
+            }
+            NotifyRule {
+                slack_channel,
+                webhooks,
+            }
+        }
+    };
+
     Ok(Rule {
         name,
         patterns,
@@ -876,6 +924,7 @@ fn resolve_rule(
         sensitive_approver_groups,
         auto_approve,
         break_glass,
+        notify,
         line: cx.line_of(header.start),
     })
 }

@@ -18,13 +18,14 @@ use time::{Date, Duration, OffsetDateTime};
 use crate::error::WebError;
 use crate::extract::Fresh;
 use crate::state::AppState;
-use crate::views::audit::{AuditPage, AuditRow};
-use crate::views::{Chrome, fmt_time};
+use crate::views::audit::{AuditPage, AuditRow, DeliveryView, NotificationsPage};
+use crate::views::{Chrome, fmt_iso, fmt_time};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/audit", get(audit_page))
         .route("/audit/export", get(export_audit))
+        .route("/audit/notifications", get(notifications_page))
 }
 
 /// The filter as typed in the form (and carried in links, and the API's query).
@@ -148,6 +149,48 @@ async fn audit_page(
         until: q.filter.until,
         actions: AuditAction::ALL.iter().map(|a| a.as_str()).collect(),
         older: page.older,
+    }
+    .into_response())
+}
+
+/// The outbox for admins: what is pending, what was given up and why, what was delivered.
+async fn notifications_page(
+    State(state): State<AppState>,
+    Fresh(user): Fresh,
+) -> Result<Response, WebError> {
+    let o = lakegate_app::notify::overview(&state.services, &user.principal).await?;
+    let deliveries = o
+        .deliveries
+        .into_iter()
+        .map(|d| {
+            let (state, state_class, when) = match (d.delivered_at, d.given_up_at) {
+                (Some(at), _) => ("delivered", "delivered", Some(at)),
+                (None, Some(at)) => ("given up", "given-up", Some(at)),
+                (None, None) => ("pending, next try", "pending", Some(d.next_attempt_at)),
+            };
+            DeliveryView {
+                id: d.notification_id,
+                event: d.event,
+                request: d.request_id.map(|r| r.to_string()).unwrap_or_default(),
+                target: d.target,
+                created_at: fmt_time(d.created_at),
+                created_at_iso: fmt_iso(Some(d.created_at)),
+                attempts: d.attempts,
+                state,
+                state_class,
+                when: when.map(fmt_time).unwrap_or_default(),
+                when_iso: fmt_iso(when),
+                last_error: d.last_error.unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(NotificationsPage {
+        chrome: Chrome::new(&state, &user.session, Some(&user.principal)).await?,
+        pending: o.counts.pending,
+        failed: o.counts.failed,
+        delivered: o.counts.delivered,
+        unrouted: o.counts.unrouted,
+        deliveries,
     }
     .into_response())
 }

@@ -31,3 +31,32 @@ pub struct AuditPage {
     pub query: String,
     pub older: Option<i64>,
 }
+
+/// One delivery of a notification, for the admins' outbox page.
+pub struct DeliveryView {
+    pub id: i64,
+    pub event: String,
+    pub request: String,
+    pub target: String,
+    pub created_at: String,
+    pub created_at_iso: String,
+    pub attempts: i32,
+    /// `pending`, `delivered` or `given up`.
+    pub state: &'static str,
+    pub state_class: &'static str,
+    /// When it is tried next (pending), or when it was delivered or given up.
+    pub when: String,
+    pub when_iso: String,
+    pub last_error: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "audit/notifications.html")]
+pub struct NotificationsPage {
+    pub chrome: Chrome,
+    pub pending: i64,
+    pub failed: i64,
+    pub delivered: i64,
+    pub unrouted: i64,
+    pub deliveries: Vec<DeliveryView>,
+}

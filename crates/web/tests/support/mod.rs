@@ -88,6 +88,7 @@ pub async fn app_at(
         session_idle: Duration::hours(1),
         session_max,
         groups_refresh: Duration::minutes(15),
+        slack: None,
     };
     let sessions = lakegate_web::session_store(pool);
     TestApp {
