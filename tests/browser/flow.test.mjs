@@ -108,10 +108,14 @@ test('request, approve, credentials, query console and revoke in a browser', asy
   assert.equal(credentialsUrl, `${BASE}/credentials/${url.split('/').pop()}`);
   // The copy buttons put exactly the token and the profile on the clipboard.
   await alice.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+  // The button says so once the clipboard has taken the text (an asynchronous write).
+  const copied = (label) => alice.waitForFunction(
+    (l) => document.querySelector(`button[aria-label="${l}"]`)?.textContent === 'Copied', label, { timeout: 5000 });
   await alice.click('button[aria-label="Copy the token"]');
-  assert.equal(await alice.textContent('button[aria-label="Copy the token"]'), 'Copied');
+  await copied('Copy the token');
   assert.equal(await alice.evaluate(() => navigator.clipboard.readText()), token);
   await alice.click('button[aria-label="Copy the profile"]');
+  await copied('Copy the profile');
   assert.match(await alice.evaluate(() => navigator.clipboard.readText()),
     new RegExp(`^\\[profile lakegate-[0-9a-f]+\\]\nregion = .+\ncredential_process = lakegate credentials --url ${credentialsUrl}$`));
 
@@ -144,6 +148,71 @@ test('request, approve, credentials, query console and revoke in a browser', asy
   assert.equal(refused.status, 403);
   await waitForStatus(alice, url, 'revoked');
   assert.match(await alice.textContent('#timeline'), /access ended/);
+});
+
+test('the catalog picker fills the form and shows what the policy asks, before submitting', async () => {
+  const { mkdir } = await import('node:fs/promises');
+  const dir = new URL('../../target/browser-screenshots/', import.meta.url);
+  await mkdir(dir, { recursive: true });
+  const shot = (page, name) => page.screenshot({ path: new URL(`picker-${name}.png`, dir).pathname, fullPage: true });
+  const alice = await signIn('alice@example.com', 'analysts');
+  await alice.goto(`${BASE}/requests/new`);
+  await alice.waitForSelector('#picker:not([hidden]) [data-table="sales.orders"]');
+  await shot(alice, '1-tables');
+
+  // Two tables: some columns of one, every column of the other.
+  await alice.fill('#picker-search', 'sales');
+  await alice.waitForFunction(() => /of 2 requestable tables/.test(document.getElementById('picker-status').textContent));
+  await alice.click('[data-table="sales.orders"] summary');
+  await alice.check('[data-table="sales.orders"] input[data-column="order_id"]');
+  await alice.check('[data-table="sales.orders"] input[data-column="amount"]');
+  await alice.click('[data-table="sales.customers"] summary');
+  await alice.check('[data-table="sales.customers"] input[data-all]');
+  assert.equal(await alice.inputValue('#resources'), 'sales.orders: order_id, amount\nsales.customers');
+  await alice.waitForSelector('#preview');
+  assert.match(await alice.textContent('#preview'), /1 approval from data-owners/);
+  await shot(alice, '2-picked');
+
+  // A sensitive column is marked where it is picked, and the preview says what it needs.
+  await alice.fill('#picker-search', 'employees');
+  await alice.click('[data-table="hr.employees"] summary');
+  assert.match(await alice.textContent('[data-table="hr.employees"] li.sensitive'), /salary|national_id/);
+  await alice.check('[data-table="hr.employees"] input[data-column="salary"]');
+  await alice.waitForFunction(() => /hr\.employees\.salary/.test(document.getElementById('preview')?.textContent ?? ''));
+  assert.match(await alice.textContent('#preview'), /2 approvals from hr-owners/);
+  await shot(alice, '3-sensitive');
+  await alice.uncheck('[data-table="hr.employees"] input[data-column="salary"]');
+  assert.equal(await alice.inputValue('#resources'), 'sales.orders: order_id, amount\nsales.customers');
+
+  // Lines typed by hand stay; the picker follows them.
+  await alice.fill('#resources', 'sales.orders: order_id, amount\nsales.customers: customer_id, country');
+  await alice.fill('#picker-search', 'customers');
+  await alice.click('[data-table="sales.customers"] summary');
+  assert.equal(await alice.isChecked('[data-table="sales.customers"] input[data-column="country"]'), true);
+  assert.equal(await alice.isChecked('[data-table="sales.customers"] input[data-column="email"]'), false);
+
+  await alice.fill('#duration', '30m');
+  await alice.fill('#reason', 'Picked in the catalog picker by the browser test');
+  await alice.click('form.stack button[type=submit]');
+  await alice.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  const url = alice.url();
+  const tables = await alice.textContent('main');
+  assert.match(tables, /sales\.orders/);
+  assert.match(tables, /sales\.customers/);
+  await shot(alice, '4-submitted');
+  await alice.evaluate(() => { window.sameDocument = true; });
+
+  // Bob approves in his own browser; Alice's page turns active by itself.
+  const bob = await signIn('bob@example.com', 'data-owners');
+  await bob.goto(url);
+  await bob.click('#approve');
+  await bob.waitForURL(url);
+  await alice.waitForFunction(() => document.getElementById('status').textContent.trim() === 'active',
+    null, { timeout: 30000 });
+  assert.equal(await alice.evaluate(() => window.sameDocument), true, 'the page turned active without a reload');
+  await shot(alice, '5-active');
+  await alice.click('#revoke');
+  await alice.waitForURL(url);
 });
 
 test('forged forms do not act for the signed-in person', async () => {

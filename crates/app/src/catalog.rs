@@ -1,14 +1,49 @@
 //! What people (and agents acting for them) may ask for: the Glue catalog's tables that the
 //! policy makes requestable, with their columns and which of them the policy calls sensitive.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use lakegate_domain::Principal;
 use lakegate_domain::policy_file::{RequestFacts, TableFacts};
+use lakegate_domain::ports::TableInfo;
 use time::Duration;
 
 use crate::{AppError, Services};
 
 /// The most tables one listing reads from the catalog.
 pub const LIST_LIMIT: usize = 500;
+
+/// How long a listing of the catalog is reused: the picker asks at every keystroke, and Glue
+/// changes rarely (a submission checks each table afresh).
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+type Cached = Arc<(Vec<TableInfo>, bool)>;
+/// Listings by database (`None`: every database), with when each was read.
+type Listings = HashMap<Option<String>, (Instant, Cached)>;
+
+/// Recent listings of the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct ListingCache(Arc<Mutex<Listings>>);
+
+impl ListingCache {
+    async fn list(&self, svc: &Services, database: Option<&str>) -> Result<Cached, AppError> {
+        let key = database.map(ToOwned::to_owned);
+        if let Ok(cache) = self.0.lock()
+            && let Some((at, listing)) = cache.get(&key)
+            && at.elapsed() < CACHE_FOR
+        {
+            return Ok(Arc::clone(listing));
+        }
+        let listing = Arc::new(svc.cloud.list_tables(database, LIST_LIMIT).await?);
+        if let Ok(mut cache) = self.0.lock() {
+            cache.retain(|_, (at, _)| at.elapsed() < CACHE_FOR);
+            cache.insert(key, (Instant::now(), Arc::clone(&listing)));
+        }
+        Ok(listing)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogColumn {
@@ -43,7 +78,8 @@ pub async fn requestable(
     database: Option<&str>,
     search: Option<&str>,
 ) -> Result<Listing, AppError> {
-    let (tables, truncated) = svc.cloud.list_tables(database, LIST_LIMIT).await?;
+    let cached = svc.catalog.list(svc, database).await?;
+    let (tables, truncated) = (&cached.0, cached.1);
     let needle = search
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty());
@@ -92,8 +128,8 @@ pub async fn requestable(
                 .first()
                 .map(|r| r.rules.clone())
                 .unwrap_or_default(),
-            database: t.database,
-            table: t.name,
+            database: t.database.clone(),
+            table: t.name.clone(),
             columns,
         });
     }

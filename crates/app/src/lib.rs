@@ -137,6 +137,8 @@ pub struct Services {
     pub sessions: credentials::SessionCache,
     /// Sends notifications from the outbox to webhooks and Slack.
     pub sender: Arc<dyn notify::Sender>,
+    /// Recent listings of the Glue catalog, for the request form's picker.
+    pub catalog: catalog::ListingCache,
 }
 
 impl Services {
@@ -154,6 +156,7 @@ impl Services {
             wake: Arc::new(Notify::new()),
             sessions: credentials::SessionCache::default(),
             sender: Arc::new(notify::NoSender),
+            catalog: catalog::ListingCache::default(),
         }
     }
 

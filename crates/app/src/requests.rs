@@ -132,6 +132,44 @@ async fn check_catalog(
     Ok(catalog)
 }
 
+/// What the policy would make of a request for `resources` (and, when given, `duration`)
+/// before it is submitted: the tables checked against the catalog exactly as [`submit`] checks
+/// them, then evaluated. The new-request page shows it as the picker fills the form.
+pub async fn preview(
+    svc: &Services,
+    who: &Principal,
+    resources: &str,
+    duration: Option<&str>,
+) -> Result<Evaluation, AppError> {
+    let resources = parse_resources(resources)?;
+    let catalog = check_catalog(svc, &resources).await?;
+    let tables: Vec<TableFacts> = resources
+        .iter()
+        .zip(&catalog)
+        .map(|(spec, cols)| TableFacts::from_spec(spec, cols))
+        .collect();
+    let policy = &svc.settings.policy;
+    let asked = duration
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(parse_duration)
+        .transpose()?;
+    // Without a duration, the one the policy proposes for these tables.
+    let duration = match asked {
+        Some(d) => d,
+        None => {
+            policy
+                .evaluate(&RequestFacts::new(
+                    who,
+                    time::Duration::hours(1),
+                    tables.clone(),
+                ))
+                .default_duration
+        }
+    };
+    Ok(policy.evaluate(&RequestFacts::new(who, duration, tables)))
+}
+
 /// Validates the form, checks the catalog, applies the policy and stores the request: pending,
 /// approved by the policy, or (break-glass) approved at once and flagged for review.
 pub async fn submit(

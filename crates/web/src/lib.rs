@@ -105,6 +105,7 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::requests::router())
+        .merge(routes::picker::router())
         .merge(routes::credentials::router())
         .merge(routes::assets::router())
         .merge(routes::audit::router())

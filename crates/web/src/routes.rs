@@ -8,6 +8,7 @@ pub mod console;
 pub mod credentials;
 pub mod health;
 pub mod mcp;
+pub mod picker;
 pub mod requests;
 pub mod settings;
 pub mod slack;

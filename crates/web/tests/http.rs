@@ -904,6 +904,8 @@ async fn authorization_matrix(pool: PgPool) {
         ("POST", "/requests/{id}/query/{q}/stop", Needs::ConsoleQuery, [303, 303, 403, 403, 403, 403]),
         ("GET", "/audit", Needs::Nothing,                           [303, 403, 403, 403, 403, 200]),
         ("GET", "/audit/export?format=csv", Needs::Nothing,         [303, 403, 403, 403, 403, 200]),
+        ("GET", "/requests/new/tables?q=sales", Needs::Nothing,     [303, 200, 200, 200, 200, 200]),
+        ("GET", "/requests/new/preview?resources=sales.orders", Needs::Nothing, [303, 200, 200, 200, 200, 200]),
         ("GET", "/audit/notifications", Needs::Nothing,             [303, 403, 403, 403, 403, 200]),
         ("POST", "/auth/logout", Needs::Nothing,                    [403, 303, 303, 303, 303, 303]),
     ];

@@ -11,12 +11,14 @@ use crate::state::AppState;
 const APP_CSS: &str = include_str!("../../../../static/app.css");
 const COPY_JS: &str = include_str!("../../../../static/copy.js");
 const LIVE_JS: &str = include_str!("../../../../static/live.js");
+const PICKER_JS: &str = include_str!("../../../../static/picker.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/app.css", get(app_css))
         .route("/static/copy.js", get(copy_js))
         .route("/static/live.js", get(live_js))
+        .route("/static/picker.js", get(picker_js))
 }
 
 async fn live_js() -> impl IntoResponse {
@@ -31,6 +33,10 @@ fn script(body: &'static str) -> impl IntoResponse {
         ],
         body,
     )
+}
+
+async fn picker_js() -> impl IntoResponse {
+    script(PICKER_JS)
 }
 
 async fn copy_js() -> impl IntoResponse {

@@ -47,6 +47,7 @@ query_scan_cutoff = "10GB"
 name = "hr"
 match = ["hr.*"]
 approver_groups = ["hr-owners"]
+sensitive_columns = ["salary", "national_id"]
 
 [[rule]]
 name = "sales"
