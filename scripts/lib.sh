@@ -414,7 +414,7 @@ lg_ensure_browser() {
 lg_start_lakegate() {
   local port=$1 db_url=$2 log="$LG_STATE/lakegate-$1.log" pid i
   DATABASE_URL="$db_url" LAKEGATE_LISTEN="127.0.0.1:$port" LAKEGATE_PUBLIC_URL="http://127.0.0.1:$port" \
-    LAKEGATE_DEV_LOGIN=true LAKEGATE_SWEEP_INTERVAL=off \
+    LAKEGATE_DEV_LOGIN="${LG_DEV_LOGIN:-true}" LAKEGATE_SWEEP_INTERVAL=off \
     LAKEGATE_RESULTS_LOCATION=s3://lakegate-athena-results/lakegate/ \
     LAKEGATE_PERMISSIONS_BOUNDARY_ARN=arn:aws:iam::123456789012:policy/lakegate-boundary \
     setsid nohup "$LG_ROOT/target/debug/lakegate" serve </dev/null >"$log" 2>&1 &

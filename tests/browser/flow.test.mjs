@@ -10,8 +10,10 @@ const BASE = process.env.LAKEGATE_URL;
 const TABLE = process.env.LAKEGATE_TEST_TABLE;
 // moto itself, for queueing the rows its next Athena query returns.
 const MOTO = process.env.LAKEGATE_TEST_AWS_ENDPOINT;
-assert.ok(BASE && TABLE && MOTO,
-  'LAKEGATE_URL, LAKEGATE_TEST_TABLE and LAKEGATE_TEST_AWS_ENDPOINT are not set: run scripts/test');
+// A second lakegate, whose people sign in through the test OpenID Connect provider.
+const OIDC_BASE = process.env.LAKEGATE_OIDC_URL;
+assert.ok(BASE && TABLE && MOTO && OIDC_BASE,
+  'LAKEGATE_URL, LAKEGATE_OIDC_URL, LAKEGATE_TEST_TABLE and LAKEGATE_TEST_AWS_ENDPOINT are not set: run scripts/test');
 
 /** The next Athena query moto runs answers these rows (the first is the header, as in Athena). */
 async function queueResults(rows) {
@@ -211,6 +213,66 @@ test('the catalog picker fills the form and shows what the policy asks, before s
     null, { timeout: 30000 });
   assert.equal(await alice.evaluate(() => window.sameDocument), true, 'the page turned active without a reload');
   await shot(alice, '5-active');
+  await alice.click('#revoke');
+  await alice.waitForURL(url);
+});
+
+/** Signs `login` in to the OpenID Connect lakegate through the provider's own login and consent pages. */
+async function signInAtProvider(login, shot) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${OIDC_BASE}/`);
+  await page.waitForURL(/\/interaction\//);
+  assert.ok(!page.url().startsWith(OIDC_BASE), `lakegate sent the visitor to the provider, not ${page.url()}`);
+  await shot?.(page, 'provider-login');
+  await page.fill('input[name=login]', login);
+  await page.fill('input[name=password]', 'any password');
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/interaction\/.+/);
+  await page.click('button[type=submit]'); // consent
+  await page.waitForURL(`${OIDC_BASE}/`);
+  return page;
+}
+
+test('signed in through the identity provider: asked with the picker, approved in a second browser', async () => {
+  const { mkdir } = await import('node:fs/promises');
+  const dir = new URL('../../target/browser-screenshots/', import.meta.url);
+  await mkdir(dir, { recursive: true });
+  const shot = (page, name) => page.screenshot({ path: new URL(`oidc-${name}.png`, dir).pathname, fullPage: true });
+
+  const alice = await signInAtProvider('alice', shot);
+  assert.match(await alice.textContent('header'), /Alice Analyst/);
+  assert.match(await alice.textContent('header'), /analysts/);
+  await shot(alice, 'signed-in');
+  await alice.click('text=Request access');
+  await alice.waitForSelector('#picker:not([hidden]) [data-table="sales.customers"]');
+  await alice.click('[data-table="sales.customers"] summary');
+  await alice.check('[data-table="sales.customers"] input[data-column="customer_id"]');
+  await alice.check('[data-table="sales.customers"] input[data-column="country"]');
+  await alice.click('[data-table="sales.orders"] summary');
+  await alice.check('[data-table="sales.orders"] input[data-all]');
+  assert.equal(await alice.inputValue('#resources'), 'sales.customers: customer_id, country\nsales.orders');
+  await alice.fill('#duration', '30m');
+  await alice.fill('#reason', 'Country mix of orders, signed in through the provider');
+  await shot(alice, 'request-form');
+  await alice.click('form.stack button[type=submit]');
+  await alice.waitForURL(/\/requests\/[0-9a-f-]{36}$/);
+  const url = alice.url();
+  assert.equal((await alice.textContent('#status')).trim(), 'pending');
+  await alice.evaluate(() => { window.sameDocument = true; });
+
+  // Bob, in his own browser and through the provider too, approves from his queue.
+  const bob = await signInAtProvider('bob');
+  await bob.waitForSelector('#pending-requests');
+  await shot(bob, 'approver-queue');
+  await bob.goto(url);
+  await bob.fill('#approve-comment', 'ok for the country mix');
+  await bob.click('#approve');
+  await bob.waitForURL(url);
+  await alice.waitForFunction(() => document.getElementById('status').textContent.trim() === 'active',
+    null, { timeout: 30000 });
+  assert.equal(await alice.evaluate(() => window.sameDocument), true, 'the page turned active without a reload');
+  await shot(alice, 'active');
   await alice.click('#revoke');
   await alice.waitForURL(url);
 });
