@@ -58,6 +58,7 @@ pub(crate) fn actor(who: &Principal) -> Actor {
         subject: who.subject.clone(),
         email: who.email.clone(),
         via_token: who.via_token.clone(),
+        via: who.via.clone(),
     }
 }
 

@@ -177,6 +177,9 @@ pub struct Actor {
     /// The personal API token they acted through, by name (`None`: the pages). Kept in the
     /// event's detail as `via_token`, so the chain hash covers it.
     pub via_token: Option<String>,
+    /// The application they acted from (`slack`; `None`: lakegate's own pages or API). Kept in
+    /// the event's detail as `via`.
+    pub via: Option<String>,
 }
 
 impl Actor {
@@ -186,6 +189,7 @@ impl Actor {
             subject: subject.into(),
             email: email.into(),
             via_token: None,
+            via: None,
         }
     }
 }

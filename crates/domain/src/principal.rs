@@ -18,6 +18,10 @@ pub struct Principal {
     /// its requests say so, and auto-approval applies to them only where a rule allows agents.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub agent: bool,
+    /// Acting from another application lakegate is wired to (`slack`), not its own pages: the
+    /// audit says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl Principal {
@@ -62,6 +66,7 @@ impl Principal {
             groups,
             via_token: None,
             agent: false,
+            via: None,
         })
     }
 
@@ -69,6 +74,13 @@ impl Principal {
     #[must_use]
     pub fn through_token(mut self, name: impl Into<String>) -> Self {
         self.via_token = Some(name.into());
+        self
+    }
+
+    /// The same person acting from application `app` (`slack`).
+    #[must_use]
+    pub fn through_app(mut self, app: impl Into<String>) -> Self {
+        self.via = Some(app.into());
         self
     }
 

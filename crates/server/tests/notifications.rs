@@ -518,8 +518,8 @@ async fn approvers_decide_in_slack_and_the_message_follows(pool: PgPool) {
         "{}",
         server.output()
     );
-    let approved_by: String = sqlx::query_scalar(
-        "select actor_email from audit_event
+    let (approved_by, detail): (String, Value) = sqlx::query_as(
+        "select actor_email, detail from audit_event
          where request_id = $1::uuid and action = 'request.approved'",
     )
     .bind(&id)
@@ -527,6 +527,7 @@ async fn approvers_decide_in_slack_and_the_message_follows(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(approved_by, "bob@example.com");
+    assert_eq!(detail["via"], "slack", "the audit says where: {detail}");
 
     // The original message is updated in place, without its buttons; the rest is threaded.
     wait_until("the message updated", &server, || {

@@ -65,6 +65,11 @@ impl TryFrom<AuditRow> for AuditEvent {
                         .get("via_token")
                         .and_then(Value::as_str)
                         .map(ToOwned::to_owned),
+                    via: r
+                        .detail
+                        .get("via")
+                        .and_then(Value::as_str)
+                        .map(ToOwned::to_owned),
                 }),
                 _ => None,
             },
@@ -76,16 +81,22 @@ impl TryFrom<AuditRow> for AuditEvent {
 }
 
 pub async fn append(conn: &mut PgConnection, e: NewAuditEvent<'_>) -> Result<i64, StoreError> {
-    // Through a personal API token: said in the detail, which the chain hash covers.
+    // Through a personal API token, or from another application: said in the detail, which
+    // the chain hash covers.
     let mut detail = e.detail;
-    if let Some(token) = e.actor.and_then(|a| a.via_token.as_deref()) {
+    let marks = [
+        ("via_token", e.actor.and_then(|a| a.via_token.as_deref())),
+        ("via", e.actor.and_then(|a| a.via.as_deref())),
+    ];
+    for (key, value) in marks {
+        let Some(value) = value else { continue };
         match &mut detail {
             Value::Object(map) => {
-                map.insert("via_token".to_owned(), Value::String(token.to_owned()));
+                map.insert(key.to_owned(), Value::String(value.to_owned()));
             }
-            Value::Null => detail = serde_json::json!({ "via_token": token }),
+            Value::Null => detail = serde_json::json!({ key: value }),
             other => {
-                detail = serde_json::json!({ "value": other.take(), "via_token": token });
+                detail = serde_json::json!({ "value": other.take(), key: value });
             }
         }
     }

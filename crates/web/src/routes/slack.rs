@@ -144,6 +144,7 @@ async fn decide(
             other => format!("lakegate could not confirm your groups: {other:?}"),
         })
     })?;
+    let who = who.through_app("slack");
     match requests::decide(svc, &who, id, decision, None).await {
         Ok(Decided::NeedsMore(missing)) => Ok(Some(format!(
             "Your approval is recorded; still needed: {}.",
