@@ -131,6 +131,9 @@ const ATTACKS: &[&str] = &[
     "SELECT customer_id, ssn\u{0000} FROM shop.customers",
     "SELECT 0x1, email FROM shop.customers",
     "SELECT 0x1email FROM shop.customers",
+    // Trino ends a binary literal at the first quote, with no `''` escape: to Trino this is
+    // `X'…'` and then a string, not one literal.
+    "SELECT X'customer_id FROM shop.customers WHERE ssn ''= 1 AND emailE' > 10",
     "SELECT 1email FROM shop.customers",
     "SELECT customer_id FROM shop.customers WHERE ssn::varchar = '1'",
     "SELECT customer_id FROM shop.customers WHERE ssn == '1'",

@@ -202,6 +202,15 @@ pub(crate) fn lexical_check(sql: &str, tokens: &[TokenWithSpan]) -> Result<usize
                 "a hexadecimal number (`0x…`); write it in decimal".into(),
             ));
         }
+        if let Token::HexStringLiteral(s) = token
+            && s.contains('\'')
+        {
+            // Trino's binary literal `X'…'` ends at the first quote, with no `''` escape: what
+            // the tokenizer read as one literal is a literal and a string to Trino.
+            return Err(Refusal::Lexical(
+                "a quote inside a binary literal `X'…'`".into(),
+            ));
+        }
         if !trino_token(token) {
             return Err(Refusal::Lexical(format!("`{token}`")));
         }
