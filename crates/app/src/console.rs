@@ -141,13 +141,13 @@ fn workgroup(svc: &Services, id: RequestId) -> String {
 fn session_error(svc: &Services, id: RequestId, e: CloudError) -> AppError {
     match e {
         CloudError::Denied(m) => {
-            svc.sessions.forget(id);
+            svc.forget_grant(id);
             AppError::NotUsable(format!("AWS refused the grant's session: {m}"))
         }
         CloudError::Rejected(m)
             if m.contains("ExpiredToken") || m.contains("UnrecognizedClient") =>
         {
-            svc.sessions.forget(id);
+            svc.forget_grant(id);
             AppError::Unavailable(format!(
                 "the grant's session was not accepted; try again: {m}"
             ))

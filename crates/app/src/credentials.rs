@@ -130,7 +130,7 @@ pub async fn issue_token(
     .await?;
     tx.commit().await?;
     // Sessions minted under the old token are not handed out again.
-    svc.sessions.forget(id);
+    svc.forget_grant(id);
     Ok(IssuedToken {
         request: id,
         token,
@@ -214,7 +214,13 @@ type Slot = Arc<tokio::sync::Mutex<Option<CachedSession>>>;
 #[derive(Clone, Default)]
 pub struct SessionCache {
     inner: Arc<Mutex<HashMap<(RequestId, Channel), Slot>>>,
+    /// When expired sessions were last dropped (unix seconds): at most every few seconds, not
+    /// at every fetch.
+    pruned_at: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// How often expired sessions are dropped from the cache.
+const PRUNE_EVERY_SECONDS: i64 = 10;
 
 impl SessionCache {
     fn slot(&self, id: RequestId, channel: Channel) -> Slot {
@@ -228,8 +234,19 @@ impl SessionCache {
         map.retain(|(grant, _), _| *grant != id);
     }
 
-    /// Drops sessions that have expired.
+    /// Drops sessions that have expired (at most every few seconds).
     fn prune(&self, now: OffsetDateTime) {
+        use std::sync::atomic::Ordering;
+        let at = now.unix_timestamp();
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        if at - last < PRUNE_EVERY_SECONDS
+            || self
+                .pruned_at
+                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, slot| match slot.try_lock() {
             Ok(guard) => guard
@@ -260,11 +277,18 @@ pub async fn mint(
     id: RequestId,
     presented: &str,
 ) -> Result<SessionCredentials, AppError> {
-    let view = {
-        let mut conn = svc.db.acquire().await?;
-        requests::credentials_view(&mut conn, id)
-            .await?
-            .ok_or(AppError::NotFound)?
+    // From memory while the live view is trusted and the grant active in it; otherwise (a
+    // grant that is not active, a view not trusted) from PostgreSQL.
+    let view = match svc.live.active(id) {
+        Some(view) => view,
+        None => {
+            let mut conn = svc.db.acquire().await?;
+            std::sync::Arc::new(
+                requests::credentials_view(&mut conn, id)
+                    .await?
+                    .ok_or(AppError::NotFound)?,
+            )
+        }
     };
     if presented.is_empty() {
         return Err(AppError::Unauthorized(
@@ -295,7 +319,7 @@ pub(crate) async fn grant_session(
         return Err(AppError::NotUsable(format!("access is {}", view.status)));
     };
     if view.status != RequestStatus::Active || now >= expires_at {
-        svc.sessions.forget(id);
+        svc.forget_grant(id);
         return Err(AppError::NotUsable(
             if view.status == RequestStatus::Active {
                 "access has expired".to_owned()
@@ -363,7 +387,7 @@ pub(crate) async fn grant_session(
             && v.expires_at.is_some_and(|e| svc.clock.now() < e)
     });
     if !still_valid {
-        svc.sessions.forget(id);
+        svc.forget_grant(id);
         return Err(AppError::NotUsable(
             "access ended while credentials were being minted".into(),
         ));

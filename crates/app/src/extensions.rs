@@ -110,7 +110,7 @@ pub async fn extend(
 /// The grant lasts longer: sessions cached for the old expiry are minted again, and the worker
 /// looks at its schedule again.
 fn extension_applied(svc: &Services, id: RequestId) {
-    svc.sessions.forget(id);
+    svc.forget_grant(id);
     svc.wake.notify_one();
 }
 

@@ -12,6 +12,7 @@ mod csv;
 pub mod error;
 pub mod extensions;
 pub mod health;
+pub mod live;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
@@ -139,6 +140,8 @@ pub struct Services {
     pub sender: Arc<dyn notify::Sender>,
     /// Recent listings of the Glue catalog, for the request form's picker.
     pub catalog: catalog::ListingCache,
+    /// The active grants, in memory, for the credentials URL (kept fresh by [`live::run`]).
+    pub live: live::LiveGrants,
 }
 
 impl Services {
@@ -157,7 +160,15 @@ impl Services {
             sessions: credentials::SessionCache::default(),
             sender: Arc::new(notify::NoSender),
             catalog: catalog::ListingCache::default(),
+            live: live::LiveGrants::default(),
         }
+    }
+
+    /// This replica changed grant `id` (revoked, a new token, a new expiry): its cached
+    /// sessions and its live view are dropped, so the next fetch reads what is true now.
+    pub fn forget_grant(&self, id: RequestId) {
+        self.sessions.forget(id);
+        self.live.forget(id);
     }
 
     /// Replaces the sender of notifications (the default sends nothing: with no targets

@@ -483,7 +483,7 @@ async fn revoke_for(
     })
     .await?;
     if revoked {
-        svc.sessions.forget(id);
+        svc.forget_grant(id);
         svc.wake.notify_one();
         tracing::warn!(request_id = %id, %reason, "revoking the grant");
     }

@@ -699,7 +699,7 @@ pub async fn revoke(
         Ok(())
     })
     .await?;
-    svc.sessions.forget(id);
+    svc.forget_grant(id);
     svc.wake.notify_one();
     tracing::info!("revoke started");
     Ok(())

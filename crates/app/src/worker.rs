@@ -195,7 +195,7 @@ async fn expire(svc: &Services, id: RequestId) -> Result<(), AppError> {
         .await?;
     }
     tx.commit().await?;
-    svc.sessions.forget(id);
+    svc.forget_grant(id);
     Ok(())
 }
 

@@ -278,6 +278,11 @@ impl App {
             self.services.clone(),
             shutdown.clone(),
         ));
+        // The active grants in memory, for the credentials URL.
+        tracker.spawn(lakegate_app::live::run(
+            self.services.clone(),
+            shutdown.clone(),
+        ));
         // Notifications from the outbox to webhooks and Slack.
         tracker.spawn(lakegate_app::notify::run(
             self.services.clone(),

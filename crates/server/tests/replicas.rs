@@ -136,3 +136,107 @@ async fn two_replicas_provision_and_tear_down_each_grant_once(pool: PgPool) {
         );
     }
 }
+
+/// Fetches the credentials URL with `token`: the status.
+async fn fetch(url: &str, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(url)
+        .header("authorization", token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Polls until the credentials URL answers `wanted` (at most 5 s): how long it took.
+async fn until_answers(url: &str, token: &str, wanted: StatusCode) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let got = fetch(url, token).await;
+        if got == wanted {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still {got}, not {wanted}, after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_new_token_or_a_revoke_on_one_replica_holds_on_the_other_at_once(pool: PgPool) {
+    let db = seed_catalog("live").await;
+    let db_url = database_url(&pool);
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let port = free_port();
+        let mut env = base_env(&db_url, port);
+        env.push(("LAKEGATE_DEV_LOGIN".to_owned(), "true".to_owned()));
+        replicas.push(Lakegate::start(&env).await);
+    }
+    let (a, b) = (&replicas[0].base, &replicas[1].base);
+    let alice = Browser::signed_in_dev(a, "alice@example.com", "analysts").await;
+    let bob = Browser::signed_in_dev(a, "bob@example.com", "data-owners").await;
+    let res = alice
+        .submit(
+            "/requests/new",
+            "/requests",
+            &[
+                ("resources", &format!("{db}.orders")),
+                ("duration", "1h"),
+                ("reason", "two replicas, one grant"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let path = res.location.unwrap();
+    let id = path.rsplit('/').next().unwrap().to_owned();
+    bob.submit(&path, &format!("{path}/approve"), &[]).await;
+    assert_eq!(alice.wait_for_status(&path, "active").await, "active");
+
+    // A token made on A works on B (B's memory learns the grant and its token).
+    let token = |page: &str| crate::binary::text_of(page, "#credentials-token");
+    let first = token(
+        &alice
+            .submit(&path, &format!("{path}/credentials"), &[])
+            .await
+            .body,
+    );
+    let on_b = format!("{b}/credentials/{id}");
+    until_answers(&on_b, &first, StatusCode::OK).await;
+
+    // A new token on A: B refuses the old one and takes the new one.
+    let second = token(
+        &alice
+            .submit(&path, &format!("{path}/credentials"), &[])
+            .await
+            .body,
+    );
+    let took = until_answers(&on_b, &first, StatusCode::FORBIDDEN).await;
+    eprintln!("the old token was refused on the other replica {took:?} after the new one");
+    assert_eq!(fetch(&on_b, &second).await, StatusCode::OK);
+
+    // Revoked on A: B stops answering.
+    let res = alice.submit(&path, &format!("{path}/revoke"), &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let took = until_answers(&on_b, &second, StatusCode::FORBIDDEN).await;
+    eprintln!("the revoke held on the other replica {took:?} after it was made");
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(&on_b)
+        .header("authorization", &second)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["code"], "GrantNotActive", "{body}");
+    assert!(
+        replicas[1]
+            .output()
+            .contains("credentials are answered from memory"),
+        "{}",
+        replicas[1].output()
+    );
+}

@@ -766,44 +766,76 @@ pub async fn set_credentials_token(
     Ok(done.rows_affected() == 1)
 }
 
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    request_id: Uuid,
+    status: String,
+    expires_at: Option<OffsetDateTime>,
+    credentials_token_hash: Option<Vec<u8>>,
+    credentials_token_issued_at: Option<OffsetDateTime>,
+    role_arn: Option<String>,
+    requester_subject: String,
+    requester_email: String,
+    requester_name: Option<String>,
+}
+
+const CREDENTIALS_COLUMNS: &str = "request_id, status, expires_at, credentials_token_hash,
+    credentials_token_issued_at, role_arn, requester_subject, requester_email, requester_name";
+
+impl CredentialsRow {
+    fn into_view(self) -> Result<(RequestId, CredentialsView), StoreError> {
+        Ok((
+            RequestId(self.request_id),
+            CredentialsView {
+                status: parse_status(&self.status)?,
+                expires_at: self.expires_at,
+                token_hash: self.credentials_token_hash,
+                token_issued_at: self.credentials_token_issued_at,
+                role_arn: self.role_arn,
+                requester: Requester {
+                    subject: self.requester_subject,
+                    email: self.requester_email,
+                    name: self.requester_name,
+                },
+            },
+        ))
+    }
+}
+
 pub async fn credentials_view(
     conn: &mut PgConnection,
     id: RequestId,
 ) -> Result<Option<CredentialsView>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        status: String,
-        expires_at: Option<OffsetDateTime>,
-        credentials_token_hash: Option<Vec<u8>>,
-        credentials_token_issued_at: Option<OffsetDateTime>,
-        role_arn: Option<String>,
-        requester_subject: String,
-        requester_email: String,
-        requester_name: Option<String>,
-    }
-    let row = sqlx::query_as::<_, Row>(
-        "select status, expires_at, credentials_token_hash, credentials_token_issued_at, role_arn,
-                requester_subject, requester_email, requester_name
-         from access_request where request_id = $1",
-    )
+    let row = sqlx::query_as::<_, CredentialsRow>(&format!(
+        "select {CREDENTIALS_COLUMNS} from access_request where request_id = $1"
+    ))
     .bind(id.0)
     .fetch_optional(conn)
     .await?;
-    row.map(|r| {
-        Ok(CredentialsView {
-            status: parse_status(&r.status)?,
-            expires_at: r.expires_at,
-            token_hash: r.credentials_token_hash,
-            token_issued_at: r.credentials_token_issued_at,
-            role_arn: r.role_arn,
-            requester: Requester {
-                subject: r.requester_subject,
-                email: r.requester_email,
-                name: r.requester_name,
-            },
-        })
-    })
-    .transpose()
+    row.map(|r| r.into_view().map(|(_, v)| v)).transpose()
+}
+
+/// What the credentials URL needs of every active grant (the live-grants view's full read).
+pub async fn active_credentials_views(
+    conn: &mut PgConnection,
+) -> Result<Vec<(RequestId, CredentialsView)>, StoreError> {
+    let rows = sqlx::query_as::<_, CredentialsRow>(&format!(
+        "select {CREDENTIALS_COLUMNS} from access_request where status = 'active'"
+    ))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(CredentialsRow::into_view).collect()
+}
+
+/// The `LISTEN` channel on which a committed change to what the credentials URL relies on is
+/// announced, with the request id as payload (migration 20261204000002).
+pub const GRANTS_CHANNEL: &str = "lakegate_grants";
+
+/// A connection listening on [`GRANTS_CHANNEL`].
+pub async fn listen_grants(pool: &sqlx::PgPool) -> Result<sqlx::postgres::PgListener, StoreError> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(GRANTS_CHANNEL).await?;
+    Ok(listener)
 }
 
 /// How many requests are in each status (statuses with none are left out).
