@@ -38,7 +38,9 @@ pub struct WorkItem {
 
 /// Claims up to `limit` requests that need work now: approved ones to provision, active ones
 /// past their expiry, and revoking ones; skipping rows that another worker holds or has
-/// scheduled for later.
+/// scheduled for later. A claim holds only the most urgent kind of work there is: grants whose
+/// sessions are still to be denied (expired, or revoking at the deny step) come alone, before
+/// any provisioning or later teardown step.
 pub async fn claim_due(
     conn: &mut PgConnection,
     now: OffsetDateTime,
@@ -48,21 +50,26 @@ pub async fn claim_due(
 ) -> Result<Vec<(RequestId, RequestStatus)>, StoreError> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
         "with due as (
-             select request_id from access_request
+             select request_id,
+                    -- Sessions first: every due grant's deny step before any grant's slower cleanup.
+                    case when status = 'active'
+                           or (status = 'revoking' and coalesce(step, 'deny_sessions') = 'deny_sessions')
+                         then 0 else 1 end as urgency
+             from access_request
              where (lease_until is null or lease_until <= $1)
                and ((status in ('approved', 'revoking') and (next_attempt_at is null or next_attempt_at <= $1))
                     or (status = 'active' and expires_at <= $1))
-             -- Sessions first: every due grant's deny step before any grant's slower cleanup.
-             order by case when status = 'active'
-                            or (status = 'revoking'
-                                and coalesce(step, 'deny_sessions') = 'deny_sessions')
-                           then 0 else 1 end,
-                      coalesce(next_attempt_at, expires_at, updated_at)
+             order by urgency, coalesce(next_attempt_at, expires_at, updated_at)
              limit $4
              for update skip locked
+         ),
+         -- One kind per claim: a batch that mixed deny steps with cleanup would let a worker
+         -- start a cleanup while another grant's sessions are still to be denied.
+         picked as (
+             select request_id from due where urgency = (select min(urgency) from due)
          )
          update access_request r set lease_owner = $2, lease_until = $1 + $3
-         from due where r.request_id = due.request_id
+         from picked where r.request_id = picked.request_id
          returning r.request_id, r.status",
     )
     .bind(now)

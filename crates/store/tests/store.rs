@@ -432,6 +432,39 @@ async fn two_claimers_never_get_the_same_request(pool: PgPool) {
     assert_eq!(later.len(), 20);
 }
 
+/// A claim never mixes a grant whose sessions are still to be denied with slower work: the
+/// worker runs a claim's items side by side, so a mixed claim could start a cleanup first.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn a_claim_holds_only_deny_work_while_any_is_due(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let provisioning = submit(&pool).await;
+    assert!(
+        requests::approve(&mut conn, provisioning, T0, &plan(provisioning), false)
+            .await
+            .unwrap()
+    );
+    let expired = submit(&pool).await;
+    assert!(
+        requests::approve(&mut conn, expired, T0, &plan(expired), false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        requests::activate(&mut conn, expired, T0, T0 + Duration::minutes(1))
+            .await
+            .unwrap()
+    );
+    let later = T0 + Duration::minutes(2);
+    let first = work::claim_due(&mut conn, later, "w", Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(first, vec![(expired, RequestStatus::Active)]);
+    let second = work::claim_due(&mut conn, later, "w", Duration::minutes(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(second, vec![(provisioning, RequestStatus::Approved)]);
+}
+
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn active_grants_are_due_at_expiry_and_not_before(pool: PgPool) {
     let id = submit(&pool).await;
