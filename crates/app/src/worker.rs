@@ -160,9 +160,9 @@ async fn work_on(
         RequestStatus::Approved => provision(svc, owner, id, report).await,
         RequestStatus::Active => {
             expire(svc, id).await?;
-            teardown(svc, owner, id, report, true).await
+            teardown(svc, owner, id, report).await
         }
-        RequestStatus::Revoking => teardown(svc, owner, id, report, true).await,
+        RequestStatus::Revoking => teardown(svc, owner, id, report).await,
         other => {
             tracing::warn!(request_id = %id, status = %other, "claimed a request with nothing to do");
             release(svc, owner, id).await
@@ -449,17 +449,15 @@ async fn provision_step(
     }
 }
 
-/// The teardown, step after step from where it stands. With `deny_first`, a teardown that
-/// has its sessions still to deny stops after that step and lets go of the request, which is
-/// due again at once but claimed after every other grant's deny step (`work::claim_due`):
-/// under a burst of expiries, every grant's sessions are denied before any grant's slower
-/// cleanup runs.
+/// The teardown, step after step from where it stands. A teardown that has its sessions still
+/// to deny stops after that step (recording when) and lets go of the request, which is due
+/// again at once but claimed after every other grant's deny step (`work::claim_due`): under a
+/// burst of expiries, every grant's sessions are denied before any grant's slower cleanup runs.
 async fn teardown(
     svc: &Services,
     owner: &str,
     id: RequestId,
     report: &mut WorkReport,
-    deny_first: bool,
 ) -> Result<(), AppError> {
     let Some(item) = load(svc, id).await? else {
         return Ok(());
@@ -496,20 +494,24 @@ async fn teardown(
             report.retrying.push(id);
             return Ok(());
         }
-        if s == RevokeStep::DenySessions {
+        if s == RevokeStep::DenySessions
+            && let Some(next) = s.next()
+        {
+            let now = svc.clock.now();
             if let Some(expires_at) = item.expires_at
                 && item.end_state == Some(EndState::Expired)
             {
-                let lag = (svc.clock.now() - expires_at).as_seconds_f64().max(0.0);
+                let lag = (now - expires_at).as_seconds_f64().max(0.0);
                 metrics::histogram!(crate::metrics::REAPER_LAG, "step" => "deny_sessions")
                     .record(lag);
             }
-            if deny_first && let Some(next) = s.next() {
-                if record_step(svc, owner, id, RequestStatus::Revoking, next.as_str()).await? {
-                    report.denied.push(id);
-                }
-                return release(svc, owner, id).await;
+            let lease_until = now + svc.settings.worker.lease;
+            let mut conn = svc.db.acquire().await?;
+            if work::sessions_denied(&mut conn, id, next.as_str(), owner, now, lease_until).await? {
+                report.denied.push(id);
             }
+            drop(conn);
+            return release(svc, owner, id).await;
         }
         if s == RevokeStep::StopQueries {
             // The last look at the grant's queries, now that they are stopped and before the
@@ -543,6 +545,8 @@ async fn teardown(
                     "cost_micros": usage.cost.0,
                     "flags": usage.flags,
                 },
+                "sessions_denied_at": item.sessions_denied_at.map(OffsetDateTime::unix_timestamp),
+                "deny_lag_seconds": deny_lag(&item, end),
             }),
         )
         .await?;
@@ -557,6 +561,20 @@ async fn teardown(
         report.ended.push((id, end));
     }
     Ok(())
+}
+
+/// How long the grant's sessions stayed usable past the end: from its expiry (an expired grant)
+/// or from the revoke's start (any other end) to the deny step, to the millisecond.
+fn deny_lag(item: &WorkItem, end: EndState) -> Option<f64> {
+    let denied = item.sessions_denied_at?;
+    let from = if end == EndState::Expired {
+        item.expires_at?
+    } else {
+        item.revoke_started_at?
+    };
+    let ms = (denied - from).whole_milliseconds().max(0);
+    #[allow(clippy::cast_precision_loss, reason = "milliseconds of a lag")]
+    Some(ms as f64 / 1000.0)
 }
 
 async fn revoke_step(svc: &Services, item: &WorkItem, step: RevokeStep) -> Result<(), CloudError> {

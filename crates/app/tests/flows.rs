@@ -9,7 +9,7 @@ use lakegate_app::requests::{self, SubmitInput};
 use lakegate_app::worker::work_once;
 use lakegate_app::{AppError, Services, Settings};
 use lakegate_domain::audit::AuditAction;
-use lakegate_domain::ports::CloudError;
+use lakegate_domain::ports::{Clock as _, CloudError};
 use lakegate_domain::{EndState, Principal, RequestId, RequestStatus};
 use lakegate_store::requests::Decision;
 use lakegate_store::{audit, requests as store_requests};
@@ -445,10 +445,25 @@ async fn expired_grant_is_revoked_once_and_nothing_is_left(pool: PgPool) {
         Err(AppError::NotUsable(_))
     ));
 
+    // The worker comes 1.5 s late: the grant's end event says so.
+    h.clock.advance(Duration::milliseconds(1500));
     let report = work_once(&h.svc, "test").await.unwrap();
     assert_eq!(report.ended, [(id, EndState::Expired)]);
     assert_eq!(h.status(id).await, RequestStatus::Expired);
     assert_eq!(h.leftovers(id), Vec::<String>::new());
+    let ended = {
+        let mut conn = h.svc.db.acquire().await.unwrap();
+        audit::latest_detail(&mut conn, id, AuditAction::GrantEnded)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(ended["deny_lag_seconds"], serde_json::json!(1.5), "{ended}");
+    assert_eq!(
+        ended["sessions_denied_at"],
+        serde_json::json!(h.clock.now().unix_timestamp()),
+        "{ended}"
+    );
     assert!(
         h.cloud.state().running_queries.is_empty(),
         "running query stopped"

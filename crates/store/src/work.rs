@@ -30,6 +30,8 @@ pub struct WorkItem {
     pub lf_grants: Vec<LfGrant>,
     pub expires_at: Option<OffsetDateTime>,
     pub revoke_started_at: Option<OffsetDateTime>,
+    /// When the teardown denied the role's sessions (its first step), once it has.
+    pub sessions_denied_at: Option<OffsetDateTime>,
     pub attempts: i32,
     /// The grant's per-query cutoff, fixed at approval (`None` for grants approved before the
     /// policy set one: the configured default applies).
@@ -121,13 +123,14 @@ pub async fn load(conn: &mut PgConnection, id: RequestId) -> Result<Option<WorkI
         lf_grants: Option<serde_json::Value>,
         expires_at: Option<OffsetDateTime>,
         revoke_started_at: Option<OffsetDateTime>,
+        sessions_denied_at: Option<OffsetDateTime>,
         attempts: i32,
         scan_cutoff_bytes: Option<i64>,
     }
     let Some(r) = sqlx::query_as::<_, Row>(
         "select status, step, end_state, requester_subject, requester_email, requester_name,
                 duration_seconds, role_name, role_arn, workgroup, results_uri, lf_grants, expires_at,
-                revoke_started_at, attempts, scan_cutoff_bytes
+                revoke_started_at, sessions_denied_at, attempts, scan_cutoff_bytes
          from access_request where request_id = $1",
     )
     .bind(id.0)
@@ -180,6 +183,7 @@ pub async fn load(conn: &mut PgConnection, id: RequestId) -> Result<Option<WorkI
         lf_grants,
         expires_at: r.expires_at,
         revoke_started_at: r.revoke_started_at,
+        sessions_denied_at: r.sessions_denied_at,
         attempts: r.attempts,
         scan_cutoff_bytes: r.scan_cutoff_bytes,
     }))
@@ -204,6 +208,31 @@ pub async fn set_step(
     .bind(status.as_str())
     .bind(step)
     .bind(owner)
+    .bind(lease_until)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The deny step is done: records when (the first time only) and the step that comes next,
+/// extending the lease, under the same conditions as [`set_step`] for a revoking request.
+pub async fn sessions_denied(
+    conn: &mut PgConnection,
+    id: RequestId,
+    next_step: &str,
+    owner: &str,
+    at: OffsetDateTime,
+    lease_until: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "update access_request
+         set step = $2, sessions_denied_at = coalesce(sessions_denied_at, $4), lease_until = $5
+         where request_id = $1 and status = 'revoking' and lease_owner = $3",
+    )
+    .bind(id.0)
+    .bind(next_step)
+    .bind(owner)
+    .bind(at)
     .bind(lease_until)
     .execute(conn)
     .await?;
