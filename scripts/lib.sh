@@ -227,12 +227,18 @@ lg_stop_private_postgres() {
       lg_log "could not stop the private PostgreSQL in $pgd (see $pgd/log)"
   fi
   rm -rf "$pgd"
-  rm -f "$LG_STATE/postgres-cluster"
+  if [[ $(cat "$LG_STATE/postgres-cluster" 2>/dev/null) == "$pgd" ]]; then
+    rm -f "$LG_STATE/postgres-cluster"
+  fi
 }
 
-# Start a throwaway cluster under /tmp on a free port (docs/testing.md).
-lg_start_private_postgres() {
-  local initdb pg_ctl pgd port
+# lg_new_cluster VAR [durable]: makes and starts a throwaway cluster under /tmp on a free
+# port, stopped and removed at exit; sets VAR to "<directory> <port>". Without `durable`,
+# fsync and synchronous commits are off (fast; a crash may lose the last commits).
+lg_new_cluster() {
+  local -n lg_cluster_out=$1
+  local initdb pg_ctl pgd port speed=""
+  [[ ${2:-} == durable ]] || speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   if ! initdb=$(lg_pg_bin initdb) || ! pg_ctl=$(lg_pg_bin pg_ctl); then
     lg_apt_install postgresql
     if ! initdb=$(lg_pg_bin initdb) || ! pg_ctl=$(lg_pg_bin pg_ctl); then
@@ -249,25 +255,56 @@ lg_start_private_postgres() {
   lg_on_exit lg_stop_private_postgres "$pgd"
   ((EUID == 0)) && chown postgres:postgres "$pgd"
   chmod 700 "$pgd"
-  printf '%s\n' "$pgd" >"$LG_STATE/postgres-cluster"
   port=$(lg_free_port)
 
-  lg_log "no PostgreSQL to use; starting a private one in $pgd on 127.0.0.1:$port"
   if ! lg_as_postgres "$initdb" -D "$pgd/data" -U postgres -A trust -E UTF8 \
     --no-locale --no-sync >"$pgd/initdb.log" 2>&1; then
     lg_tail "$pgd/initdb.log"
     lg_die "initdb failed"
   fi
-  # fsync and friends off: the data is thrown away at exit anyway.
   if ! lg_as_postgres "$pg_ctl" -D "$pgd/data" -l "$pgd/log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $pgd -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $pgd $speed" \
     start >/dev/null 2>&1; then
     lg_tail "$pgd/log"
     lg_die "the private PostgreSQL did not start"
   fi
+  # shellcheck disable=SC2034 # a nameref: the caller's variable
+  lg_cluster_out="$pgd $port"
+}
+
+# Start a throwaway cluster under /tmp on a free port (docs/testing.md).
+lg_start_private_postgres() {
+  local cluster pgd port
+  lg_new_cluster cluster
+  read -r pgd port <<<"$cluster"
+  printf '%s\n' "$pgd" >"$LG_STATE/postgres-cluster"
+  lg_log "no PostgreSQL to use; started a private one in $pgd on 127.0.0.1:$port"
   createdb -h 127.0.0.1 -p "$port" -U postgres -w lakegate ||
     lg_die "createdb lakegate failed on the private PostgreSQL"
   export DATABASE_URL="postgres://postgres@127.0.0.1:$port/lakegate"
+}
+
+# A cluster of its own for the chaos suite, which crashes and restarts it
+# (lg_restart_postgres) without disturbing the server every other test uses. Exports
+# LAKEGATE_TEST_PG_RESTARTABLE (its directory) and LAKEGATE_TEST_PG_RESTARTABLE_URL.
+lg_start_restartable_postgres() {
+  local cluster pgd port
+  # Durable: a crash loses nothing committed, as in production.
+  lg_new_cluster cluster durable
+  read -r pgd port <<<"$cluster"
+  export LAKEGATE_TEST_PG_RESTARTABLE="$pgd"
+  export LAKEGATE_TEST_PG_RESTARTABLE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# lg_restart_postgres DIR: stops the cluster in DIR as a crash would (immediate: no
+# checkpoint, every connection cut) and starts it again with the same settings.
+lg_restart_postgres() {
+  local pgd=$1 pg_ctl
+  pg_ctl=$(lg_pg_bin pg_ctl) || lg_die "pg_ctl not found"
+  lg_as_postgres "$pg_ctl" -D "$pgd/data" -l "$pgd/log" -m immediate -w -t 60 restart >/dev/null 2>&1 || {
+    lg_tail "$pgd/log"
+    lg_die "the PostgreSQL in $pgd did not restart"
+  }
 }
 
 # Make DATABASE_URL point at a usable database named lakegate:

@@ -13,7 +13,7 @@ mod aws_support;
 #[path = "support/binary.rs"]
 mod binary;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use crate::aws_support::{conf_at, seed_catalog};
+use crate::aws_support::{names_in_aws, seed_catalog};
 use crate::binary::{Browser, Lakegate, base_env, database_url, run_to_end, text_of};
 
 /// The footprint target under load (README "Performance"): peak resident memory.
@@ -278,52 +278,6 @@ fn percentile(mut xs: Vec<Duration>, p: f64) -> Duration {
     xs[i]
 }
 
-/// The names of what AWS holds for lakegate: roles, workgroups, Lake Formation grantees.
-async fn aws_names() -> HashSet<String> {
-    let conf = conf_at(None).await;
-    let mut names = HashSet::new();
-    let mut roles = aws_sdk_iam::Client::new(&conf)
-        .list_roles()
-        .path_prefix("/lakegate/")
-        .into_paginator()
-        .send();
-    while let Some(page) = roles.next().await {
-        names.extend(
-            page.unwrap()
-                .roles()
-                .iter()
-                .map(|r| r.role_name().to_owned()),
-        );
-    }
-    let mut groups = aws_sdk_athena::Client::new(&conf)
-        .list_work_groups()
-        .into_paginator()
-        .send();
-    while let Some(page) = groups.next().await {
-        names.extend(
-            page.unwrap()
-                .work_groups()
-                .iter()
-                .filter_map(|w| w.name().map(str::to_owned)),
-        );
-    }
-    let perms = aws_sdk_lakeformation::Client::new(&conf)
-        .list_permissions()
-        .send()
-        .await
-        .unwrap();
-    for p in perms.principal_resource_permissions() {
-        if let Some(arn) = p
-            .principal()
-            .and_then(|p| p.data_lake_principal_identifier())
-            && let Some(name) = arn.rsplit('/').next()
-        {
-            names.insert(name.to_owned());
-        }
-    }
-    names
-}
-
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn two_hundred_people_for_a_minute_without_an_error(pool: PgPool) {
     let seconds = setting("LAKEGATE_LOAD_SECONDS", 60);
@@ -432,7 +386,7 @@ async fn two_hundred_people_for_a_minute_without_an_error(pool: PgPool) {
     assert!(out.starts_with("audit trail intact"), "{out}");
 
     // Nothing of any grant is left in AWS.
-    let left = aws_names().await;
+    let left = names_in_aws().await;
     let ours: Vec<&String> = tally
         .requests
         .iter()

@@ -91,6 +91,12 @@ struct ProxyState {
     /// Operation → the access key id that signed each call, in order.
     callers: HashMap<String, Vec<String>>,
     workgroups: HashMap<String, WorkgroupUpdate>,
+    /// Every call's connection is cut with no answer: AWS is unreachable.
+    unreachable: bool,
+    /// Every call is held this long before it is handled: AWS is slow.
+    latency: std::time::Duration,
+    /// Calls cut while AWS was unreachable.
+    cut: u32,
 }
 
 #[derive(Clone)]
@@ -157,6 +163,22 @@ impl AwsProxy {
             .entry(operation.to_owned())
             .or_default()
             .extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// While `true`, every call's connection is cut before any answer, as when the endpoint
+    /// cannot be reached (the SDK sees an I/O error, never an AWS error code).
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.lock().unreachable = unreachable;
+    }
+
+    /// Holds every call this long before handling it (zero: none).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// How many calls were cut while AWS was unreachable.
+    pub fn cut_calls(&self) -> u32 {
+        self.lock().cut
     }
 
     /// How many calls of `operation` arrived (faulty ones included).
@@ -348,6 +370,18 @@ fn passthrough(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Response
     res
 }
 
+/// An answer whose body fails at once: the server closes the connection without a complete
+/// response, which the caller sees as a broken connection.
+fn cut_connection() -> Response {
+    let broken = futures_util::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "the test proxy cut the connection (AWS unreachable)",
+        ))
+    });
+    Response::new(axum::body::Body::from_stream(broken))
+}
+
 async fn handle(
     State(shared): State<Shared>,
     method: Method,
@@ -356,6 +390,17 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let (protocol, op) = operation_of(&headers, &uri, &body);
+    let latency = {
+        let mut st = shared.lock();
+        if st.unreachable {
+            st.cut += 1;
+            return cut_connection();
+        }
+        st.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let fault = {
         let mut st = shared.lock();
         *st.calls.entry(op.clone()).or_default() += 1;

@@ -116,6 +116,53 @@ pub async fn leftovers_at(endpoint: Option<&str>, id: &str) -> Vec<String> {
     left
 }
 
+/// The names of what AWS holds for lakegate, in one sweep: roles under `/lakegate/`,
+/// workgroups, and the role names Lake Formation grants are made to.
+pub async fn names_in_aws() -> std::collections::HashSet<String> {
+    let conf = conf_at(None).await;
+    let mut names = std::collections::HashSet::new();
+    let mut roles = aws_sdk_iam::Client::new(&conf)
+        .list_roles()
+        .path_prefix("/lakegate/")
+        .into_paginator()
+        .send();
+    while let Some(page) = roles.next().await {
+        names.extend(
+            page.unwrap()
+                .roles()
+                .iter()
+                .map(|r| r.role_name().to_owned()),
+        );
+    }
+    let mut groups = aws_sdk_athena::Client::new(&conf)
+        .list_work_groups()
+        .into_paginator()
+        .send();
+    while let Some(page) = groups.next().await {
+        names.extend(
+            page.unwrap()
+                .work_groups()
+                .iter()
+                .filter_map(|w| w.name().map(str::to_owned)),
+        );
+    }
+    let perms = aws_sdk_lakeformation::Client::new(&conf)
+        .list_permissions()
+        .send()
+        .await
+        .unwrap();
+    for p in perms.principal_resource_permissions() {
+        if let Some(arn) = p
+            .principal()
+            .and_then(|p| p.data_lake_principal_identifier())
+            && let Some(name) = arn.rsplit('/').next()
+        {
+            names.insert(name.to_owned());
+        }
+    }
+    names
+}
+
 /// The bucket of the tests' results location, `s3://lakegate-athena-results/lakegate/`.
 pub const RESULTS_BUCKET: &str = "lakegate-athena-results";
 

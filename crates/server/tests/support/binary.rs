@@ -124,7 +124,7 @@ impl Lakegate {
             });
         }
         let base = format!("http://127.0.0.1:{port}");
-        let me = Self {
+        let mut me = Self {
             child,
             base,
             output,
@@ -133,9 +133,18 @@ impl Lakegate {
         me
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         let http = reqwest::Client::new();
         for _ in 0..600 {
+            if let Ok(Some(exit)) = self.child.try_wait() {
+                // Let the output readers catch up with what it printed before it ended.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!(
+                    "lakegate exited ({exit}) before it was ready at {}; its output:\n{}",
+                    self.base,
+                    self.output()
+                );
+            }
             if let Ok(r) = http.get(format!("{}/readyz", self.base)).send().await
                 && r.status() == StatusCode::OK
             {
