@@ -106,7 +106,6 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
         .merge(routes::auth::router())
         .merge(routes::requests::router())
         .merge(routes::picker::router())
-        .merge(routes::credentials::router())
         .merge(routes::assets::router())
         .merge(routes::audit::router())
         .merge(routes::settings::router())
@@ -119,12 +118,19 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
         .merge(routes::mcp::router())
         .merge(routes::slack::router())
         .layer(axum::extract::DefaultBodyLimit::max(CONSOLE_BODY_LIMIT));
-    Router::new()
+    // Everything a person or a program signs in to, under the session layer.
+    let signed = Router::new()
         .merge(forms)
         .merge(console)
         .merge(api)
         .fallback(routes::not_found)
-        .layer(session_layer)
+        .layer(session_layer);
+    // The credentials URL, which every SDK process of a grant polls, authenticates by its
+    // token alone: no session layer (docs/decisions/0025-a-quiet-fast-credentials-url.md).
+    let credentials = routes::credentials::router().layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+    Router::new()
+        .merge(credentials)
+        .merge(signed)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),

@@ -1,5 +1,7 @@
 //! Cross-cutting layers: request ids, tracing spans, metrics, security headers.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
@@ -9,7 +11,7 @@ use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnRequest, OnResponse, TraceLayer};
 use tracing::Span;
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,19 +27,37 @@ pub(crate) fn request_id_layer() -> ServiceBuilder<
 
 type MakeSpan = fn(&Request<Body>) -> Span;
 
+/// Marks an answer whose access-log line is written at DEBUG rather than INFO: a successful
+/// answer of the credentials URL, which every SDK process of every grant polls
+/// (docs/decisions/0025-a-quiet-fast-credentials-url.md). Its failures are still logged at INFO.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuietAccessLog;
+
+/// The access log: each answer once, with its status and latency, inside the request's span.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccessLog;
+
+impl<B> OnResponse<B> for AccessLog {
+    fn on_response(self, res: &axum::http::Response<B>, latency: Duration, _: &Span) {
+        let status = res.status().as_u16();
+        let ms = latency.as_secs_f64() * 1000.0;
+        if res.extensions().get::<QuietAccessLog>().is_some() {
+            tracing::debug!(status, latency_ms = ms, "finished processing request");
+        } else {
+            tracing::info!(status, latency_ms = ms, "finished processing request");
+        }
+    }
+}
+
 /// One span per request with method, matched route (low cardinality) and request id. Query
 /// strings and headers are never recorded: they may carry tokens.
 /// Each answer is logged once at INFO (status and latency), inside that span: an access log whose
 /// every line, like every other line of the request, carries the request id.
-pub(crate) fn trace_layer() -> TraceLayer<
-    SharedClassifier<ServerErrorsAsFailures>,
-    MakeSpan,
-    DefaultOnRequest,
-    DefaultOnResponse,
-> {
+pub(crate) fn trace_layer()
+-> TraceLayer<SharedClassifier<ServerErrorsAsFailures>, MakeSpan, DefaultOnRequest, AccessLog> {
     TraceLayer::new_for_http()
         .make_span_with(make_span as MakeSpan)
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+        .on_response(AccessLog)
 }
 
 fn make_span(req: &Request<Body>) -> Span {

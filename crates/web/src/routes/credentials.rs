@@ -11,12 +11,12 @@ use axum::routing::get;
 use lakegate_app::credentials::{mint, token_from_header};
 use lakegate_app::{AppError, Services};
 use lakegate_domain::RequestId;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::WebError;
+use crate::middleware::QuietAccessLog;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -66,26 +66,50 @@ async fn get_credentials(
         .map(token_from_header)
         .unwrap_or_default();
     let c = mint(&svc, id, presented).await.map_err(WebError::Api)?;
-    let body = if process {
-        json!({
-            "Version": 1,
-            "AccessKeyId": c.access_key_id,
-            "SecretAccessKey": c.secret_access_key,
-            "SessionToken": c.session_token,
-            "Expiration": expiration(c.expiration),
+    let expiration = expiration(c.expiration);
+    let mut res = if process {
+        Json(ProcessCredentials {
+            version: 1,
+            access_key_id: &c.access_key_id,
+            secret_access_key: &c.secret_access_key,
+            session_token: &c.session_token,
+            expiration: &expiration,
         })
+        .into_response()
     } else {
-        json!({
-            "AccessKeyId": c.access_key_id,
-            "SecretAccessKey": c.secret_access_key,
-            "Token": c.session_token,
-            "Expiration": expiration(c.expiration),
+        Json(ContainerCredentials {
+            access_key_id: &c.access_key_id,
+            secret_access_key: &c.secret_access_key,
+            token: &c.session_token,
+            expiration: &expiration,
         })
+        .into_response()
     };
-    let mut res = Json(body).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.extensions_mut().insert(QuietAccessLog);
     Ok(res)
+}
+
+/// What the container-credentials provider reads (docs/aws.md §15).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerCredentials<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    token: &'a str,
+    expiration: &'a str,
+}
+
+/// What `credential_process` reads (docs/aws.md §16).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessCredentials<'a> {
+    version: u8,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: &'a str,
 }
 
 #[cfg(test)]
