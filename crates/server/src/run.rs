@@ -70,21 +70,31 @@ async fn retry_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     }
 }
 
-/// The AWS adapter, with bounded calls and the configured endpoint.
-async fn cloud(config: &ServeConfig) -> anyhow::Result<AwsCloudAccess> {
-    // Bounded calls: a hung AWS call must end well within a worker's lease (5 min) and a
-    // credentials fetch within what SDKs wait.
+/// The SDK configuration lakegate's AWS calls use (docs/aws.md §20): bounded calls, and the
+/// SDK's adaptive retries, which retry throttling and transient errors with backoff and, once a
+/// service throttles, slow the calls to that service alone (each service's client has its own
+/// rate limiter): IAM throttling the writes of a teardown burst never delays STS sessions for
+/// the credentials URL, nor Athena.
+pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    // Bounded calls: a hung AWS call must end well within what SDKs wait for the credentials
+    // URL; a worker's lease is renewed while its step runs.
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))
         .operation_attempt_timeout(Duration::from_secs(10))
         .operation_timeout(Duration::from_secs(30))
         .build();
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
-    if let Some(endpoint) = &config.aws_endpoint_url {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::adaptive());
+    if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
     }
-    let aws = loader.load().await;
+    loader.load().await
+}
+
+/// The AWS adapter, with the configured endpoint.
+async fn cloud(config: &ServeConfig) -> anyhow::Result<AwsCloudAccess> {
+    let aws = aws_config(config.aws_endpoint_url.as_deref()).await;
     AwsCloudAccess::from_conf(&aws, config.broker_principal_arn.clone())
         .await
         .context("could not reach AWS STS to find out who lakegate runs as")

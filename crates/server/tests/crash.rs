@@ -213,6 +213,23 @@ impl World {
         (world, proxy)
     }
 
+    /// A world whose AWS calls go through the test proxy, configured as `lakegate serve`
+    /// configures them (`run::aws_config`): the SDK's own retries on.
+    async fn as_served(pool: PgPool) -> (Self, AwsProxy) {
+        let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
+        let proxy = AwsProxy::start(&moto).await.unwrap();
+        let conf = lakegate_server::run::aws_config(Some(proxy.url())).await;
+        let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
+        let db = seed_catalog("served").await;
+        let world = Self {
+            pool,
+            cloud,
+            clock: Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
+            db,
+        };
+        (world, proxy)
+    }
+
     /// Worker passes, each after any retry delay has passed, until the request is `want`.
     /// Returns how many passes it took.
     async fn passes_until(&self, id: RequestId, want: RequestStatus) -> u32 {
@@ -415,5 +432,41 @@ async fn aws_faults_are_retried_until_provisioning_and_revoke_complete(pool: PgP
     let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
     requests::revoke(&w.real(), &alice, id, None).await.unwrap();
     assert_eq!(w.passes_until(id, RequestStatus::Revoked).await, 2);
+    assert_eq!(leftovers(&id.to_string()).await, Vec::<String>::new());
+}
+
+/// As served, throttling never reaches the worker: the SDK backs off and retries the call
+/// (adaptive retries, docs/aws.md §20), so a throttled IAM or Athena call costs a pause, not a
+/// failed step and a retry minutes later.
+#[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
+async fn throttling_is_retried_by_the_sdk_within_the_step(pool: PgPool) {
+    let (w, proxy) = World::as_served(pool).await;
+    proxy.fail("CreateRole", 2, Fault::throttling("Throttling"));
+    proxy.fail(
+        "CreateWorkGroup",
+        1,
+        Fault::throttling("TooManyRequestsException"),
+    );
+    let id = w.approved_request().await;
+    assert_eq!(w.passes_until(id, RequestStatus::Active).await, 1);
+    assert_eq!(
+        proxy.calls("CreateRole"),
+        3,
+        "two throttled, the third made"
+    );
+    assert_eq!(proxy.calls("CreateWorkGroup"), 2);
+    let failed: i64 = sqlx::query_scalar(
+        "select count(*) from audit_event where request_id = $1 and action = 'provisioning.step_failed'",
+    )
+    .bind(id.0)
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(failed, 0, "no step failed");
+
+    proxy.fail("DeleteRole", 2, Fault::throttling("Throttling"));
+    let alice = Principal::new("alice", "alice@example.com", None, []).unwrap();
+    requests::revoke(&w.real(), &alice, id, None).await.unwrap();
+    assert_eq!(w.passes_until(id, RequestStatus::Revoked).await, 1);
     assert_eq!(leftovers(&id.to_string()).await, Vec::<String>::new());
 }
