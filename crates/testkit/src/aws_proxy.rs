@@ -181,6 +181,11 @@ impl AwsProxy {
         self.lock().cut
     }
 
+    /// How many calls arrived in all.
+    pub fn total_calls(&self) -> u32 {
+        self.lock().calls.values().sum()
+    }
+
     /// How many calls of `operation` arrived (faulty ones included).
     pub fn calls(&self, operation: &str) -> u32 {
         self.lock().calls.get(operation).copied().unwrap_or(0)
