@@ -135,10 +135,7 @@ pub fn router(state: AppState, sessions: PgSessionStore) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            https,
-            middleware::security_headers,
-        ))
+        .layer(middleware::security_headers(https))
         .layer(axum::middleware::from_fn(middleware::http_metrics))
         .layer(middleware::trace_layer())
         .layer(middleware::request_id_layer())

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -11,6 +11,7 @@ use tower::ServiceBuilder;
 use tower::layer::util::{Identity, Stack};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnRequest, OnResponse, TraceLayer};
 use tracing::Span;
 
@@ -93,33 +94,41 @@ pub(crate) async fn http_metrics(req: Request, next: Next) -> Response {
 /// Headers every response carries: no framing, no sniffing, no referrer to other sites, a content
 /// security policy that allows only our own scripts and styles, and no caching unless the
 /// route says otherwise (pages show grants, tokens and credentials; only the static assets
-/// may be cached). With `https` (an https public URL), HSTS too.
-pub(crate) async fn security_headers(
-    State(https): State<bool>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    if https {
-        h.entry(header::STRICT_TRANSPORT_SECURITY)
-            .or_insert(HeaderValue::from_static("max-age=31536000"));
-    }
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
-        h.entry(name).or_insert(HeaderValue::from_static(value));
+/// may be cached). With `https` (an https public URL), HSTS too. Each is set only where the
+/// route did not set its own; plain header layers, no per-request middleware future.
+pub(crate) fn security_headers(https: bool) -> SecurityHeaders {
+    let set = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
-    set(
-        h,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
-    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::X_FRAME_OPTIONS, "DENY");
-    // Not `no-referrer`: with it browsers send `Origin: null` on our own form posts, which the
-    // CSRF Origin check must refuse. `same-origin` sends nothing to other sites.
-    set(h, header::REFERRER_POLICY, "same-origin");
-    res
+    ServiceBuilder::new()
+        .option_layer(https.then(|| set(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000")))
+        .layer(set(header::CACHE_CONTROL, "no-store"))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        // Not `no-referrer`: with it browsers send `Origin: null` on our own form posts, which
+        // the CSRF Origin check must refuse. `same-origin` sends nothing to other sites.
+        .layer(set(header::REFERRER_POLICY, "same-origin"))
+        .into_inner()
 }
+
+type SetHeader = SetResponseHeaderLayer<HeaderValue>;
+
+/// The layer stack of [`security_headers`].
+pub(crate) type SecurityHeaders = Stack<
+    SetHeader,
+    Stack<
+        SetHeader,
+        Stack<
+            SetHeader,
+            Stack<
+                SetHeader,
+                Stack<SetHeader, Stack<tower::util::Either<SetHeader, Identity>, Identity>>,
+            >,
+        >,
+    >,
+>;
