@@ -16,6 +16,9 @@ pub const AWS_CALLS: &str = "lakegate_aws_calls_total";
 pub const REAPER_LAG: &str = "lakegate_reaper_lag_seconds";
 /// How long provisioning a grant took in the worker (histogram, seconds).
 pub const PROVISION_DURATION: &str = "lakegate_provision_duration_seconds";
+/// Of a provisioning pass over every step, the time not spent waiting for AWS calls: reading
+/// and writing the database, the audit record, scheduling (histogram, seconds).
+pub const PROVISION_OVERHEAD: &str = "lakegate_provision_overhead_seconds";
 /// Notification deliveries, by `outcome`: `delivered`, `retrying`, `given_up`.
 pub const NOTIFICATIONS: &str = "lakegate_notifications_total";
 /// Provisioning and teardown steps that failed (and will be retried), by step.

@@ -108,7 +108,7 @@ impl Drop for Heartbeat {
 
 /// Requests claimed at a time.
 const CLAIM_BATCH: i64 = 16;
-/// Requests worked on at once (each one step at a time, in order).
+/// Requests worked on at once (each one step at a time, in order; a step's calls side by side).
 const CONCURRENCY: usize = 8;
 
 /// One pass: claims what is due now and works on it.
@@ -210,19 +210,16 @@ async fn provision(
     id: RequestId,
     report: &mut WorkReport,
 ) -> Result<(), AppError> {
+    let started = std::time::Instant::now();
     let Some(item) = load(svc, id).await? else {
         return Ok(());
     };
     if item.status != RequestStatus::Approved {
         return release(svc, owner, id).await;
     }
-    let start = item
-        .step
-        .as_deref()
-        .and_then(ProvisionStep::parse)
-        .unwrap_or(ProvisionStep::first());
-    let started = std::time::Instant::now();
-    match run_provision_steps(svc, owner, &item, start).await? {
+    let start = ProvisionStep::resume_at(item.step.as_deref());
+    let mut timing = Timing::default();
+    match run_provision_steps(svc, owner, &item, start, &mut timing).await? {
         Outcome::Done => {
             let now = svc.clock.now();
             let expires_at = now + item.duration;
@@ -242,8 +239,13 @@ async fn provision(
                 )
                 .await?;
                 tx.commit().await?;
-                metrics::histogram!(crate::metrics::PROVISION_DURATION)
-                    .record(started.elapsed().as_secs_f64());
+                let took = started.elapsed();
+                metrics::histogram!(crate::metrics::PROVISION_DURATION).record(took.as_secs_f64());
+                if start == ProvisionStep::first() {
+                    // A pass over every step: the time not spent waiting for AWS is ours.
+                    metrics::histogram!(crate::metrics::PROVISION_OVERHEAD)
+                        .record(took.saturating_sub(timing.aws).as_secs_f64());
+                }
                 tracing::info!(request_id = %id, "grant active");
                 report.activated.push(id);
             } else {
@@ -343,11 +345,53 @@ async fn record_step_failure(
     Ok(true)
 }
 
+/// The calls of a step that run one after the other, side by side with the step's other calls.
+type Calls<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
+
+/// The call that failed, named for the record (`*.step_failed`, the metrics, the end reason of
+/// a failed grant), and why.
+struct Failure {
+    call: &'static str,
+    error: CloudError,
+}
+
+/// Names a call's failure.
+async fn call<T>(
+    name: &'static str,
+    call: impl Future<Output = Result<T, CloudError>>,
+) -> Result<T, Failure> {
+    call.await.map_err(|error| Failure { call: name, error })
+}
+
+/// Runs a step's calls side by side, each to its end (none is cut off midway when another
+/// fails), and gives the first failure in the step's order; any other is logged.
+async fn side_by_side(id: RequestId, calls: Vec<Calls<'_>>) -> Result<(), Failure> {
+    let mut first = None;
+    for result in futures_util::future::join_all(calls).await {
+        if let Err(f) = result {
+            if first.is_none() {
+                first = Some(f);
+            } else {
+                tracing::warn!(request_id = %id, call = f.call, error = %f.error, "call failed beside another");
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Time spent in the steps' AWS calls, against the whole of a worker's pass over a request:
+/// what is left is the broker's own overhead (`lakegate_provision_overhead_seconds`).
+#[derive(Default)]
+struct Timing {
+    aws: std::time::Duration,
+}
+
 async fn run_provision_steps(
     svc: &Services,
     owner: &str,
     item: &WorkItem,
     start: ProvisionStep,
+    timing: &mut Timing,
 ) -> Result<Outcome, AppError> {
     let g = GrantResources::derive(item.id, svc.cloud.identity(), &svc.settings.results);
     let mut step = Some(start);
@@ -355,11 +399,11 @@ async fn run_provision_steps(
         if !record_step(svc, owner, item.id, RequestStatus::Approved, s.as_str()).await? {
             return Ok(Outcome::Superseded);
         }
-        if let Err(error) = provision_step(svc, item, &g, s).await {
-            return Ok(Outcome::Failed {
-                step: s.as_str(),
-                error,
-            });
+        let began = std::time::Instant::now();
+        let done = provision_step(svc, item, &g, s).await;
+        timing.aws += began.elapsed();
+        if let Err(Failure { call, error }) = done {
+            return Ok(Outcome::Failed { step: call, error });
         }
         step = s.next();
     }
@@ -384,69 +428,74 @@ async fn provision_step(
     item: &WorkItem,
     g: &GrantResources,
     step: ProvisionStep,
-) -> Result<(), CloudError> {
+) -> Result<(), Failure> {
     let cloud = &svc.cloud;
-    match step {
-        ProvisionStep::CreateRole => {
-            cloud
-                .create_role(&RoleSpec {
-                    name: item.role_name.clone(),
-                    path: ROLE_PATH.to_owned(),
-                    trust_policy: trust_policy(&cloud.identity().broker_principal_arn),
-                    permissions_boundary_arn: svc.settings.permissions_boundary_arn.clone(),
-                    max_session_seconds: 3600,
-                    tags: vec![
-                        (TAG_REQUEST.to_owned(), item.id.to_string()),
-                        (TAG_OWNER.to_owned(), tag_value(&item.requester.email)),
-                    ],
-                })
-                .await
+    let tags = || {
+        vec![
+            (TAG_REQUEST.to_owned(), item.id.to_string()),
+            (TAG_OWNER.to_owned(), tag_value(&item.requester.email)),
+        ]
+    };
+    let calls: Vec<Calls<'_>> = match step {
+        ProvisionStep::CreateRoleAndWorkgroup => {
+            let role = RoleSpec {
+                name: item.role_name.clone(),
+                path: ROLE_PATH.to_owned(),
+                trust_policy: trust_policy(&cloud.identity().broker_principal_arn),
+                permissions_boundary_arn: svc.settings.permissions_boundary_arn.clone(),
+                max_session_seconds: 3600,
+                tags: tags(),
+            };
+            let workgroup = WorkgroupSpec {
+                name: item.workgroup.clone(),
+                output_location: item.results_uri.clone(),
+                bytes_scanned_cutoff: item
+                    .scan_cutoff_bytes
+                    .unwrap_or(svc.settings.policy.defaults().scan_cutoff_bytes),
+                tags: tags(),
+            };
+            vec![
+                Box::pin(async move { call("create_role", cloud.create_role(&role)).await }),
+                Box::pin(async move {
+                    call("create_workgroup", cloud.create_workgroup(&workgroup)).await
+                }),
+            ]
         }
-        ProvisionStep::PutAccessPolicy => {
+        ProvisionStep::GrantAccess => {
             let mut databases: Vec<String> =
                 item.resources.iter().map(|r| r.database.clone()).collect();
             databases.sort();
             databases.dedup();
-            cloud
-                .put_role_policy(
-                    &item.role_name,
-                    ACCESS_POLICY_NAME,
-                    &access_policy(g, &databases),
-                )
-                .await
+            let policy = access_policy(g, &databases);
+            vec![
+                Box::pin(async move {
+                    let put = cloud.put_role_policy(&item.role_name, ACCESS_POLICY_NAME, &policy);
+                    call("put_access_policy", put).await
+                }),
+                Box::pin(call(
+                    "grant_lake_formation",
+                    cloud.grant_lake_formation(&item.lf_grants),
+                )),
+            ]
         }
-        ProvisionStep::CreateWorkgroup => {
-            cloud
-                .create_workgroup(&WorkgroupSpec {
-                    name: item.workgroup.clone(),
-                    output_location: item.results_uri.clone(),
-                    bytes_scanned_cutoff: item
-                        .scan_cutoff_bytes
-                        .unwrap_or(svc.settings.policy.defaults().scan_cutoff_bytes),
-                    tags: vec![
-                        (TAG_REQUEST.to_owned(), item.id.to_string()),
-                        (TAG_OWNER.to_owned(), tag_value(&item.requester.email)),
-                    ],
-                })
-                .await
-        }
-        ProvisionStep::GrantLakeFormation => cloud.grant_lake_formation(&item.lf_grants).await,
         ProvisionStep::AwaitPropagation => {
             // The gate: only a role that STS lets us assume is handed out (docs/aws.md §11).
-            let now = svc.clock.now();
-            cloud
-                .assume_role(&SessionSpec {
-                    role_arn: item.role_arn.clone(),
-                    session_name: session_name("lakegate-check", item.id),
-                    duration_seconds: 900,
-                    session_policy: session_policy(now + Duration::minutes(15)),
-                    source_identity: source_identity(&item.requester.email),
-                    tags: vec![(TAG_REQUEST.to_owned(), item.id.to_string())],
-                })
-                .await
-                .map(drop)
+            let spec = SessionSpec {
+                role_arn: item.role_arn.clone(),
+                session_name: session_name("lakegate-check", item.id),
+                duration_seconds: 900,
+                session_policy: session_policy(svc.clock.now() + Duration::minutes(15)),
+                source_identity: source_identity(&item.requester.email),
+                tags: vec![(TAG_REQUEST.to_owned(), item.id.to_string())],
+            };
+            vec![Box::pin(async move {
+                call("await_propagation", cloud.assume_role(&spec))
+                    .await
+                    .map(drop)
+            })]
         }
-    }
+    };
+    side_by_side(item.id, calls).await
 }
 
 /// The teardown, step after step from where it stands. A teardown that has its sessions still
@@ -465,21 +514,16 @@ async fn teardown(
     if item.status != RequestStatus::Revoking {
         return release(svc, owner, id).await;
     }
-    let mut step = Some(
-        item.step
-            .as_deref()
-            .and_then(RevokeStep::parse)
-            .unwrap_or(RevokeStep::first()),
-    );
+    let mut step = Some(RevokeStep::resume_at(item.step.as_deref()));
     while let Some(s) = step {
         if !record_step(svc, owner, id, RequestStatus::Revoking, s.as_str()).await? {
             return release(svc, owner, id).await;
         }
-        if let Err(error) = revoke_step(svc, &item, s).await {
+        if let Err(Failure { call, error }) = revoke_step(svc, &item, s).await {
             let mut tx = svc.db.begin().await?;
             let failure = StepFailure {
                 status: RequestStatus::Revoking,
-                step: s.as_str(),
+                step: call,
                 error: &error,
                 action: AuditAction::RevokeStepFailed,
                 giving_up: None,
@@ -489,8 +533,8 @@ async fn teardown(
                 return release(svc, owner, id).await;
             }
             tx.commit().await?;
-            metrics::counter!(crate::metrics::STEP_FAILURES, "step" => s.as_str()).increment(1);
-            tracing::warn!(request_id = %id, step = s.as_str(), %error, "revoke step failed; will retry");
+            metrics::counter!(crate::metrics::STEP_FAILURES, "step" => call).increment(1);
+            tracing::warn!(request_id = %id, step = call, %error, "revoke step failed; will retry");
             report.retrying.push(id);
             return Ok(());
         }
@@ -512,13 +556,6 @@ async fn teardown(
             }
             drop(conn);
             return release(svc, owner, id).await;
-        }
-        if s == RevokeStep::StopQueries {
-            // The last look at the grant's queries, now that they are stopped and before the
-            // workgroup (and Athena's record of them) goes: the end summary counts them all.
-            if let Err(e) = crate::monitor::record_queries(svc, id, &item.workgroup).await {
-                tracing::warn!(request_id = %id, error = %e, "could not record the grant's last queries");
-            }
         }
         step = s.next();
     }
@@ -577,28 +614,48 @@ fn deny_lag(item: &WorkItem, end: EndState) -> Option<f64> {
     Some(ms as f64 / 1000.0)
 }
 
-async fn revoke_step(svc: &Services, item: &WorkItem, step: RevokeStep) -> Result<(), CloudError> {
+async fn revoke_step(svc: &Services, item: &WorkItem, step: RevokeStep) -> Result<(), Failure> {
     let cloud = &svc.cloud;
-    match step {
-        RevokeStep::DenySessions => {
-            // `false`: the role is already gone (never created, or deleted by an earlier pass);
-            // the later steps still run, each treating "already gone" as done.
-            cloud.deny_all_sessions(&item.role_name).await.map(drop)
-        }
-        RevokeStep::StopQueries => cloud.stop_running_queries(&item.workgroup).await.map(drop),
-        RevokeStep::DeleteWorkgroup => cloud.delete_workgroup(&item.workgroup).await,
-        // After the workgroup: no query of the grant can write results any more.
-        RevokeStep::DeleteResults => match cloud.delete_results(&item.results_uri).await {
-            Ok(0) => Ok(()),
-            Ok(n) => {
-                tracing::info!(request_id = %item.id, objects = n, "deleted the grant's query results");
+    let calls: Vec<Calls<'_>> = match step {
+        // `false`: the role is already gone (never created, or deleted by an earlier pass); the
+        // later steps still run, each treating "already gone" as done.
+        RevokeStep::DenySessions => vec![Box::pin(async move {
+            call("deny_sessions", cloud.deny_all_sessions(&item.role_name))
+                .await
+                .map(drop)
+        })],
+        RevokeStep::RevokeAccess => vec![
+            Box::pin(async move {
+                call("stop_queries", cloud.stop_running_queries(&item.workgroup)).await?;
+                // The last look at the grant's queries, now that they are stopped and before
+                // the workgroup (and Athena's record of them) goes: the end summary counts
+                // them all.
+                if let Err(e) = crate::monitor::record_queries(svc, item.id, &item.workgroup).await
+                {
+                    tracing::warn!(request_id = %item.id, error = %e, "could not record the grant's last queries");
+                }
                 Ok(())
-            }
-            Err(e) => Err(e),
-        },
-        RevokeStep::RevokeLakeFormation => cloud.revoke_lake_formation(&item.lf_grants).await,
-        RevokeStep::DeleteRole => cloud.delete_role(&item.role_name).await,
-    }
+            }),
+            Box::pin(call(
+                "revoke_lake_formation",
+                cloud.revoke_lake_formation(&item.lf_grants),
+            )),
+        ],
+        RevokeStep::DeleteResources => vec![
+            Box::pin(async move {
+                call("delete_workgroup", cloud.delete_workgroup(&item.workgroup)).await?;
+                // After the workgroup: no query of the grant can write results any more.
+                let n = call("delete_results", cloud.delete_results(&item.results_uri)).await?;
+                if n > 0 {
+                    tracing::info!(request_id = %item.id, objects = n, "deleted the grant's query results");
+                }
+                Ok(())
+            }),
+            // After `RevokeAccess`: no Lake Formation grant is left on the role's ARN.
+            Box::pin(call("delete_role", cloud.delete_role(&item.role_name))),
+        ],
+    };
+    side_by_side(item.id, calls).await
 }
 
 async fn release(svc: &Services, owner: &str, id: RequestId) -> Result<(), AppError> {

@@ -259,9 +259,10 @@ async fn approval_provisions_exactly_the_request(pool: PgPool) {
             "describe_table",
             // At approval, the all-columns table again: its grant is the explicit list.
             "describe_table",
+            // Side by side: the role and the workgroup, then the role's policy and the grants.
             "create_role",
-            "put_role_policy",
             "create_workgroup",
+            "put_role_policy",
             "grant_lake_formation"
         ]
     );
@@ -474,20 +475,30 @@ async fn expired_grant_is_revoked_once_and_nothing_is_left(pool: PgPool) {
         .map(String::as_str)
         .skip_while(|c| *c != "deny_all_sessions")
         .collect();
+    // Three steps, the calls within each side by side: what each step must wait for is done.
+    let at = |call: &str| teardown.iter().position(|c| *c == call).unwrap();
+    assert_eq!(teardown.len(), 7, "{teardown:?}");
+    assert_eq!(teardown[0], "deny_all_sessions");
+    let mut revoke_access = teardown[1..4].to_vec();
+    revoke_access.sort_unstable();
     assert_eq!(
-        teardown,
+        revoke_access,
+        // The last look at the grant's queries comes after they are stopped (none new:
+        // nothing to describe).
         [
-            "deny_all_sessions",
-            "stop_running_queries",
-            // The last look at the grant's queries, before the workgroup goes (none new:
-            // nothing to describe).
             "new_query_ids",
-            "delete_workgroup",
-            "delete_results",
             "revoke_lake_formation",
-            "delete_role"
+            "stop_running_queries"
         ]
     );
+    assert!(at("stop_running_queries") < at("new_query_ids"));
+    let mut delete_resources = teardown[4..].to_vec();
+    delete_resources.sort_unstable();
+    assert_eq!(
+        delete_resources,
+        ["delete_results", "delete_role", "delete_workgroup"]
+    );
+    assert!(at("delete_workgroup") < at("delete_results"));
     // Exactly once.
     assert!(work_once(&h.svc, "test").await.unwrap().is_empty());
     assert_eq!(h.audit_count(id, AuditAction::GrantEnded).await, 1);
@@ -632,7 +643,7 @@ async fn transient_provisioning_failure_is_retried_and_resumes_at_the_failed_ste
         .await
         .unwrap();
     h.cloud.fail_next(
-        "create_workgroup",
+        "grant_lake_formation",
         CloudError::Transient("throttled".into()),
     );
     let report = work_once(&h.svc, "test").await.unwrap();
@@ -647,12 +658,17 @@ async fn transient_provisioning_failure_is_retried_and_resumes_at_the_failed_ste
     let report = work_once(&h.svc, "test").await.unwrap();
     assert_eq!(report.activated, [id]);
     let calls = h.cloud.state().calls;
-    assert_eq!(
-        calls.iter().filter(|c| *c == "create_role").count(),
-        1,
-        "earlier steps not repeated"
-    );
-    assert_eq!(calls.iter().filter(|c| *c == "create_workgroup").count(), 2);
+    for earlier in ["create_role", "create_workgroup"] {
+        assert_eq!(
+            calls.iter().filter(|c| *c == earlier).count(),
+            1,
+            "earlier steps not repeated: {earlier}"
+        );
+    }
+    // The failed step again, both of its calls (each idempotent).
+    for again in ["put_role_policy", "grant_lake_formation"] {
+        assert_eq!(calls.iter().filter(|c| *c == again).count(), 2, "{again}");
+    }
     assert_eq!(
         h.audit_count(id, AuditAction::ProvisioningStepFailed).await,
         1

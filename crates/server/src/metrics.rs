@@ -80,6 +80,10 @@ fn with_buckets() -> Result<PrometheusBuilder, metrics_exporter_prometheus::Buil
         .set_buckets_for_metric(
             Matcher::Full(names::PROVISION_DURATION.into()),
             WORK_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(names::PROVISION_OVERHEAD.into()),
+            LATENCY_BUCKETS,
         )
 }
 
@@ -111,6 +115,11 @@ fn describe() {
         names::PROVISION_DURATION,
         metrics::Unit::Seconds,
         "How long provisioning a grant took in the worker."
+    );
+    metrics::describe_histogram!(
+        names::PROVISION_OVERHEAD,
+        metrics::Unit::Seconds,
+        "Of a provisioning pass over every step, the time not spent waiting for AWS."
     );
     metrics::describe_counter!(
         names::STEP_FAILURES,
