@@ -1,10 +1,12 @@
 //! The optimised `lakegate` binary against the emulator (`scripts/bench`; README
 //! "Performance"): its footprint (start → ready on a fresh and on a migrated database, resident
-//! memory idle and at its peak), approve → active, and the reaper (expiry → sessions denied,
-//! expiry → teardown done) for grants expiring paced and in a burst, beside the emulator's raw
-//! call rate measured in the same run. The people act through the JSON API; the figures come
-//! from lakegate's own records (the audit events, the requests' times). All AWS calls go
-//! through the test proxy, which counts them; the raw rate is measured through it too.
+//! memory idle and at its peak), approve → active and the broker's own share of it, the reaper
+//! (expiry → sessions denied, expiry → teardown done) for grants expiring paced and in a burst,
+//! and the recovery after a replica is killed mid-step, beside the emulator's raw call rate
+//! measured in the same run, on lakegate's own mix of calls. The people act through the JSON
+//! API; the figures come from lakegate's own records (the audit events, the requests' times,
+//! `/metrics`). All AWS calls go through the test proxy, which counts them; the raw rate is
+//! measured through it too.
 #![allow(
     clippy::unwrap_used,
     clippy::print_stdout,
@@ -14,60 +16,33 @@
 
 #[path = "../tests/support/binary.rs"]
 mod binary;
+#[path = "../tests/support/measure.rs"]
+mod measure;
 
 use std::time::{Duration, Instant};
 
-use lakegate_testkit::aws_proxy::AwsProxy;
+use lakegate_aws::AwsCloudAccess;
+use lakegate_domain::iam_policy::{revoke_policy, session_policy, trust_policy};
+use lakegate_domain::ports::{CloudAccess, RoleSpec, SessionSpec, WorkgroupSpec};
+use lakegate_store::work::WorkItem;
+use lakegate_testkit::aws_proxy::{AwsProxy, Fault};
 use lakegate_testkit::peers::free_port;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::binary::{Browser, Lakegate, base_env, text_of};
+use crate::binary::{Browser, Lakegate, base_env};
+use crate::measure::{Histogram, memory, percentile, setting};
 
 /// Set when the burst's last grant has ended: the sampler stops.
 static SAMPLING_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-fn setting(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The process's resident memory now and at its peak, in MiB.
-fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> f64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap()
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "an index into a non-empty list"
-    )]
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
-}
-
-fn spread(label: &str, mut xs: Vec<f64>) {
-    xs.sort_by(f64::total_cmp);
+fn spread(label: &str, xs: &[f64]) {
+    let at = |p| percentile(xs, p).unwrap_or(f64::NAN);
     println!(
         "  {label:<34} p50 {:>7.3} s   p99 {:>7.3} s   max {:>7.3} s   ({} grants)",
-        percentile(&xs, 0.5),
-        percentile(&xs, 0.99),
-        xs.last().copied().unwrap_or(f64::NAN),
+        at(0.5),
+        at(0.99),
+        at(1.0),
         xs.len()
     );
 }
@@ -116,14 +91,10 @@ async fn start(env: &[(String, String)]) -> (Lakegate, Duration) {
 
 /// An API token for a person signed in with `groups`.
 async fn api_token(base: &str, email: &str, groups: &str) -> String {
-    let b = Browser::signed_in_dev(base, email, groups).await;
-    let mut fields = vec![("name", "bench")];
-    fields.extend(["requests:read", "requests:write", "approvals:write"].map(|s| ("scopes", s)));
-    let made = b
-        .submit("/settings/tokens", "/settings/tokens", &fields)
-        .await;
-    assert!(made.status.is_success(), "{}", made.body);
-    text_of(&made.body, "#api-token")
+    let scopes = ["requests:read", "requests:write", "approvals:write"];
+    Browser::with_api_token(base, email, groups, "bench", &scopes)
+        .await
+        .0
 }
 
 struct People {
@@ -134,6 +105,28 @@ struct People {
 }
 
 impl People {
+    /// The same people, on another replica.
+    fn on(&self, base: &str) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: base.to_owned(),
+            requester: self.requester.clone(),
+            approver: self.approver.clone(),
+        }
+    }
+
+    async fn revoke(&self, id: &str) {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/requests/{id}/revoke", self.base))
+            .bearer_auth(&self.requester)
+            .json(&serde_json::json!({ "comment": "the reaper benchmark" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    }
+
     /// Asks for `table` for `duration` and approves it: the request id.
     async fn grant(&self, table: &str, duration: &str) -> String {
         let (database, table) = table.split_once('.').unwrap();
@@ -233,9 +226,9 @@ async fn report(pool: &PgPool, ids: &[String]) {
             (last - first).as_seconds_f64()
         );
     }
-    spread("approve → active", approve_to_active);
-    spread("expiry → sessions denied", denied);
-    spread("expiry → teardown done", done);
+    spread("approve → active", &approve_to_active);
+    spread("expiry → sessions denied", &denied);
+    spread("expiry → teardown done", &done);
 }
 
 /// The emulator's raw rate through the proxy: IAM role created and deleted, `CONCURRENCY` at
@@ -276,6 +269,201 @@ async fn raw_rate(proxy: &AwsProxy, how_long: Duration) -> f64 {
     calls as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The emulator's raw rate on lakegate's own mix of calls, through the proxy: `CHAINS` grants
+/// at a time, each made and removed with the calls lakegate's worker makes (through the same
+/// AWS adapter, but with no database, no worker and one call at a time), for `how_long`; calls
+/// per second. The grants are modelled on `items` (their Lake Formation entries, their
+/// results location), under names of their own that the orphan sweep leaves alone.
+async fn raw_mix_rate(proxy: &AwsProxy, items: &[WorkItem], how_long: Duration) -> f64 {
+    /// As many calls in flight as lakegate's worker can have: 8 grants, 2 calls each.
+    const CHAINS: usize = 16;
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(proxy.url())
+        .load()
+        .await;
+    let cloud = std::sync::Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
+    let items = std::sync::Arc::new(items.to_vec());
+    let before = proxy.total_calls();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for chain in 0..CHAINS {
+        let (cloud, items) = (std::sync::Arc::clone(&cloud), std::sync::Arc::clone(&items));
+        tasks.push(tokio::spawn(async move {
+            let mut n = chain;
+            while started.elapsed() < how_long {
+                lifecycle(&cloud, &items[n % items.len()], &format!("bench-raw-{n}")).await;
+                n += CHAINS;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    f64::from(proxy.total_calls() - before) / started.elapsed().as_secs_f64()
+}
+
+/// A grant like `item` named `name`, provisioned and torn down call after call.
+async fn lifecycle(cloud: &AwsCloudAccess, item: &WorkItem, name: &str) {
+    let id = cloud.identity();
+    let role_arn = format!("arn:aws:iam::{}:role/lakegate-bench/{name}", id.account_id);
+    let results = item.results_uri.replace(&item.id.to_string(), name);
+    let grants: Vec<_> = item
+        .lf_grants
+        .iter()
+        .cloned()
+        .map(|mut g| {
+            g.principal_arn.clone_from(&role_arn);
+            g
+        })
+        .collect();
+    let tags = vec![("lakegate:bench".to_owned(), name.to_owned())];
+    let role = RoleSpec {
+        name: name.to_owned(),
+        path: "/lakegate-bench/".to_owned(),
+        trust_policy: trust_policy(&id.broker_principal_arn),
+        permissions_boundary_arn: format!(
+            "arn:aws:iam::{}:policy/lakegate-boundary",
+            id.account_id
+        ),
+        max_session_seconds: 3600,
+        tags: tags.clone(),
+    };
+    cloud.create_role(&role).await.unwrap();
+    let workgroup = WorkgroupSpec {
+        name: name.to_owned(),
+        output_location: results.clone(),
+        bytes_scanned_cutoff: 10_000_000_000,
+        tags,
+    };
+    cloud.create_workgroup(&workgroup).await.unwrap();
+    // The access policy is of the same size class as lakegate's; its content costs nothing.
+    cloud
+        .put_role_policy(name, "lakegate-access", &revoke_policy())
+        .await
+        .unwrap();
+    cloud.grant_lake_formation(&grants).await.unwrap();
+    let session = SessionSpec {
+        role_arn: role_arn.clone(),
+        session_name: format!("check-{name}"),
+        duration_seconds: 900,
+        session_policy: session_policy(
+            time::OffsetDateTime::now_utc() + time::Duration::minutes(15),
+        ),
+        source_identity: "bench".to_owned(),
+        tags: Vec::new(),
+    };
+    cloud.assume_role(&session).await.unwrap();
+    cloud.deny_all_sessions(name).await.unwrap();
+    cloud.stop_running_queries(name).await.unwrap();
+    cloud
+        .new_query_ids(name, &std::collections::HashSet::new())
+        .await
+        .unwrap();
+    cloud.revoke_lake_formation(&grants).await.unwrap();
+    cloud.delete_workgroup(name).await.unwrap();
+    cloud.delete_results(&results).await.unwrap();
+    cloud.delete_role(name).await.unwrap();
+}
+
+/// The requests' work items, as the worker reads them.
+async fn work_items(pool: &PgPool, ids: &[String]) -> Vec<WorkItem> {
+    let mut conn = pool.acquire().await.unwrap();
+    let mut items = Vec::new();
+    for id in ids.iter().take(64) {
+        let id = lakegate_domain::RequestId(id.parse().unwrap());
+        items.extend(lakegate_store::work::load(&mut conn, id).await.unwrap());
+    }
+    items
+}
+
+/// The broker's own share of approve → active, from `/metrics`.
+async fn overhead(base: &str) {
+    let page = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let h = Histogram::parse(&page, "lakegate_provision_overhead_seconds");
+    println!(
+        "  provisioning not waiting for AWS     mean {:>7.4} s   p99 ≤ {:.3} s  ({} passes over every step)",
+        h.mean(),
+        h.at_most(0.99),
+        h.count
+    );
+}
+
+async fn status_of(pool: &PgPool, id: &str) -> String {
+    sqlx::query_scalar("select status from access_request where request_id = $1::uuid")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until the proxy has seen one more call of `operation` than `before`.
+async fn in_flight(proxy: &AwsProxy, operation: &str, before: u32) {
+    let started = Instant::now();
+    while proxy.calls(operation) <= before {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no {operation} call"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// From now until the request is `wanted`.
+async fn until_status(pool: &PgPool, id: &str, wanted: &str) -> Duration {
+    let started = Instant::now();
+    while status_of(pool, id).await != wanted {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{id} not {wanted} within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// A replica is killed (SIGKILL) while one of its AWS calls is held in flight, `trials` times
+/// in provisioning and in teardown; the other replica, already running, resumes the work.
+/// Prints kill → the request's next state. Returns the replica left running.
+async fn recovery(
+    pool: &PgPool,
+    proxy: &AwsProxy,
+    env: impl Fn() -> Vec<(String, String)>,
+    people: &People,
+    table: &str,
+    mut current: Lakegate,
+    trials: usize,
+) -> Lakegate {
+    let (mut provisioning, mut teardown) = (Vec::new(), Vec::new());
+    for _ in 0..trials {
+        // Held: the work is this replica's, in flight.
+        let before = proxy.calls("CreateWorkGroup");
+        proxy.fail("CreateWorkGroup", 1, Fault::Delay(Duration::from_secs(120)));
+        let id = people.on(&current.base).grant(table, "1h").await;
+        in_flight(proxy, "CreateWorkGroup", before).await;
+        let next = Lakegate::start(&env()).await;
+        current.kill().await;
+        provisioning.push(until_status(pool, &id, "active").await.as_secs_f64());
+        current = next;
+
+        let before = proxy.calls("DeleteRole");
+        proxy.fail("DeleteRole", 1, Fault::Delay(Duration::from_secs(120)));
+        people.on(&current.base).revoke(&id).await;
+        in_flight(proxy, "DeleteRole", before).await;
+        let next = Lakegate::start(&env()).await;
+        current.kill().await;
+        teardown.push(until_status(pool, &id, "revoked").await.as_secs_f64());
+        current = next;
+    }
+    spread("killed provisioning → active", &provisioning);
+    spread("killed teardown → revoked", &teardown);
+    current
+}
+
 #[tokio::main]
 async fn main() {
     let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL (scripts/bench sets it)");
@@ -312,7 +500,7 @@ async fn main() {
         migrated.as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (idle, _) = memory_mib(server.pid());
+    let idle = memory(server.pid()).now;
     println!("  resident memory, idle                       {idle:>7.1} MiB");
 
     let raw = raw_rate(&proxy, Duration::from_secs(5)).await;
@@ -336,6 +524,7 @@ async fn main() {
     }
     until_all_ended(&pool, Duration::from_secs(600)).await;
     report(&pool, &ids).await;
+    overhead(&server.base).await;
 
     // Burst: approved back to back, eight at a time.
     println!("burst: {burst} one-minute grants approved back to back");
@@ -384,10 +573,36 @@ async fn main() {
     let (calls, busy) = sampler.await.unwrap();
     report(&pool, &ids).await;
     let rate = f64::from(calls) / f64::from(busy);
+    let mix = raw_mix_rate(
+        &proxy,
+        &work_items(&pool, &ids).await,
+        Duration::from_secs(10),
+    )
+    .await;
+    println!("  AWS calls while busy (provisioning, teardown) {calls} in {busy} s: {rate:.0}/s");
     println!(
-        "  AWS calls while busy (provisioning, teardown) {calls} in {busy} s: {rate:.0}/s ({:.2}× the raw rate)",
+        "  the emulator's raw rate on the same mix of calls, 16 at a time: {mix:.0}/s → {:.2}× ({:.2}× the IAM-only rate)",
+        rate / mix,
         rate / raw
     );
-    let (_, peak) = memory_mib(server.pid());
+    let peak = memory(server.pid()).peak;
     println!("  resident memory, peak over the whole run    {peak:>7.1} MiB");
+
+    let trials = usize::try_from(setting("LAKEGATE_BENCH_RECOVERY_TRIALS", 5)).unwrap();
+    println!(
+        "recovery: a replica killed (SIGKILL) mid-call, another already running, {trials} times"
+    );
+    let people = std::sync::Arc::try_unwrap(people).ok().unwrap();
+    let env_of_a_replica = || env_for(&db_url, free_port(), proxy.url());
+    let last = recovery(
+        &pool,
+        &proxy,
+        env_of_a_replica,
+        &people,
+        &table,
+        server,
+        trials,
+    )
+    .await;
+    last.terminate();
 }

@@ -15,6 +15,8 @@
 mod aws_support;
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "support/measure.rs"]
+mod measure;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use sqlx::PgPool;
 
 use crate::aws_support::{leftovers, names_in_aws, seed_catalog};
 use crate::binary::{Browser, Lakegate, base_env, database_url};
+use crate::measure::setting;
 
 async fn replica(db_url: &str, aws: &str) -> Lakegate {
     let port = free_port();
@@ -199,13 +202,6 @@ impl Dice {
     }
 }
 
-fn setting(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Replicas of `lakegate serve` on fixed ports, any of which may be killed and started again.
 struct Cluster {
     db_url: String,
@@ -330,22 +326,15 @@ impl Api {
 
 /// An API token for a person signed in on `base` with `groups`.
 async fn api_token(base: &str, email: &str, groups: &str) -> String {
-    let b = Browser::signed_in_dev(base, email, groups).await;
-    let mut fields = vec![("name", "chaos")];
-    fields.extend(
-        [
-            "requests:read",
-            "requests:write",
-            "approvals:write",
-            "credentials",
-        ]
-        .map(|s| ("scopes", s)),
-    );
-    let made = b
-        .submit("/settings/tokens", "/settings/tokens", &fields)
-        .await;
-    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
-    crate::binary::text_of(&made.body, "#api-token")
+    let scopes = [
+        "requests:read",
+        "requests:write",
+        "approvals:write",
+        "credentials",
+    ];
+    Browser::with_api_token(base, email, groups, "chaos", &scopes)
+        .await
+        .0
 }
 
 /// A grant's credentials token, for the checker.

@@ -18,7 +18,6 @@ use lakegate_testkit::aws_proxy::AwsProxy;
 use tokio::io::AsyncWriteExt as _;
 
 use lakegate_testkit::peers::free_port;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -82,25 +81,9 @@ async fn start_with(
 /// Signs `email` in on the development form and makes a personal token with `scopes` on the
 /// settings page, as a person would.
 async fn token_for(base: &str, email: &str, groups: &str, scopes: &[&str]) -> String {
-    named_token(base, email, groups, "tests", scopes).await.0
-}
-
-/// The same with the token named `name`; and the person's browser, still signed in.
-async fn named_token(
-    base: &str,
-    email: &str,
-    groups: &str,
-    name: &str,
-    scopes: &[&str],
-) -> (String, Browser) {
-    let b = Browser::signed_in_dev(base, email, groups).await;
-    let mut fields = vec![("name", name)];
-    fields.extend(scopes.iter().map(|s| ("scopes", *s)));
-    let made = b
-        .submit("/settings/tokens", "/settings/tokens", &fields)
-        .await;
-    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
-    (text_of(&made.body, "#api-token"), b)
+    Browser::with_api_token(base, email, groups, "tests", scopes)
+        .await
+        .0
 }
 
 /// Sends `req`: the status and the body as JSON (or, if it is not JSON, as a string).
@@ -689,7 +672,7 @@ async fn an_agent_asks_through_mcp_a_person_approves_and_the_agent_queries(pool:
     );
     let server = start_with(&pool, &db, "mcp", Some(proxy.url()), &rules).await;
     let base = &server.base;
-    let (agent, _) = named_token(
+    let (agent, _) = Browser::with_api_token(
         base,
         "alice@example.com",
         "analysts",
@@ -697,7 +680,7 @@ async fn an_agent_asks_through_mcp_a_person_approves_and_the_agent_queries(pool:
         &["requests:read", "requests:write", "console"],
     )
     .await;
-    let (approver, bob) = named_token(
+    let (approver, bob) = Browser::with_api_token(
         base,
         "bob@example.com",
         "data-owners",

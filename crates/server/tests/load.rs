@@ -12,6 +12,8 @@
 mod aws_support;
 #[path = "support/binary.rs"]
 mod binary;
+#[path = "support/measure.rs"]
+mod measure;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,22 +26,16 @@ use tokio::sync::mpsc;
 
 use crate::aws_support::{names_in_aws, seed_catalog};
 use crate::binary::{Browser, Lakegate, base_env, database_url, run_to_end, text_of};
+use crate::measure::{memory, percentile, setting};
 
 /// The footprint target under load (README "Performance"): peak resident memory.
-const MAX_RSS_KB: u64 = 150 * 1024;
+const MAX_RSS_MIB: f64 = 150.0;
 /// One in this many people approves; the others ask.
 const APPROVER_EVERY: usize = 5;
 /// How often a person's open request page is looked at while they wait.
 const POLL: Duration = Duration::from_millis(1000);
 /// Fetches of the credentials URL per grant, as an SDK client does while it works.
 const FETCHES: usize = 5;
-
-fn setting(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// What went wrong for the people, and what they got done.
 #[derive(Default)]
@@ -250,34 +246,6 @@ async fn approver(
     }
 }
 
-/// The process's resident memory now and at its peak, in KiB.
-fn memory_kb(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn percentile(mut xs: Vec<Duration>, p: f64) -> Duration {
-    if xs.is_empty() {
-        return Duration::ZERO;
-    }
-    xs.sort();
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "an index into a non-empty list"
-    )]
-    let i = ((xs.len() - 1) as f64 * p).round() as usize;
-    xs[i]
-}
-
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
 async fn two_hundred_people_for_a_minute_without_an_error(pool: PgPool) {
     let seconds = setting("LAKEGATE_LOAD_SECONDS", 60);
@@ -290,7 +258,7 @@ async fn two_hundred_people_for_a_minute_without_an_error(pool: PgPool) {
     env.push(("LAKEGATE_DEV_LOGIN".to_owned(), "true".to_owned()));
     // The development log level of a busy server: the access log stays on.
     let server = Lakegate::start(&env).await;
-    let (idle_rss, _) = memory_kb(server.pid());
+    let idle = memory(server.pid()).now;
 
     let tally = Arc::new(Mutex::new(Tally::default()));
     let until = Instant::now() + Duration::from_secs(seconds);
@@ -315,22 +283,20 @@ async fn two_hundred_people_for_a_minute_without_an_error(pool: PgPool) {
         t.await.unwrap();
     }
     let took = started.elapsed();
-    let (_, peak_rss) = memory_kb(server.pid());
+    let peak = memory(server.pid()).peak;
 
     let tally = Arc::try_unwrap(tally).ok().unwrap().into_inner().unwrap();
     let rounds = tally.requests.len();
     eprintln!(
         "{people} people, {seconds} s: {rounds} grants asked, approved, used and revoked in {:.1} s; \
          ask → active p50 {:.2?} p99 {:.2?}; credentials URL p50 {:.2?} p99 {:.2?} ({} fetches); \
-         memory: idle {} MiB, peak {} MiB",
+         memory: idle {idle:.0} MiB, peak {peak:.0} MiB",
         took.as_secs_f64(),
-        percentile(tally.activations.clone(), 0.5),
-        percentile(tally.activations.clone(), 0.99),
-        percentile(tally.fetches.clone(), 0.5),
-        percentile(tally.fetches.clone(), 0.99),
+        percentile(&tally.activations, 0.5).unwrap_or_default(),
+        percentile(&tally.activations, 0.99).unwrap_or_default(),
+        percentile(&tally.fetches, 0.5).unwrap_or_default(),
+        percentile(&tally.fetches, 0.99).unwrap_or_default(),
         tally.fetches.len(),
-        idle_rss / 1024,
-        peak_rss / 1024,
     );
     assert!(
         tally.errors.is_empty(),
@@ -395,9 +361,7 @@ async fn two_hundred_people_for_a_minute_without_an_error(pool: PgPool) {
     assert!(ours.is_empty(), "left in AWS: {ours:?}");
 
     assert!(
-        peak_rss <= MAX_RSS_KB,
-        "peak resident memory {} MiB under load, over {} MiB",
-        peak_rss / 1024,
-        MAX_RSS_KB / 1024
+        peak <= MAX_RSS_MIB,
+        "peak resident memory {peak:.0} MiB under load, over {MAX_RSS_MIB} MiB"
     );
 }

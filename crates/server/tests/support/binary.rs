@@ -267,6 +267,25 @@ impl Browser {
         b
     }
 
+    /// A person signed in on the development form, and an API token of theirs named `name`
+    /// with `scopes`, made on the settings page.
+    pub async fn with_api_token(
+        base: &str,
+        email: &str,
+        groups: &str,
+        name: &str,
+        scopes: &[&str],
+    ) -> (String, Self) {
+        let b = Self::signed_in_dev(base, email, groups).await;
+        let mut fields = vec![("name", name)];
+        fields.extend(scopes.iter().map(|s| ("scopes", *s)));
+        let made = b
+            .submit("/settings/tokens", "/settings/tokens", &fields)
+            .await;
+        assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+        (text_of(&made.body, "#api-token"), b)
+    }
+
     /// Posts a form of lakegate's with the CSRF token of the page at `page`.
     pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let token = csrf(&self.get(page).await.body);
