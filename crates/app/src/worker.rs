@@ -16,9 +16,11 @@ use lakegate_domain::ports::{CloudError, RoleSpec, SessionSpec, WorkgroupSpec};
 use lakegate_domain::steps::{ProvisionStep, RevokeStep};
 use lakegate_domain::{EndState, RequestId, RequestStatus};
 use lakegate_store::requests;
-use lakegate_store::work::{self, WorkItem};
+use lakegate_store::work::{self, Lane, WorkItem};
 use serde_json::json;
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{AppError, Services};
@@ -111,21 +113,43 @@ const CLAIM_BATCH: i64 = 16;
 /// Requests worked on at once (each one step at a time, in order; a step's calls side by side).
 const CONCURRENCY: usize = 8;
 
-/// One pass: claims what is due now and works on it.
+/// One pass: claims what is due now, in both lanes, the deny lane first, until neither has
+/// anything due (a provisioning that gives up, for one, has its sessions to deny next).
 pub async fn work_once(svc: &Services, owner: &str) -> Result<WorkReport, AppError> {
     let mut report = WorkReport::default();
+    loop {
+        let mut claimed = false;
+        for lane in [Lane::Deny, Lane::Rest] {
+            claimed |= work_lane(svc, owner, lane, &mut report).await?;
+        }
+        if !claimed {
+            return Ok(report);
+        }
+    }
+}
+
+/// Claims what is due now in `lane`, batch after batch, and works on it, adding what it did to
+/// `report`. Whether it claimed anything.
+async fn work_lane(
+    svc: &Services,
+    owner: &str,
+    lane: Lane,
+    report: &mut WorkReport,
+) -> Result<bool, AppError> {
+    let mut any = false;
     loop {
         let now = svc.clock.now();
         let claimed = {
             let mut tx = svc.db.begin().await?;
-            let c = work::claim_due(&mut tx, now, owner, svc.settings.worker.lease, CLAIM_BATCH)
-                .await?;
+            let lease = svc.settings.worker.lease;
+            let c = work::claim_due(&mut tx, lane, now, owner, lease, CLAIM_BATCH).await?;
             tx.commit().await?;
             c
         };
         if claimed.is_empty() {
-            return Ok(report);
+            return Ok(any);
         }
+        any = true;
         // Until the batch is done (or this pass is dropped), its leases stay alive.
         let _alive = Heartbeat::start(svc, owner, claimed.iter().map(|(id, _)| *id).collect());
         // Different grants' steps run side by side, a bounded number at a time: one slow AWS
@@ -499,9 +523,10 @@ async fn provision_step(
 }
 
 /// The teardown, step after step from where it stands. A teardown that has its sessions still
-/// to deny stops after that step (recording when) and lets go of the request, which is due
-/// again at once but claimed after every other grant's deny step (`work::claim_due`): under a
-/// burst of expiries, every grant's sessions are denied before any grant's slower cleanup runs.
+/// to deny (the deny lane's work) stops after that step, recording when, and lets go of the
+/// request, which is due again at once in the rest lane; that lane claims nothing while any
+/// grant's deny is unclaimed (`work::claim_due`): under a burst of expiries, every grant's
+/// sessions are denied before any grant's slower cleanup starts.
 async fn teardown(
     svc: &Services,
     owner: &str,
@@ -549,10 +574,10 @@ async fn teardown(
                 metrics::histogram!(crate::metrics::REAPER_LAG, "step" => "deny_sessions")
                     .record(lag);
             }
-            let lease_until = now + svc.settings.worker.lease;
             let mut conn = svc.db.acquire().await?;
-            if work::sessions_denied(&mut conn, id, next.as_str(), owner, now, lease_until).await? {
+            if work::sessions_denied(&mut conn, id, next.as_str(), owner, now).await? {
                 report.denied.push(id);
+                return Ok(());
             }
             drop(conn);
             return release(svc, owner, id).await;
@@ -664,31 +689,73 @@ async fn release(svc: &Services, owner: &str, id: RequestId) -> Result<(), AppEr
     Ok(())
 }
 
-/// Runs until cancelled: a pass, then sleep until the next thing is due (the earliest expiry or
-/// retry), a wake-up (approval, revoke), or `max_idle` at the most. The query monitor runs on
-/// a task of its own ([`crate::monitor::run`]): nothing a grant holder does to their queries
+/// Runs until cancelled: the two lanes of work, each in a loop of its own (a pass, then sleep
+/// until the next thing is due, a wake-up, or `max_idle` at the most), so a deny never waits
+/// for a batch of slower work to finish. An approval or a revoke wakes both; a pass that denied
+/// sessions wakes the rest lane, whose teardown steps are due next. The query monitor runs on a
+/// task of its own ([`crate::monitor::run`]): nothing a grant holder does to their queries
 /// delays a revoke or an expiry here.
 pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
     tracing::info!(%owner, "worker started");
+    let deny = Arc::new(Notify::new());
+    let rest = Arc::new(Notify::new());
+    let fan_out = async {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = svc.wake.notified() => {
+                    deny.notify_one();
+                    rest.notify_one();
+                }
+            }
+        }
+    };
+    tokio::join!(
+        fan_out,
+        run_lane(&svc, &owner, Lane::Deny, &deny, Some(&rest), &shutdown),
+        run_lane(&svc, &owner, Lane::Rest, &rest, None, &shutdown),
+    );
+    tracing::info!("worker stopped");
+}
+
+/// The shortest sleep between passes of a lane: work that is due but could not be claimed (the
+/// rest lane's, while a deny waits) is looked at again this soon at the latest.
+const MIN_SLEEP: std::time::Duration = std::time::Duration::from_millis(50);
+
+async fn run_lane(
+    svc: &Services,
+    owner: &str,
+    lane: Lane,
+    wake: &Notify,
+    then_wake: Option<&Notify>,
+    shutdown: &CancellationToken,
+) {
     loop {
-        match work_once(&svc, &owner).await {
-            Ok(report) if !report.is_empty() => tracing::debug!(?report, "worker pass"),
+        let mut report = WorkReport::default();
+        match work_lane(svc, owner, lane, &mut report).await {
+            Ok(_) if !report.is_empty() => {
+                if !report.denied.is_empty()
+                    && let Some(next) = then_wake
+                {
+                    next.notify_one();
+                }
+                tracing::debug!(?lane, ?report, "worker pass");
+            }
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "worker pass failed"),
+            Err(e) => tracing::error!(?lane, error = %e, "worker pass failed"),
         }
         let now = svc.clock.now();
         let next = match svc.db.acquire().await {
-            Ok(mut conn) => work::next_due_at(&mut conn, now).await.ok().flatten(),
+            Ok(mut conn) => work::next_due_at(&mut conn, lane, now).await.ok().flatten(),
             Err(_) => None,
         };
-        let sleep = sleep_until(now, next, svc.settings.worker.max_idle);
+        let sleep = sleep_until(now, next, svc.settings.worker.max_idle).max(MIN_SLEEP);
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = svc.wake.notified() => {}
+            () = wake.notified() => {}
             () = tokio::time::sleep(sleep) => {}
         }
     }
-    tracing::info!("worker stopped");
 }
 
 /// How long to sleep: until `next` (plus a beat, so the row is due when we look), at most `max`.

@@ -168,6 +168,12 @@ const TEARDOWN: [&str; 6] = [
     "delete_role",
 ];
 
+/// The test proxy in front of moto.
+async fn proxy() -> AwsProxy {
+    let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
+    AwsProxy::start(&moto).await.unwrap()
+}
+
 struct World {
     pool: PgPool,
     cloud: Arc<AwsCloudAccess>,
@@ -182,52 +188,37 @@ fn settings() -> Settings {
 impl World {
     async fn new(pool: PgPool) -> Self {
         let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
-        let db = seed_catalog("crash").await;
+        Self::with(pool, &conf, "crash").await
+    }
+
+    async fn with(pool: PgPool, conf: &aws_config::SdkConfig, catalog: &str) -> Self {
+        let cloud = Arc::new(AwsCloudAccess::from_conf(conf, None).await.unwrap());
         Self {
             pool,
             cloud,
             clock: Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
-            db,
+            db: seed_catalog(catalog).await,
         }
     }
 
     /// A world whose AWS calls go through the test proxy in front of moto, with the SDK's own
     /// retries off, so injected faults reach lakegate's worker.
     async fn via_proxy(pool: PgPool) -> (Self, AwsProxy) {
-        let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
-        let proxy = AwsProxy::start(&moto).await.unwrap();
+        let proxy = proxy().await;
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(proxy.url())
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
             .await;
-        let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
-        let db = seed_catalog("faults").await;
-        let world = Self {
-            pool,
-            cloud,
-            clock: Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
-            db,
-        };
-        (world, proxy)
+        (Self::with(pool, &conf, "faults").await, proxy)
     }
 
     /// A world whose AWS calls go through the test proxy, configured as `lakegate serve`
     /// configures them (`run::aws_config`): the SDK's own retries on.
     async fn as_served(pool: PgPool) -> (Self, AwsProxy) {
-        let moto = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL (moto) is set");
-        let proxy = AwsProxy::start(&moto).await.unwrap();
+        let proxy = proxy().await;
         let conf = lakegate_server::run::aws_config(Some(proxy.url())).await;
-        let cloud = Arc::new(AwsCloudAccess::from_conf(&conf, None).await.unwrap());
-        let db = seed_catalog("served").await;
-        let world = Self {
-            pool,
-            cloud,
-            clock: Arc::new(FixedClock::at(OffsetDateTime::now_utc())),
-            db,
-        };
-        (world, proxy)
+        (Self::with(pool, &conf, "served").await, proxy)
     }
 
     /// Worker passes, each after any retry delay has passed, until the request is `want`.

@@ -38,71 +38,134 @@ pub struct WorkItem {
     pub scan_cutoff_bytes: Option<i64>,
 }
 
-/// Claims up to `limit` requests that need work now: approved ones to provision, active ones
-/// past their expiry, and revoking ones; skipping rows that another worker holds or has
-/// scheduled for later. A claim holds only the most urgent kind of work there is: grants whose
-/// sessions are still to be denied (expired, or revoking at the deny step) come alone, before
-/// any provisioning or later teardown step.
+/// The two kinds of work, each claimed by a loop of its own so that neither waits for the
+/// other's batch to finish (ADR 0021).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Grants whose sessions are still to be denied: active past their expiry, or revoking at
+    /// the deny step.
+    Deny,
+    /// Everything else: provisioning, and the teardown after the deny.
+    Rest,
+}
+
+/// The rows of `r` whose sessions are due to be denied now ($1) and that no live lease holds.
+macro_rules! deny_due {
+    ($r:literal) => {
+        concat!(
+            "(",
+            $r,
+            ".lease_until is null or ",
+            $r,
+            ".lease_until <= $1)
+             and ((",
+            $r,
+            ".status = 'active' and ",
+            $r,
+            ".expires_at <= $1)
+                  or (",
+            $r,
+            ".status = 'revoking' and coalesce(",
+            $r,
+            ".step, 'deny_sessions') = 'deny_sessions'
+                      and (",
+            $r,
+            ".next_attempt_at is null or ",
+            $r,
+            ".next_attempt_at <= $1)))"
+        )
+    };
+}
+
+const CLAIM_DENY: &str = concat!(
+    "with due as (
+         select request_id from access_request a where ",
+    deny_due!("a"),
+    "
+         order by coalesce(next_attempt_at, expires_at, updated_at)
+         limit $4
+         for update skip locked
+     )
+     update access_request r set lease_owner = $2, lease_until = $1 + $3
+     from due where r.request_id = due.request_id
+     returning r.request_id, r.status"
+);
+
+const CLAIM_REST: &str = concat!(
+    "with due as (
+         select request_id from access_request a
+         where (a.lease_until is null or a.lease_until <= $1)
+           and (a.status = 'approved'
+                or (a.status = 'revoking' and coalesce(a.step, 'deny_sessions') <> 'deny_sessions'))
+           and (a.next_attempt_at is null or a.next_attempt_at <= $1)
+           -- Sessions first: no slower work is started while any grant's deny waits to be
+           -- claimed (a deny already in hand holds nothing up).
+           and not exists (select 1 from access_request d where ",
+    deny_due!("d"),
+    ")
+         order by coalesce(next_attempt_at, updated_at)
+         limit $4
+         for update skip locked
+     )
+     update access_request r set lease_owner = $2, lease_until = $1 + $3
+     from due where r.request_id = due.request_id
+     returning r.request_id, r.status"
+);
+
+/// Claims up to `limit` requests of `lane` that need work now, skipping rows that another
+/// worker holds or has scheduled for later. The rest lane claims nothing while any grant's
+/// sessions are due to be denied and unclaimed: under a burst of expiries, every grant's
+/// sessions are denied before any slower work starts.
 pub async fn claim_due(
     conn: &mut PgConnection,
+    lane: Lane,
     now: OffsetDateTime,
     owner: &str,
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<(RequestId, RequestStatus)>, StoreError> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
-        "with due as (
-             select request_id,
-                    -- Sessions first: every due grant's deny step before any grant's slower cleanup.
-                    case when status = 'active'
-                           or (status = 'revoking' and coalesce(step, 'deny_sessions') = 'deny_sessions')
-                         then 0 else 1 end as urgency
-             from access_request
-             where (lease_until is null or lease_until <= $1)
-               and ((status in ('approved', 'revoking') and (next_attempt_at is null or next_attempt_at <= $1))
-                    or (status = 'active' and expires_at <= $1))
-             order by urgency, coalesce(next_attempt_at, expires_at, updated_at)
-             limit $4
-             for update skip locked
-         ),
-         -- One kind per claim: a batch that mixed deny steps with cleanup would let a worker
-         -- start a cleanup while another grant's sessions are still to be denied.
-         picked as (
-             select request_id from due where urgency = (select min(urgency) from due)
-         )
-         update access_request r set lease_owner = $2, lease_until = $1 + $3
-         from picked where r.request_id = picked.request_id
-         returning r.request_id, r.status",
-    )
-    .bind(now)
-    .bind(owner)
-    .bind(lease)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    let sql = match lane {
+        Lane::Deny => CLAIM_DENY,
+        Lane::Rest => CLAIM_REST,
+    };
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(sql)
+        .bind(now)
+        .bind(owner)
+        .bind(lease)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
     rows.into_iter()
         .map(|(id, status)| Ok((RequestId(id), parse_status(&status)?)))
         .collect()
 }
 
-/// When work is next due, if any: the earliest expiry of an active grant, or the earliest time a
-/// provisioning or revoke retry (or an abandoned lease) comes due.
+/// When work of `lane` is next due, if any: the earliest expiry of an active grant, or the
+/// earliest time a retry (or an abandoned lease) comes due.
 pub async fn next_due_at(
     conn: &mut PgConnection,
+    lane: Lane,
     now: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "select min(due) from (
-             select greatest(expires_at, coalesce(lease_until, expires_at)) as due
-               from access_request where status = 'active'
-             union all
-             select greatest(coalesce(next_attempt_at, $1), coalesce(lease_until, $1))
-               from access_request where status in ('approved', 'revoking')
-         ) d",
-    )
-    .bind(now)
-    .fetch_one(conn)
-    .await?)
+    let sql = match lane {
+        Lane::Deny => {
+            "select min(due) from (
+                 select greatest(expires_at, coalesce(lease_until, expires_at)) as due
+                   from access_request where status = 'active'
+                 union all
+                 select greatest(coalesce(next_attempt_at, $1), coalesce(lease_until, $1))
+                   from access_request
+                  where status = 'revoking' and coalesce(step, 'deny_sessions') = 'deny_sessions'
+             ) d"
+        }
+        Lane::Rest => {
+            "select min(greatest(coalesce(next_attempt_at, $1), coalesce(lease_until, $1)))
+               from access_request
+              where status = 'approved'
+                 or (status = 'revoking' and coalesce(step, 'deny_sessions') <> 'deny_sessions')"
+        }
+    };
+    Ok(sqlx::query_scalar(sql).bind(now).fetch_one(conn).await?)
 }
 
 /// Loads a request for a worker. `None` if it does not exist or holds no grant plan.
@@ -214,26 +277,26 @@ pub async fn set_step(
     Ok(done.rows_affected() == 1)
 }
 
-/// The deny step is done: records when (the first time only) and the step that comes next,
-/// extending the lease, under the same conditions as [`set_step`] for a revoking request.
+/// The deny step is done: records when (the first time only) and the step that comes next, and
+/// lets go of the lease (the rest of the teardown is claimed in the rest lane), if the request
+/// is still revoking and `owner`'s.
 pub async fn sessions_denied(
     conn: &mut PgConnection,
     id: RequestId,
     next_step: &str,
     owner: &str,
     at: OffsetDateTime,
-    lease_until: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "update access_request
-         set step = $2, sessions_denied_at = coalesce(sessions_denied_at, $4), lease_until = $5
+         set step = $2, sessions_denied_at = coalesce(sessions_denied_at, $4),
+             lease_owner = null, lease_until = null
          where request_id = $1 and status = 'revoking' and lease_owner = $3",
     )
     .bind(id.0)
     .bind(next_step)
     .bind(owner)
     .bind(at)
-    .bind(lease_until)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

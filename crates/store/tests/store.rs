@@ -10,6 +10,7 @@ use lakegate_domain::{EndState, RequestId, RequestStatus, ResourceSpec};
 use lakegate_store::audit::{self, Actor, NewAuditEvent};
 use lakegate_store::extensions::{self, ExtensionStatus};
 use lakegate_store::requests::{self, GrantPlan, NewDecision, NewRequest};
+use lakegate_store::work::Lane;
 use lakegate_store::{StoreError, usage, work};
 use sqlx::PgPool;
 use time::macros::datetime;
@@ -389,7 +390,7 @@ async fn two_claimers_never_get_the_same_request(pool: PgPool) {
             let mut mine = Vec::new();
             for _ in 0..10 {
                 let mut tx = pool.begin().await.unwrap();
-                let got = work::claim_due(&mut tx, T0, owner, Duration::minutes(5), 3)
+                let got = work::claim_due(&mut tx, Lane::Rest, T0, owner, Duration::minutes(5), 3)
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
@@ -411,6 +412,7 @@ async fn two_claimers_never_get_the_same_request(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let again = work::claim_due(
         &mut conn,
+        Lane::Rest,
         T0 + Duration::minutes(4),
         "c",
         Duration::minutes(5),
@@ -422,6 +424,7 @@ async fn two_claimers_never_get_the_same_request(pool: PgPool) {
     // ...then they are claimable again (a worker died).
     let later = work::claim_due(
         &mut conn,
+        Lane::Rest,
         T0 + Duration::minutes(6),
         "c",
         Duration::minutes(5),
@@ -432,10 +435,10 @@ async fn two_claimers_never_get_the_same_request(pool: PgPool) {
     assert_eq!(later.len(), 20);
 }
 
-/// A claim never mixes a grant whose sessions are still to be denied with slower work: the
-/// worker runs a claim's items side by side, so a mixed claim could start a cleanup first.
+/// No slower work is claimed while a grant's sessions wait to be denied: under a burst of
+/// expiries every deny comes first. A deny already in hand holds nothing up.
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
-async fn a_claim_holds_only_deny_work_while_any_is_due(pool: PgPool) {
+async fn the_rest_lane_waits_while_any_deny_is_unclaimed(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let provisioning = submit(&pool).await;
     assert!(
@@ -455,14 +458,26 @@ async fn a_claim_holds_only_deny_work_while_any_is_due(pool: PgPool) {
             .unwrap()
     );
     let later = T0 + Duration::minutes(2);
-    let first = work::claim_due(&mut conn, later, "w", Duration::minutes(5), 10)
+    let lease = Duration::minutes(5);
+    let blocked = work::claim_due(&mut conn, Lane::Rest, later, "w", lease, 10)
         .await
         .unwrap();
-    assert_eq!(first, vec![(expired, RequestStatus::Active)]);
-    let second = work::claim_due(&mut conn, later, "w", Duration::minutes(5), 10)
+    assert!(blocked.is_empty(), "{blocked:?}");
+    let deny = work::claim_due(&mut conn, Lane::Deny, later, "w", lease, 10)
         .await
         .unwrap();
-    assert_eq!(second, vec![(provisioning, RequestStatus::Approved)]);
+    assert_eq!(deny, vec![(expired, RequestStatus::Active)]);
+    let rest = work::claim_due(&mut conn, Lane::Rest, later, "w", lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest, vec![(provisioning, RequestStatus::Approved)]);
+    assert_eq!(
+        work::next_due_at(&mut conn, Lane::Deny, later)
+            .await
+            .unwrap(),
+        Some(later + lease),
+        "the deny in hand is due again only if its lease runs out"
+    );
 }
 
 #[sqlx::test(migrator = "lakegate_store::MIGRATOR")]
@@ -481,11 +496,12 @@ async fn active_grants_are_due_at_expiry_and_not_before(pool: PgPool) {
             .unwrap()
     );
     assert_eq!(
-        work::next_due_at(&mut conn, T0).await.unwrap(),
+        work::next_due_at(&mut conn, Lane::Deny, T0).await.unwrap(),
         Some(expires)
     );
     let early = work::claim_due(
         &mut conn,
+        Lane::Deny,
         expires - Duration::seconds(1),
         "w",
         Duration::minutes(5),
@@ -494,9 +510,16 @@ async fn active_grants_are_due_at_expiry_and_not_before(pool: PgPool) {
     .await
     .unwrap();
     assert!(early.is_empty());
-    let due = work::claim_due(&mut conn, expires, "w", Duration::minutes(5), 10)
-        .await
-        .unwrap();
+    let due = work::claim_due(
+        &mut conn,
+        Lane::Deny,
+        expires,
+        "w",
+        Duration::minutes(5),
+        10,
+    )
+    .await
+    .unwrap();
     assert_eq!(due, vec![(id, RequestStatus::Active)]);
 
     // Claimed at expiry; an extension approved before the worker ends the grant keeps it.
@@ -638,7 +661,7 @@ async fn work_item_carries_the_stored_grant_plan(pool: PgPool) {
     assert_eq!(item.step.as_deref(), Some("create_role"));
     assert_eq!(item.resources, resources());
     // Steps are recorded only by the worker holding the lease.
-    let claimed = work::claim_due(&mut conn, T0, "w1", Duration::minutes(5), 5)
+    let claimed = work::claim_due(&mut conn, Lane::Rest, T0, "w1", Duration::minutes(5), 5)
         .await
         .unwrap();
     assert_eq!(claimed, vec![(id, RequestStatus::Approved)]);
@@ -684,10 +707,10 @@ async fn work_item_carries_the_stored_grant_plan(pool: PgPool) {
     .unwrap();
     assert_eq!(n, Some(1));
     assert_eq!(
-        work::next_due_at(&mut conn, T0).await.unwrap(),
+        work::next_due_at(&mut conn, Lane::Rest, T0).await.unwrap(),
         Some(T0 + Duration::seconds(30))
     );
-    let none = work::claim_due(&mut conn, T0, "w", Duration::minutes(1), 5)
+    let none = work::claim_due(&mut conn, Lane::Rest, T0, "w", Duration::minutes(1), 5)
         .await
         .unwrap();
     assert!(none.is_empty(), "not before the retry time");
