@@ -691,8 +691,8 @@ async fn release(svc: &Services, owner: &str, id: RequestId) -> Result<(), AppEr
 
 /// Runs until cancelled: the two lanes of work, each in a loop of its own (a pass, then sleep
 /// until the next thing is due, a wake-up, or `max_idle` at the most), so a deny never waits
-/// for a batch of slower work to finish. An approval or a revoke wakes both; a pass that denied
-/// sessions wakes the rest lane, whose teardown steps are due next. The query monitor runs on a
+/// for a batch of slower work to finish. An approval or a revoke wakes both; a lane's pass that
+/// claimed anything wakes the other. The query monitor runs on a
 /// task of its own ([`crate::monitor::run`]): nothing a grant holder does to their queries
 /// delays a revoke or an expiry here.
 pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
@@ -712,8 +712,8 @@ pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
     };
     tokio::join!(
         fan_out,
-        run_lane(&svc, &owner, Lane::Deny, &deny, Some(&rest), &shutdown),
-        run_lane(&svc, &owner, Lane::Rest, &rest, None, &shutdown),
+        run_lane(&svc, &owner, Lane::Deny, &deny, &rest, &shutdown),
+        run_lane(&svc, &owner, Lane::Rest, &rest, &deny, &shutdown),
     );
     tracing::info!("worker stopped");
 }
@@ -722,26 +722,28 @@ pub async fn run(svc: Services, owner: String, shutdown: CancellationToken) {
 /// rest lane's, while a deny waits) is looked at again this soon at the latest.
 const MIN_SLEEP: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// One lane's loop. After a pass that claimed anything it wakes the other lane: a deny makes
+/// the rest of its teardown due; a provisioning let go because of a revoke, or given up, makes
+/// a deny due.
 async fn run_lane(
     svc: &Services,
     owner: &str,
     lane: Lane,
     wake: &Notify,
-    then_wake: Option<&Notify>,
+    other: &Notify,
     shutdown: &CancellationToken,
 ) {
     loop {
         let mut report = WorkReport::default();
         match work_lane(svc, owner, lane, &mut report).await {
-            Ok(_) if !report.is_empty() => {
-                if !report.denied.is_empty()
-                    && let Some(next) = then_wake
-                {
-                    next.notify_one();
+            Ok(claimed) => {
+                if claimed {
+                    other.notify_one();
                 }
-                tracing::debug!(?lane, ?report, "worker pass");
+                if !report.is_empty() {
+                    tracing::debug!(?lane, ?report, "worker pass");
+                }
             }
-            Ok(_) => {}
             Err(e) => tracing::error!(?lane, error = %e, "worker pass failed"),
         }
         let now = svc.clock.now();
